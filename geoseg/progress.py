@@ -70,7 +70,7 @@ class JsonReporter:
                       rate=round(rate, 3))
 
     def done(self, **summary: Any) -> None:
-        self.emit("done", elapsed_s=round(time.perf_counter() - self.t0, 3), **summary)
+        self.emit("done", **{"elapsed_s": round(time.perf_counter() - self.t0, 3), **summary})
 
 
 class RichReporter:

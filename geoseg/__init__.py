@@ -1,0 +1,10 @@
+"""geoseg: satellite and aerial scenes in, georeferenced land-cover maps and polygons out."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from geoseg.bundle import BundleMeta, ModelBundle, load_bundle  # noqa: E402
+from geoseg.predict import PredictionSummary, Predictor, load_model, predict  # noqa: E402
+
+__all__ = ["BundleMeta", "ModelBundle", "PredictionSummary", "Predictor", "__version__", "load_bundle",
+           "load_model", "predict"]

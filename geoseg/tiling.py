@@ -1,0 +1,132 @@
+"""The global tile grid and the blending windows.
+
+Tiles of ``tile`` px start at multiples of the stride ``tile - overlap`` from the scene origin; the last
+row/column is shifted inward so every tile lies inside the scene (a scene smaller than a tile gets one tile,
+padded by the reader). Every caller — single machine, Dask, benchmarks — uses this one grid, so a pixel's
+tiles, and the order their contributions are summed in (row-major tile order), never change.
+
+Blending windows are products of 1-D profiles. On a side shared with a neighbour tile the profile is 0 over
+a margin of ``overlap // 4`` px (where zero padding disturbs the network), then rises as ``sin²`` over the
+rest of the overlap; opposite ramps of two neighbours sum to exactly 1. On a side at the scene border the
+profile stays 1: border pixels keep their full weight.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import numpy as np
+
+BlendMode = Literal["hann", "gaussian", "none"]
+
+
+def axis_starts(size: int, tile: int, overlap: int) -> tuple[int, ...]:
+    """Tile start offsets along one axis: a regular stride, the last one shifted inward to end at ``size``."""
+    if tile <= 0 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    if size <= tile:
+        return (0,)
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    starts.append(size - tile)
+    return tuple(starts)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its position in the grid and its window in the scene (clipped to the scene)."""
+
+    index: int
+    row: int
+    col: int
+    y: int
+    x: int
+    height: int
+    width: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
+
+
+class TileGrid:
+    """Tiles covering a ``height`` x ``width`` scene, in canonical row-major order."""
+
+    def __init__(self, height: int, width: int, tile: int, overlap: int, blend: BlendMode = "hann"):
+        if height <= 0 or width <= 0:
+            raise ValueError(f"scene size must be positive, got {height}x{width}")
+        self.height, self.width, self.tile, self.overlap, self.blend = height, width, tile, overlap, blend
+        self.ys = axis_starts(height, tile, overlap)
+        self.xs = axis_starts(width, tile, overlap)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.ys), len(self.xs)
+
+    def __len__(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def tile_at(self, row: int, col: int) -> Tile:
+        y, x = self.ys[row], self.xs[col]
+        return Tile(row * len(self.xs) + col, row, col, y, x,
+                    min(self.tile, self.height - y), min(self.tile, self.width - x))
+
+    def __iter__(self) -> Iterator[Tile]:
+        for row in range(len(self.ys)):
+            for col in range(len(self.xs)):
+                yield self.tile_at(row, col)
+
+    def row_end(self, row: int) -> int:
+        """First scene row that tiles of grid rows > ``row`` can touch: rows above it are final after ``row``."""
+        return self.ys[row + 1] if row + 1 < len(self.ys) else self.height
+
+    def col_end(self, col: int) -> int:
+        return self.xs[col + 1] if col + 1 < len(self.xs) else self.width
+
+    def weights(self, tile: Tile) -> np.ndarray:
+        """The float32 blending window of ``tile`` (its clipped height x width)."""
+        wy = _profile(tile.height, tile.y > 0, tile.y + tile.height < self.height, self.overlap, self.blend)
+        wx = _profile(tile.width, tile.x > 0, tile.x + tile.width < self.width, self.overlap, self.blend)
+        return np.outer(wy, wx)
+
+
+@functools.lru_cache(maxsize=64)
+def _profile(length: int, before: bool, after: bool, overlap: int, blend: BlendMode) -> np.ndarray:
+    centres = np.arange(length, dtype=np.float64) + 0.5
+    if blend == "gaussian":
+        return _gaussian(centres, length, before, after)
+    margin = overlap // 2 if blend == "none" else overlap // 4
+    ramp = max(overlap - 2 * margin, 0)
+    w = np.ones(length, dtype=np.float64)
+    if before:
+        w = np.minimum(w, _ramp(centres, margin, ramp))
+    if after:
+        w = np.minimum(w, _ramp(length - centres, margin, ramp))
+    return _frozen(w)
+
+
+def _ramp(distance: np.ndarray, margin: int, ramp: int) -> np.ndarray:
+    """0 up to ``margin`` px from the edge, then sin² up to 1 over ``ramp`` px (a step when ramp is 0)."""
+    if ramp == 0:
+        return (distance > margin).astype(np.float64)
+    t = np.clip((distance - margin) / ramp, 0.0, 1.0)
+    return np.sin(0.5 * np.pi * t) ** 2
+
+
+def _gaussian(centres: np.ndarray, length: int, before: bool, after: bool) -> np.ndarray:
+    """nnU-Net's importance profile (sigma = length/8), flat towards sides that lie on the scene border."""
+    offset = centres - length / 2
+    if not before:
+        offset = np.maximum(offset, 0)
+    if not after:
+        offset = np.minimum(offset, 0)
+    sigma = length / 8
+    return _frozen(np.maximum(np.exp(-0.5 * (offset / sigma) ** 2), 1e-3))
+
+
+def _frozen(w: np.ndarray) -> np.ndarray:
+    """float32 and read-only: profiles are cached and shared."""
+    out = w.astype(np.float32)
+    out.setflags(write=False)
+    return out
