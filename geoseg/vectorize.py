@@ -62,7 +62,9 @@ def vectorize(
 
     ``min_area`` removes regions smaller than it (square map units, or pixels with
     ``min_area_unit="pixels"``; for geographic CRSs square metres at the scene centre) by GDAL's sieve.
-    ``simplify`` is a tolerance in map units applied to the whole coverage, keeping neighbours edge-matched.
+    ``simplify`` is a tolerance in map units (shapely ``coverage_simplify``, per block with the block frame
+    pinned so pieces still meet at seams): neighbours stay edge-matched, no gaps or overlaps, but the
+    simplified shapes depend slightly on ``block_size``.
     ``dissolve`` writes one (multi)polygon per class. ``classes`` keeps only these names or ids.
     Polygons are identical whatever ``block_size`` (without ``simplify``); it bounds memory.
     """
