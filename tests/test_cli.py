@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import ZION, read_band
 
-COMMANDS = ["predict", "info"]
+COMMANDS = ["predict", "info", "vectorize"]
 
 
 def geoseg(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -76,3 +76,24 @@ def test_info_json_describes_model_scene_and_installation(zion_bundle_path: Path
     assert scene["crs"] == "EPSG:32612" and scene["count"] == 4 and scene["fits"]["ok"] is True
     setup = json.loads(geoseg("info", "--json").stdout)
     assert setup["devices"][0]["name"] == "cpu" and setup["geoseg_version"]
+
+
+def test_predict_with_polygons_in_one_run(tmp_path: Path, zion_bundle_path: Path) -> None:
+    import pyogrio
+
+    out, polygons = tmp_path / "c.tif", tmp_path / "p.gpkg"
+    result = geoseg("predict", ZION, "-o", out, "--model", zion_bundle_path, "--tile", 64, "--overlap", 16,
+                    "--polygons", polygons, "--min-area", 9000, "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    done = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "done"]
+    assert [d["task"] for d in done] == ["predict", "vectorize"]
+    frame = pyogrio.read_dataframe(polygons)
+    assert set(frame.columns) >= {"class_id", "class_name", "area_m2"} and len(frame) > 0
+    assert frame.area_m2.min() >= 9000
+
+
+def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
+    target = tmp_path / "p.gpkg"
+    target.write_text("x")
+    result = geoseg("vectorize", ZION.parent / "zion_nlcd8.tif", "-o", target)
+    assert result.returncode == 2 and "--overwrite" in result.stderr
