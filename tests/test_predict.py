@@ -176,3 +176,16 @@ def test_unet_tile_must_fit_the_encoder(tmp_path: Path) -> None:
     out = tmp_path / "c.tif"
     predict(ZION, out, model=model, tile=64, overlap=16)
     assert read_band(out).shape == (404, 1128)
+
+
+def test_qml_style_lists_every_class(tmp_path: Path, zion_bundle_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from geoseg.bundle import read_meta
+    from geoseg.styles import write_qml
+
+    qml = write_qml(read_meta(zion_bundle_path).scheme, tmp_path / "landcover.tif")
+    entries = ET.parse(qml).getroot().findall(".//paletteEntry")
+    assert qml.name == "landcover.qml"
+    assert [(e.get("value"), e.get("label"), e.get("color")) for e in entries] == [
+        ("1", "water", "#466b9f"), ("2", "developed", "#d99282"), ("3", "barren", "#b3ac9f"), ("4", "forest", "#68ab5f")]
