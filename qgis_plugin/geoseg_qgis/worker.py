@@ -1,0 +1,375 @@
+"""Drive ``python -m geoseg`` in a subprocess: commands, a clean environment, JSON progress, cancel.
+
+Pure Python (no QGIS import) so that it is unit-testable anywhere. The QGIS process never imports geoseg
+or torch: QGIS ships its own GDAL/PROJ/numpy, and mixing them with geoseg's wheels is the dependency hell
+users of other plugins complain about. geoseg runs with the interpreter of its own environment instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Variables QGIS sets for its own GDAL/PROJ/Python; inherited by the worker they make rasterio/pyproj
+#: wheels read the wrong data files or import QGIS's site-packages.
+STRIPPED_ENV = frozenset({
+    "PROJ_DATA", "PROJ_LIB", "PROJ_NETWORK", "GDAL_DATA", "GDAL_DRIVER_PATH", "GDAL_PAM_PROXY_DIR",
+    "GDAL_FILENAME_IS_UTF8", "GDAL_SKIP", "GEOTIFF_CSV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP",
+    "PYTHONEXECUTABLE", "QT_PLUGIN_PATH", "O4W_QT_PREFIX", "OSGEO4W_ROOT",
+})
+STRIPPED_PREFIXES = ("QGIS_",)
+ENV_VAR = "GEOSEG_PYTHON"
+#: Where a user sets the interpreter; every message about it points there.
+WHERE = "the 'geoseg Python' field of Raster > geoseg > Segment raster"
+_DISK_FULL = ("no space left on device", "errno 28", "enospc", "disk full")
+#: geoseg's atomic outputs write ``.<stem>.tmp-<8 hex><suffix>`` beside the target (geoseg/outputs.py).
+_TMP_GLOB = ".{stem}.tmp-*"
+
+
+class WorkerError(Exception):
+    """A failure the user can act on; the message says what happened and what to do."""
+
+    def __init__(self, message: str, log_path: Path | None = None) -> None:
+        if log_path is not None:
+            message = f"{message} (worker log: {log_path})"
+        super().__init__(message)
+        self.log_path = log_path
+
+
+class WorkerCanceled(Exception):
+    """The user canceled; outputs of the run have been removed."""
+
+
+def resolve_interpreter(configured: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """The geoseg interpreter: the plugin setting, else ``GEOSEG_PYTHON``; an error that says how to set it."""
+    path = (configured or "").strip() or environ.get(ENV_VAR, "").strip()
+    if not path:
+        raise WorkerError(
+            f"geoseg's Python interpreter is not set: choose the python executable of the environment where "
+            f"geoseg is installed in {WHERE} (or set {ENV_VAR})")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise WorkerError(
+            f"geoseg's Python interpreter {path!r} was not found or is not executable: fix the path in "
+            f"{WHERE} (or {ENV_VAR})")
+    return path
+
+
+def clean_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The worker's environment: the user's, minus QGIS's GDAL/PROJ/Python variables; unbuffered UTF-8."""
+    env = {k: v for k, v in environ.items()
+           if k not in STRIPPED_ENV and not k.startswith(STRIPPED_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def info_command(python: str, path: str | None = None, model: str | None = None) -> list[str]:
+    """``geoseg info [PATH] --json [--model M]``: environment, a model bundle, or a scene's fit to a model."""
+    cmd = [python, "-m", "geoseg", "info"]
+    if path:
+        cmd.append(path)
+    cmd.append("--json")
+    if model:
+        cmd += ["--model", model]
+    return cmd
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What the dialog and the Processing algorithm ask of ``geoseg predict``; ``None`` = model's default."""
+
+    scene: str
+    output: str
+    model: str | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    device: str = "auto"
+    polygons: str | None = None
+    min_area: float | None = None
+
+    def outputs(self) -> list[str]:
+        return [p for p in (self.output, self.polygons) if p]
+
+
+def predict_command(python: str, opts: PredictOptions) -> list[str]:
+    """The ``geoseg predict`` command line for ``opts`` (always ``--overwrite``: the dialog asked already)."""
+    cmd = [python, "-m", "geoseg", "predict", opts.scene, "-o", opts.output]
+    if opts.model:
+        cmd += ["--model", opts.model]
+    if opts.tile:
+        cmd += ["--tile", str(opts.tile)]
+    if opts.overlap is not None:
+        cmd += ["--overlap", str(opts.overlap)]
+    cmd += ["--device", opts.device]
+    if opts.polygons:
+        cmd += ["--polygons", opts.polygons]
+        if opts.min_area:
+            cmd += ["--min-area", repr(float(opts.min_area))]
+    return cmd + ["--overwrite", "--progress", "json"]
+
+
+@dataclass(frozen=True)
+class VectorizeOptions:
+    """What ``geoseg vectorize`` is asked: a class map to polygons."""
+
+    classmap: str
+    output: str
+    min_area: float | None = None
+    simplify: float | None = None
+    dissolve: bool = False
+
+    def outputs(self) -> list[str]:
+        return [self.output]
+
+
+def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
+    """The ``geoseg vectorize`` command line for ``opts``."""
+    cmd = [python, "-m", "geoseg", "vectorize", opts.classmap, "-o", opts.output]
+    if opts.min_area:
+        cmd += ["--min-area", repr(float(opts.min_area))]
+    if opts.simplify:
+        cmd += ["--simplify", repr(float(opts.simplify))]
+    if opts.dissolve:
+        cmd.append("--dissolve")
+    return cmd + ["--overwrite", "--progress", "json"]
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """One protocol object from a stdout line, or ``None`` for anything else (stray prints, warnings)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def progress_percent(event: Mapping[str, Any]) -> float | None:
+    """0-100 for a ``progress`` event with a total, else ``None``."""
+    total = event.get("total") or 0
+    if event.get("event") != "progress" or total <= 0:
+        return None
+    return max(0.0, min(100.0, 100.0 * float(event.get("done", 0)) / float(total)))
+
+
+def failure_message(returncode: int, stderr_tail: str, error_event: Mapping[str, Any] | None,
+                    python: str, log_path: Path | None) -> WorkerError:
+    """Turn a failed worker into the message a user can act on (see qgis_plugin/README.md)."""
+    text = stderr_tail.lower()
+    if "no module named geoseg" in text or "no module named 'geoseg'" in text:
+        return WorkerError(f"geoseg is not installed for {python}: install it there "
+                           f"(`{python} -m pip install geoseg`) or choose the interpreter of your geoseg "
+                           f"environment in {WHERE}", log_path)
+    if any(k in text for k in _DISK_FULL) or (error_event and any(
+            k in str(error_event.get("message", "")).lower() for k in _DISK_FULL)):
+        return WorkerError("out of disk space while writing the outputs: free some space or choose an "
+                           "output folder on another disk", log_path)
+    if error_event and error_event.get("message"):
+        return WorkerError(str(error_event["message"]), log_path)
+    if returncode == 0:
+        return WorkerError(f"geoseg in {python} ended without reporting a result: it may be older than "
+                           "this plugin; update geoseg there", log_path)
+    if returncode == 2:
+        last = _last_line(stderr_tail)
+        return WorkerError(last or "geoseg refused the input", log_path)
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        hint = " (the system may have run out of memory: try a smaller tile)" if name == "SIGKILL" else ""
+        return WorkerError(f"the geoseg worker crashed: killed by {name}{hint}", log_path)
+    last = _last_line(stderr_tail)
+    return WorkerError(f"the geoseg worker crashed (exit code {returncode})"
+                       + (f": {last}" if last else "") + "; please report it with the log", log_path)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def disk_warning(folder: str, width: int, height: int) -> str | None:
+    """A warning when ``folder`` has less free space than an uncompressed uint8 class map (the worst case)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    need = width * height
+    if free >= need:
+        return None
+    return (f"out of disk space ahead: {free / 1e6:.0f} MB free in {folder}, the class map may need up to "
+            f"{need / 1e6:.0f} MB; free some space or choose another output folder")
+
+
+def output_state(paths: Sequence[str]) -> dict[str, tuple[float, int] | None]:
+    """(mtime, size) of each output before a run, so that cancel removes only what the run wrote."""
+    state: dict[str, tuple[float, int] | None] = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+            state[p] = (st.st_mtime, st.st_size)
+        except FileNotFoundError:
+            state[p] = None
+    return state
+
+
+def remove_run_outputs(before: Mapping[str, tuple[float, int] | None]) -> list[str]:
+    """Remove outputs a canceled or failed run created or replaced, and geoseg's temporary files."""
+    removed: list[str] = []
+    for path, old in before.items():
+        final = Path(path)
+        candidates = list(final.parent.glob(_TMP_GLOB.format(stem=final.stem)))
+        if final.exists() and output_state([path])[path] != old:
+            candidates.append(final)
+            candidates += [Path(str(final) + s) for s in (".aux.xml", ".ovr", "-wal", "-shm")]
+        for c in candidates:
+            if c.exists():
+                c.unlink()
+                removed.append(str(c))
+    return removed
+
+
+@dataclass
+class WorkerResult:
+    """A finished run: its ``done`` event (the summary) and where the log is."""
+
+    done: dict[str, Any]
+    log_path: Path
+    seconds: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class WorkerRun:
+    """One ``python -m geoseg ...`` process: stdout parsed as JSON events, stderr to ``log_path``.
+
+    ``run(on_event, is_canceled)`` blocks (call it from a QgsTask or a Processing algorithm, never the GUI
+    thread); it polls ``is_canceled`` between lines so that Cancel acts within a fraction of a second.
+    """
+
+    POLL_S = 0.1
+    GRACE_S = 5.0
+
+    def __init__(self, command: Sequence[str], outputs: Sequence[str], log_path: Path,
+                 environ: Mapping[str, str] = os.environ) -> None:
+        self.command = list(command)
+        self.outputs = list(outputs)
+        self.log_path = Path(log_path)
+        self.env = clean_env(environ)
+
+    def run(self, on_event: Callable[[dict[str, Any]], None] = lambda e: None,
+            is_canceled: Callable[[], bool] = lambda: False) -> WorkerResult:
+        """Run to completion; raise ``WorkerCanceled`` or ``WorkerError`` (outputs removed) otherwise."""
+        before = output_state(self.outputs)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with open(self.log_path, "w", encoding="utf-8", errors="replace") as log:
+            log.write("$ " + " ".join(self.command) + "\n")
+            log.flush()
+            proc = self._start(log)
+            events, canceled = self._pump(proc, on_event, is_canceled)
+        if canceled:
+            remove_run_outputs(before)
+            raise WorkerCanceled("canceled: no outputs were kept")
+        done = next((e for e in reversed(events) if e.get("event") == "done"), None)
+        if proc.returncode != 0 or done is None:
+            remove_run_outputs(before)
+            error = next((e for e in reversed(events) if e.get("event") == "error"), None)
+            raise failure_message(proc.returncode, self._log_tail(), error, self.command[0], self.log_path)
+        return WorkerResult(done=done, log_path=self.log_path, seconds=time.perf_counter() - t0,
+                            events=events)
+
+    def _start(self, log: Any) -> subprocess.Popen:
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":  # a console-less process group that CTRL_BREAK can reach
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        try:
+            return subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                    env=self.env, text=True, encoding="utf-8", errors="replace", **kwargs)
+        except OSError as exc:
+            raise WorkerError(f"could not start geoseg's interpreter {self.command[0]!r}: {exc}; fix it in "
+                              f"{WHERE} (or {ENV_VAR})", self.log_path) from exc
+
+    def _pump(self, proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], None],
+              is_canceled: Callable[[], bool]) -> tuple[list[dict[str, Any]], bool]:
+        """Read events on a thread, hand them over here; interrupt the worker when canceled."""
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        events: list[dict[str, Any]] = []
+        while True:
+            if is_canceled():
+                self._stop(proc)
+                return events, True
+            try:
+                line = lines.get(timeout=self.POLL_S)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            event = parse_event(line)
+            if event is not None:
+                events.append(event)
+                on_event(event)
+        proc.wait()
+        return events, False
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        """Interrupt first (geoseg then deletes its temporary files), kill after a grace period."""
+        if proc.poll() is None:
+            proc.send_signal(signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGINT)
+            try:
+                proc.wait(self.GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _log_tail(self, size: int = 4000) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-size:]
+
+
+def run_info(python: str, path: str | None = None, model: str | None = None,
+             environ: Mapping[str, str] = os.environ, timeout: float = 120.0) -> dict[str, Any]:
+    """``geoseg info --json`` as a dict (blocking; torch imports take seconds, so not on the GUI thread)."""
+    cmd = info_command(python, path, model)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(environ), timeout=timeout,
+                              stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise WorkerError(f"could not start geoseg's interpreter {python!r}: {exc}") from exc
+    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
+
+
+def parse_info(returncode: int, stdout: str, stderr: str, python: str) -> dict[str, Any]:
+    """The JSON document ``geoseg info --json`` printed, or the failure as a ``WorkerError``."""
+    events = [e for e in map(parse_event, stdout.splitlines()) if e is not None]
+    error = next((e for e in events if e.get("event") == "error"), None)
+    if returncode == 0:
+        try:
+            return json.loads(stdout)
+        except json.JSONDecodeError:
+            pass
+    raise failure_message(returncode, stderr[-4000:], error, python, None)
