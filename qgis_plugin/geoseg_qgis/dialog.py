@@ -22,7 +22,7 @@ from . import settings
 from .info_query import InfoQuery
 from .sources import local_path, save_as_geotiff
 from .task import GeosegTask
-from .worker import PredictOptions, WorkerError, WorkerRun, disk_warning, predict_command
+from .worker import PredictOptions, WorkerError, WorkerRun, disk_warning, segment_steps
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -244,7 +244,7 @@ class SegmentDialog(QDialog):
         problems = ((self.fit or {}).get("fits") or {}).get("problems") or []
         if problems:
             raise WorkerError("the layer does not fit the model: " + "; ".join(problems))
-        worker = WorkerRun(predict_command(python, opts), opts.outputs(), settings.new_log_path("predict"))
+        worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
         return GeosegTask(f"geoseg: segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
                           self.iface.messageBar())
 

@@ -32,13 +32,14 @@ def add_outputs(project: QgsProject, classmap: str | None, polygons: str | None,
     return layers
 
 
-def summary(done: Mapping[str, Any], seconds: float) -> str:
+def summary(dones: list[Mapping[str, Any]], seconds: float) -> str:
     """One line for the message bar: time, area per class (largest first), where the files are."""
     parts = [f"done in {seconds:.1f} s"]
-    areas = _areas(done.get("area_per_class"))
+    areas = next((_areas(d.get("area_m2_per_class", d.get("area_per_class"))) for d in dones
+                  if d.get("area_m2_per_class") or d.get("area_per_class")), [])
     if areas:
         parts.append(", ".join(f"{name} {_area(m2)}" for name, m2 in areas[:8]))
-    files = [str(done[k]) for k in ("output", "polygons") if done.get(k)]
+    files = [str(d["output"]) for d in dones if d.get("output")]
     if files:
         parts.append("files: " + ", ".join(files))
     return "; ".join(parts)

@@ -6,7 +6,7 @@ from typing import Any
 from qgis.core import Qgis, QgsProject, QgsTask
 
 from .results import add_outputs, summary
-from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun, progress_percent
+from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
 
 TITLE = "geoseg"
 
@@ -35,7 +35,7 @@ class GeosegTask(QgsTask):
 
     def run(self) -> bool:
         try:
-            self.result = self.worker.run(on_event=self._on_event, is_canceled=self.isCanceled)
+            self.result = self.worker.run(is_canceled=self.isCanceled, on_progress=self.setProgress)
         except WorkerCanceled:
             return False
         except WorkerError as exc:
@@ -46,11 +46,6 @@ class GeosegTask(QgsTask):
             return False
         return True
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        percent = progress_percent(event)
-        if percent is not None:
-            self.setProgress(percent)
-
     def finished(self, ok: bool) -> None:
         GeosegTask.alive.discard(self)
         if ok and self.result is not None:
@@ -59,7 +54,7 @@ class GeosegTask(QgsTask):
             except ValueError as exc:
                 self.error = str(exc)
             else:
-                self.message_bar.pushMessage(TITLE, summary(self.result.done, self.result.seconds),
+                self.message_bar.pushMessage(TITLE, summary(self.result.dones, self.result.seconds),
                                              level=Qgis.Success, duration=0)
                 return
         if self.error:

@@ -86,7 +86,7 @@ def info_command(python: str, path: str | None = None, model: str | None = None)
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """What the dialog and the Processing algorithm ask of ``geoseg predict``; ``None`` = model's default."""
+    """What the dialog and the Processing algorithm ask for; ``None`` means the model's default."""
 
     scene: str
     output: str
@@ -96,26 +96,6 @@ class PredictOptions:
     device: str = "auto"
     polygons: str | None = None
     min_area: float | None = None
-
-    def outputs(self) -> list[str]:
-        return [p for p in (self.output, self.polygons) if p]
-
-
-def predict_command(python: str, opts: PredictOptions) -> list[str]:
-    """The ``geoseg predict`` command line for ``opts`` (always ``--overwrite``: the dialog asked already)."""
-    cmd = [python, "-m", "geoseg", "predict", opts.scene, "-o", opts.output]
-    if opts.model:
-        cmd += ["--model", opts.model]
-    if opts.tile:
-        cmd += ["--tile", str(opts.tile)]
-    if opts.overlap is not None:
-        cmd += ["--overlap", str(opts.overlap)]
-    cmd += ["--device", opts.device]
-    if opts.polygons:
-        cmd += ["--polygons", opts.polygons]
-        if opts.min_area:
-            cmd += ["--min-area", repr(float(opts.min_area))]
-    return cmd + ["--overwrite", "--progress", "json"]
 
 
 @dataclass(frozen=True)
@@ -128,8 +108,26 @@ class VectorizeOptions:
     simplify: float | None = None
     dissolve: bool = False
 
-    def outputs(self) -> list[str]:
-        return [self.output]
+
+@dataclass(frozen=True)
+class Step:
+    """One worker command, the files it writes, and its share of the progress bar."""
+
+    command: list[str]
+    outputs: list[str]
+    weight: float = 1.0
+
+
+def predict_command(python: str, opts: PredictOptions) -> list[str]:
+    """The ``geoseg predict`` command line (always ``--overwrite``: the user chose the path already)."""
+    cmd = [python, "-m", "geoseg", "predict", opts.scene, "-o", opts.output]
+    if opts.model:
+        cmd += ["--model", opts.model]
+    if opts.tile:
+        cmd += ["--tile", str(opts.tile)]
+    if opts.overlap is not None:
+        cmd += ["--overlap", str(opts.overlap)]
+    return cmd + ["--device", opts.device, "--overwrite", "--progress", "json"]
 
 
 def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
@@ -142,6 +140,15 @@ def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
     if opts.dissolve:
         cmd.append("--dissolve")
     return cmd + ["--overwrite", "--progress", "json"]
+
+
+def segment_steps(python: str, opts: PredictOptions) -> list[Step]:
+    """Predict, then vectorize the class map when polygons are asked for (two commands, one run)."""
+    if not opts.polygons:
+        return [Step(predict_command(python, opts), [opts.output])]
+    vectorize = VectorizeOptions(opts.output, opts.polygons, opts.min_area)
+    return [Step(predict_command(python, opts), [opts.output], 0.8),
+            Step(vectorize_command(python, vectorize), [opts.polygons], 0.2)]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -248,62 +255,86 @@ def remove_run_outputs(before: Mapping[str, tuple[float, int] | None]) -> list[s
 
 @dataclass
 class WorkerResult:
-    """A finished run: its ``done`` event (the summary) and where the log is."""
+    """A finished run: the ``done`` event (summary) of each step, and where the log is."""
 
-    done: dict[str, Any]
+    dones: list[dict[str, Any]]
     log_path: Path
     seconds: float
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class WorkerRun:
-    """One ``python -m geoseg ...`` process: stdout parsed as JSON events, stderr to ``log_path``.
+    """Steps of ``python -m geoseg ...``, one after the other: stdout parsed as JSON events, stderr to a log.
 
-    ``run(on_event, is_canceled)`` blocks (call it from a QgsTask or a Processing algorithm, never the GUI
-    thread); it polls ``is_canceled`` between lines so that Cancel acts within a fraction of a second.
+    ``run`` blocks (call it from a QgsTask or a Processing algorithm, never the GUI thread); it polls
+    ``is_canceled`` between lines so that Cancel acts within a fraction of a second. A canceled or failed
+    run removes every output of every step, including those an earlier step completed.
     """
 
     POLL_S = 0.1
     GRACE_S = 5.0
 
-    def __init__(self, command: Sequence[str], outputs: Sequence[str], log_path: Path,
-                 environ: Mapping[str, str] = os.environ) -> None:
-        self.command = list(command)
-        self.outputs = list(outputs)
+    def __init__(self, steps: Sequence[Step], log_path: Path, environ: Mapping[str, str] = os.environ) -> None:
+        self.steps = list(steps)
         self.log_path = Path(log_path)
         self.env = clean_env(environ)
 
+    @property
+    def python(self) -> str:
+        return self.steps[0].command[0]
+
+    def describe(self) -> str:
+        return " && ".join(" ".join(step.command) for step in self.steps)
+
     def run(self, on_event: Callable[[dict[str, Any]], None] = lambda e: None,
-            is_canceled: Callable[[], bool] = lambda: False) -> WorkerResult:
-        """Run to completion; raise ``WorkerCanceled`` or ``WorkerError`` (outputs removed) otherwise."""
-        before = output_state(self.outputs)
+            is_canceled: Callable[[], bool] = lambda: False,
+            on_progress: Callable[[float], None] = lambda p: None) -> WorkerResult:
+        """Run every step; raise ``WorkerCanceled`` or ``WorkerError`` (all outputs removed) otherwise."""
+        before = output_state([p for step in self.steps for p in step.outputs])
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
+        total = sum(step.weight for step in self.steps) or 1.0
+        offset = 0.0
+        dones = []
         with open(self.log_path, "w", encoding="utf-8", errors="replace") as log:
-            log.write("$ " + " ".join(self.command) + "\n")
-            log.flush()
-            proc = self._start(log)
-            events, canceled = self._pump(proc, on_event, is_canceled)
+            for step in self.steps:
+                def forward(event: dict[str, Any], offset: float = offset, weight: float = step.weight) -> None:
+                    on_event(event)
+                    percent = progress_percent(event)
+                    if percent is not None:
+                        on_progress(100.0 * (offset + weight * percent / 100.0) / total)
+
+                try:
+                    dones.append(self._step(step, log, forward, is_canceled))
+                except (WorkerCanceled, WorkerError):
+                    remove_run_outputs(before)
+                    raise
+                offset += step.weight
+        return WorkerResult(dones=dones, log_path=self.log_path, seconds=time.perf_counter() - t0)
+
+    def _step(self, step: Step, log: Any, on_event: Callable[[dict[str, Any]], None],
+              is_canceled: Callable[[], bool]) -> dict[str, Any]:
+        log.write("$ " + " ".join(step.command) + "\n")
+        log.flush()
+        proc = self._start(step.command, log)
+        events, canceled = self._pump(proc, on_event, is_canceled)
+        log.flush()
         if canceled:
-            remove_run_outputs(before)
             raise WorkerCanceled("canceled: no outputs were kept")
         done = next((e for e in reversed(events) if e.get("event") == "done"), None)
         if proc.returncode != 0 or done is None:
-            remove_run_outputs(before)
             error = next((e for e in reversed(events) if e.get("event") == "error"), None)
-            raise failure_message(proc.returncode, self._log_tail(), error, self.command[0], self.log_path)
-        return WorkerResult(done=done, log_path=self.log_path, seconds=time.perf_counter() - t0,
-                            events=events)
+            raise failure_message(proc.returncode, self._log_tail(), error, self.python, self.log_path)
+        return done
 
-    def _start(self, log: Any) -> subprocess.Popen:
+    def _start(self, command: list[str], log: Any) -> subprocess.Popen:
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":  # a console-less process group that CTRL_BREAK can reach
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
         try:
-            return subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+            return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                     env=self.env, text=True, encoding="utf-8", errors="replace", **kwargs)
         except OSError as exc:
-            raise WorkerError(f"could not start geoseg's interpreter {self.command[0]!r}: {exc}; fix it in "
+            raise WorkerError(f"could not start geoseg's interpreter {command[0]!r}: {exc}; fix it in "
                               f"{WHERE} (or {ENV_VAR})", self.log_path) from exc
 
     def _pump(self, proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], None],

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from geoseg_qgis.worker import (PredictOptions, VectorizeOptions, WorkerCanceled, WorkerError,  # noqa: E402
-                                WorkerRun, clean_env, disk_warning, parse_event, predict_command,
-                                progress_percent, resolve_interpreter, vectorize_command)
+from geoseg_qgis.worker import (PredictOptions, Step, VectorizeOptions, WorkerCanceled,  # noqa: E402
+                                WorkerError, WorkerRun, clean_env, disk_warning, parse_event,
+                                predict_command, progress_percent, resolve_interpreter, segment_steps,
+                                vectorize_command)
 
 
 def script(body: str) -> list[str]:
@@ -48,9 +49,16 @@ def test_predict_command_passes_only_what_was_chosen() -> None:
     assert minimal == ["py", "-m", "geoseg", "predict", "s.tif", "-o", "o.tif", "--device", "auto",
                        "--overwrite", "--progress", "json"]
     full = predict_command("py", PredictOptions("s.tif", "o.tif", model="m.safetensors", tile=256, overlap=0,
-                                                device="cpu", polygons="p.gpkg", min_area=900.0))
+                                                device="cpu"))
     assert full[7:] == ["--model", "m.safetensors", "--tile", "256", "--overlap", "0", "--device", "cpu",
-                        "--polygons", "p.gpkg", "--min-area", "900.0", "--overwrite", "--progress", "json"]
+                        "--overwrite", "--progress", "json"]
+
+
+def test_polygons_add_a_vectorize_step_on_the_class_map() -> None:
+    assert len(segment_steps("py", PredictOptions("s.tif", "o.tif"))) == 1
+    predict, vectorize = segment_steps("py", PredictOptions("s.tif", "o.tif", polygons="p.gpkg", min_area=900))
+    assert predict.outputs == ["o.tif"] and vectorize.outputs == ["p.gpkg"]
+    assert vectorize.command[3:9] == ["vectorize", "o.tif", "-o", "p.gpkg", "--min-area", "900.0"]
 
 
 def test_vectorize_command() -> None:
@@ -77,10 +85,14 @@ def test_run_reports_events_and_logs_stderr(tmp_path: Path) -> None:
         emit(event="progress", task="predict", done=2, total=2)
         emit(event="done", task="predict", output="o.tif")
     """)
-    seen: list[float] = []
-    result = WorkerRun(cmd, [], tmp_path / "run.log").run(lambda e: seen.append(progress_percent(e) or 0))
-    assert result.done["output"] == "o.tif"
-    assert seen == [0, 100.0, 0]
+    events: list[str] = []
+    percents: list[float] = []
+    steps = [Step(cmd, [], 3.0), Step(cmd, [], 1.0)]
+    result = WorkerRun(steps, tmp_path / "run.log").run(lambda e: events.append(e["event"]),
+                                                        on_progress=percents.append)
+    assert [d["output"] for d in result.dones] == ["o.tif", "o.tif"]
+    assert events == ["start", "progress", "done"] * 2
+    assert percents == [75.0, 100.0]
     assert "loading model" in (tmp_path / "run.log").read_text()
 
 
@@ -95,7 +107,7 @@ def test_bad_input_shows_geoseg_message_and_log_and_removes_outputs(tmp_path: Pa
     """)
     log = tmp_path / "run.log"
     with pytest.raises(WorkerError) as err:
-        WorkerRun(cmd, [str(out)], log).run()
+        WorkerRun([Step(cmd, [str(out)])], log).run()
     assert str(err.value) == f"scene.tif: 3 bands, the model expects 4 (blue, green, red, nir) (worker log: {log})"
     assert not out.exists()
 
@@ -103,20 +115,20 @@ def test_bad_input_shows_geoseg_message_and_log_and_removes_outputs(tmp_path: Pa
 def test_geoseg_not_installed(tmp_path: Path) -> None:
     cmd = script('sys.stderr.write(sys.executable + ": No module named geoseg\\n"); sys.exit(1)')
     with pytest.raises(WorkerError, match=r"geoseg is not installed for .*pip install geoseg"):
-        WorkerRun(cmd, [], tmp_path / "run.log").run()
+        WorkerRun([Step(cmd, [])], tmp_path / "run.log").run()
 
 
 def test_out_of_disk(tmp_path: Path) -> None:
     cmd = script('sys.stderr.write("OSError: [Errno 28] No space left on device\\n"); sys.exit(1)')
     with pytest.raises(WorkerError, match=r"out of disk space.*another disk"):
-        WorkerRun(cmd, [], tmp_path / "run.log").run()
+        WorkerRun([Step(cmd, [])], tmp_path / "run.log").run()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_crash_by_signal(tmp_path: Path) -> None:
     cmd = script('import signal; emit(event="start", total=3); os.kill(os.getpid(), signal.SIGKILL)')
     with pytest.raises(WorkerError, match=r"worker crashed: killed by SIGKILL \(.*out of memory"):
-        WorkerRun(cmd, [], tmp_path / "run.log").run()
+        WorkerRun([Step(cmd, [])], tmp_path / "run.log").run()
 
 
 def test_cancel_removes_what_the_run_wrote_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -124,21 +136,21 @@ def test_cancel_removes_what_the_run_wrote_and_keeps_the_rest(tmp_path: Path) ->
     other.write_text("not ours")
     gpkg.write_text("an older result the run had not replaced yet")
     old = os.stat(gpkg).st_mtime
+    first = script(f"open({str(out)!r}, 'w').write('finished class map'); emit(event='done', output='o.tif')")
     cmd = script(f"""
         import signal
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a stubborn worker: killed after the grace period
-        open({str(tmp_path / '.o.tmp-1234abcd.tif')!r}, "w").write("partial")
-        open({str(out)!r}, "w").write("finished class map")
+        open({str(tmp_path / '.o.tmp-1234abcd.gpkg')!r}, "w").write("partial")
         emit(event="start", total=100)
         for i in range(100):
             emit(event="progress", done=i + 1, total=100)
             time.sleep(0.2)
     """)
-    run = WorkerRun(cmd, [str(out), str(gpkg)], tmp_path / "logs" / "run.log")
+    run = WorkerRun([Step(first, [str(out)]), Step(cmd, [str(gpkg)])], tmp_path / "logs" / "run.log")
     run.GRACE_S = 0.5
     events: list[dict] = []
     with pytest.raises(WorkerCanceled):
-        run.run(events.append, is_canceled=lambda: len(events) >= 2)
+        run.run(events.append, is_canceled=lambda: len(events) >= 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tif", "logs", "o.gpkg"]
     assert os.stat(gpkg).st_mtime == old
 

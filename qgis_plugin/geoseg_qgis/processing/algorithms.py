@@ -14,8 +14,8 @@ from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingConte
 from .. import settings
 from ..sources import local_path, save_as_geotiff
 from ..styling import read_legend, style_class_raster, style_polygons
-from ..worker import (PredictOptions, VectorizeOptions, WorkerCanceled, WorkerError, WorkerRun,
-                      predict_command, progress_percent, vectorize_command)
+from ..worker import (PredictOptions, Step, VectorizeOptions, WorkerCanceled, WorkerError, WorkerRun,
+                      segment_steps, vectorize_command)
 
 DEVICES = ["auto", "cpu", "cuda"]
 #: Post-processors must outlive ``processAlgorithm`` (QGIS holds only a C++ pointer); one per output path.
@@ -47,21 +47,18 @@ def _style_on_load(path: str, legend_from: str, context: QgsProcessingContext) -
 def _run(worker: WorkerRun, feedback: QgsProcessingFeedback) -> dict[str, Any]:
     """Run the worker with Processing's progress and cancel; failures become ``QgsProcessingException``."""
     def on_event(event: dict[str, Any]) -> None:
-        percent = progress_percent(event)
-        if percent is not None:
-            feedback.setProgress(percent)
-        elif event.get("event") == "start":
+        if event.get("event") == "start":
             feedback.pushInfo(f"{event.get('task')}: {event.get('total')} {event.get('unit', '')}")
 
-    feedback.pushCommandInfo(" ".join(worker.command))
+    feedback.pushCommandInfo(worker.describe())
     try:
-        result = worker.run(on_event, feedback.isCanceled)
+        result = worker.run(on_event, feedback.isCanceled, feedback.setProgress)
     except WorkerCanceled:
         return {}
     except WorkerError as exc:
         raise QgsProcessingException(str(exc)) from exc
     feedback.pushInfo(f"done in {result.seconds:.1f} s; log: {result.log_path}")
-    return result.done
+    return result.dones[0]
 
 
 def _scene_file(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
@@ -150,10 +147,10 @@ class SegmentRasterAlgorithm(_GeosegAlgorithm):
             overlap=None if overlap < 0 else overlap,
             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)], polygons=polygons,
             min_area=self.parameterAsDouble(parameters, "MIN_AREA", context) or None)
-        worker = WorkerRun(predict_command(python, opts), opts.outputs(), settings.new_log_path("predict"))
+        worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
         if not _run(worker, feedback):
             return {}
-        for path in opts.outputs():
+        for path in filter(None, (output, polygons)):
             _style_on_load(path, output, context)
         return {"OUTPUT": output, "POLYGONS": polygons}
 
@@ -198,7 +195,7 @@ class VectorizeClassMapAlgorithm(_GeosegAlgorithm):
             min_area=self.parameterAsDouble(parameters, "MIN_AREA", context) or None,
             simplify=self.parameterAsDouble(parameters, "SIMPLIFY", context) or None,
             dissolve=self.parameterAsBool(parameters, "DISSOLVE", context))
-        worker = WorkerRun(vectorize_command(python, opts), opts.outputs(), settings.new_log_path("vectorize"))
+        worker = WorkerRun([Step(vectorize_command(python, opts), [output])], settings.new_log_path("vectorize"))
         if not _run(worker, feedback):
             return {}
         _style_on_load(output, classmap, context)
