@@ -163,6 +163,11 @@ class SegmentDialog(QDialog):
         self.queries[key] = query
         query.start()
 
+    def stop_queries(self) -> None:
+        """Kill pending ``geoseg info`` processes (the plugin is unloading)."""
+        while self.queries:
+            self.queries.popitem()[1].cancel()
+
     def _show_model(self, data: dict[str, Any]) -> None:
         bundle = data.get("default_model") if "geoseg_version" in data else data
         if not bundle:

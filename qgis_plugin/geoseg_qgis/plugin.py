@@ -56,6 +56,7 @@ class GeosegPlugin:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
         if self.dialog is not None:
+            self.dialog.stop_queries()
             self.dialog.close()
             self.dialog.deleteLater()
             self.dialog = None

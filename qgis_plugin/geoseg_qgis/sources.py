@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsRasterFileWriter, QgsRasterLayer, QgsRasterPipe
+from qgis.core import QgsProject, QgsRasterFileWriter, QgsRasterLayer, QgsRasterPipe
 
 
 def local_path(layer: QgsRasterLayer) -> str | None:
@@ -23,7 +23,8 @@ def save_as_geotiff(layer: QgsRasterLayer, path: str) -> str:
     writer = QgsRasterFileWriter(path)
     writer.setOutputFormat("GTiff")
     writer.setCreateOptions(["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"])
-    error = writer.writeRaster(pipe, provider.xSize(), provider.ySize(), provider.extent(), provider.crs())
+    error = writer.writeRaster(pipe, provider.xSize(), provider.ySize(), provider.extent(), provider.crs(),
+                               QgsProject.instance().transformContext())
     if error != QgsRasterFileWriter.NoError:
         raise ValueError(f"{layer.name()}: saving it as {path} failed (QgsRasterFileWriter error {error})")
     return path
