@@ -169,7 +169,7 @@ class SegmentDialog(QDialog):
             self.queries.popitem()[1].cancel()
 
     def _show_model(self, data: dict[str, Any]) -> None:
-        bundle = data.get("default_model") if "geoseg_version" in data else data
+        bundle = data.get("default_model") if "devices" in data else data  # installation, or a bundle
         if not bundle:
             self.model_info.setText("<b>No default model</b> in this geoseg: choose a model file.")
             return

@@ -9,7 +9,7 @@ from typing import Any
 
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, pyqtSignal
 
-from .worker import ENV_VAR, WHERE, WorkerError, clean_env, info_command, parse_info
+from .worker import ENV_VAR, WHERE, WORKER_CWD, WorkerError, clean_env, info_command, parse_info
 
 
 class InfoQuery(QObject):
@@ -28,6 +28,7 @@ class InfoQuery(QObject):
         for key, value in clean_env().items():
             env.insert(key, value)
         self.process.setProcessEnvironment(env)
+        self.process.setWorkingDirectory(WORKER_CWD)
         self.process.finished.connect(self._finished)
         self.process.errorOccurred.connect(self._error)
         self.data: dict[str, Any] | None = None

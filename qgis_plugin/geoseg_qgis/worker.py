@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,9 @@ STRIPPED_ENV = frozenset({
     "PYTHONEXECUTABLE", "QT_PLUGIN_PATH", "O4W_QT_PREFIX", "OSGEO4W_ROOT",
 })
 STRIPPED_PREFIXES = ("QGIS_",)
+#: ``python -m`` puts the working directory first on sys.path: QGIS's (a user's project folder, maybe a
+#: geoseg checkout) could shadow the installed geoseg, so the worker runs in a neutral folder instead.
+WORKER_CWD = tempfile.gettempdir()
 ENV_VAR = "GEOSEG_PYTHON"
 #: Where a user sets the interpreter; every message about it points there.
 WHERE = "the 'geoseg Python' field of Raster > geoseg > Segment raster"
@@ -190,6 +194,9 @@ def failure_message(returncode: int, stderr_tail: str, error_event: Mapping[str,
                            "this plugin; update geoseg there", log_path)
     if returncode == 2:
         last = _last_line(stderr_tail)
+        if "no such command" in text or "no such option" in text:
+            return WorkerError(f"geoseg in {python} is older than this plugin ({last}): update geoseg there",
+                               log_path)
         return WorkerError(last or "geoseg refused the input", log_path)
     if returncode < 0:
         name = _signal_name(-returncode)
@@ -201,7 +208,9 @@ def failure_message(returncode: int, stderr_tail: str, error_event: Mapping[str,
 
 
 def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    """The last line that says something (typer draws usage errors inside a box of these characters)."""
+    lines = [ln.strip(" \t│╭╮╰╯─") for ln in text.splitlines()]
+    lines = [ln for ln in lines if any(c.isalnum() for c in ln)]
     return lines[-1] if lines else ""
 
 
@@ -332,7 +341,8 @@ class WorkerRun:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
         try:
             return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                    env=self.env, text=True, encoding="utf-8", errors="replace", **kwargs)
+                                    env=self.env, cwd=WORKER_CWD, text=True, encoding="utf-8",
+                                    errors="replace", **kwargs)
         except OSError as exc:
             raise WorkerError(f"could not start geoseg's interpreter {command[0]!r}: {exc}; fix it in "
                               f"{WHERE} (or {ENV_VAR})", self.log_path) from exc
@@ -388,7 +398,7 @@ def run_info(python: str, path: str | None = None, model: str | None = None,
     cmd = info_command(python, path, model)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(environ), timeout=timeout,
-                              stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace")
+                              cwd=WORKER_CWD, stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace")
     except OSError as exc:
         raise WorkerError(f"could not start geoseg's interpreter {python!r}: {exc}") from exc
     return parse_info(proc.returncode, proc.stdout, proc.stderr, python)

@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "qgis_plugin"))
 
-from geoseg_qgis.worker import WorkerError, clean_env, run_info  # noqa: E402
+from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, run_info  # noqa: E402
 
 SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
 
@@ -66,7 +66,7 @@ def model(installation: dict[str, Any], geoseg_python: str,
     if default and "error" not in default:
         return {"path": None, "classes": default["classes"]}
     path = tmp_path_factory.mktemp("model") / "plugin_test.safetensors"
-    subprocess.run([geoseg_python, "-c", MAKE_BUNDLE, str(path)], check=True, env=clean_env())
+    subprocess.run([geoseg_python, "-c", MAKE_BUNDLE, str(path)], check=True, env=clean_env(), cwd=WORKER_CWD)
     return {"path": str(path), "classes": run_info(geoseg_python, str(path))["classes"]}
 
 

@@ -122,9 +122,10 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     QgsProject.instance().addMapLayer(scene)
     dialog = plugin.show_dialog()
     _choose(dialog, scene, model, tmp_path)
-    wait_until(lambda: dialog.fit is not None, timeout=120)
+    wait_until(lambda: dialog.fit is not None and dialog.model_info.text(), timeout=180)
     assert dialog.fit["fits"]["ok"], dialog.fit
-    assert "Classes:" in dialog.model_info.text()
+    assert all(c["name"] in dialog.model_info.text() for c in model["classes"]), dialog.model_info.text()
+    assert "blue, green, red, nir" in dialog.model_info.text()
     qgis_iface.messageBar().clear_messages()
     task = dialog.segment()
     assert task is not None

@@ -112,6 +112,16 @@ def test_bad_input_shows_geoseg_message_and_log_and_removes_outputs(tmp_path: Pa
     assert not out.exists()
 
 
+def test_older_geoseg_without_the_command(tmp_path: Path) -> None:
+    cmd = script("""
+        sys.stderr.write("Usage: geoseg [OPTIONS] COMMAND [ARGS]...\\n╭─ Error ─────╮\\n"
+                         "│ No such command 'vectorize'.  │\\n╰─────────────╯\\n")
+        sys.exit(2)
+    """)
+    with pytest.raises(WorkerError, match=r"older than this plugin \(No such command 'vectorize'.\): update"):
+        WorkerRun([Step(cmd, [])], tmp_path / "run.log").run()
+
+
 def test_geoseg_not_installed(tmp_path: Path) -> None:
     cmd = script('sys.stderr.write(sys.executable + ": No module named geoseg\\n"); sys.exit(1)')
     with pytest.raises(WorkerError, match=r"geoseg is not installed for .*pip install geoseg"):
@@ -158,3 +168,11 @@ def test_cancel_removes_what_the_run_wrote_and_keeps_the_rest(tmp_path: Path) ->
 def test_disk_warning(tmp_path: Path) -> None:
     assert disk_warning(str(tmp_path), 10, 10) is None
     assert "out of disk space ahead" in disk_warning(str(tmp_path), 10**9, 10**9)
+
+
+def test_worker_runs_outside_the_callers_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``geoseg`` folder where QGIS was started must not shadow the installed package."""
+    (tmp_path / "shadow_probe.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    probe = "import importlib.util as u; emit(event='done', shadowed=u.find_spec('shadow_probe') is not None)"
+    assert WorkerRun([Step(script(probe), [])], tmp_path / "run.log").run().dones[0]["shadowed"] is False
