@@ -7,6 +7,7 @@ Nothing here imports qgis at module level, so that the pure worker tests run in 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,10 +72,13 @@ def model(installation: dict[str, Any], geoseg_python: str,
 
 
 @pytest.fixture(scope="session")
-def sample_tile() -> Path:
+def sample_tile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped Landsat tile (QGIS writes .aux.xml statistics beside what it opens)."""
     if not SAMPLE_TILE.is_file():
         pytest.fail(f"{SAMPLE_TILE} is missing: it ships with the repository")
-    return SAMPLE_TILE
+    copy = tmp_path_factory.mktemp("scene") / SAMPLE_TILE.name
+    shutil.copyfile(SAMPLE_TILE, copy)
+    return copy
 
 
 @pytest.fixture
