@@ -181,7 +181,10 @@ class SegmentDialog(QDialog):
 
     def _show_fit(self, data: dict[str, Any]) -> None:
         self.fit = data
-        fits = data.get("fits") or {}
+        fits = data.get("fits")
+        if fits is None:  # no model to check against (no default model installed)
+            self.status.setText("")
+            return
         lines = [f"<span style='color:#b00020'>✖ {html.escape(p)}</span>" for p in fits.get("problems", [])]
         lines += [f"<span style='color:#b26a00'>⚠ {html.escape(w)}</span>" for w in fits.get("warnings", [])]
         folder = os.path.dirname(self.output.filePath()) or "."

@@ -105,6 +105,19 @@ def test_layer_that_is_not_a_file_is_offered_a_save(plugin: Any, sample_tile: Pa
     gdal.Unlink("/vsimem/in_memory_scene.tif")
 
 
+def test_check_shows_version_devices_and_default_model(plugin: Any, installation: dict, worker_env: str,
+                                                       wait_until: Any) -> None:
+    dialog = plugin.show_dialog()
+    query = dialog.check()
+    assert query is not None
+    wait_until(lambda: query.data is not None or query.error is not None)
+    text = dialog.status.text()
+    assert f"geoseg {installation['geoseg_version']} (torch {installation['torch_version']})" in text
+    assert "devices: cpu" in text
+    default = installation["default_model"]
+    assert f"default model: {default['name'] if default else 'none'}" in text
+
+
 def _choose(dialog: Any, layer: QgsRasterLayer, model: dict, out: Path) -> None:
     dialog.layer.setLayer(layer)
     if model["path"]:
@@ -149,6 +162,7 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
 
     success = qgis_iface.messageBar().get_messages(Qgis.Success)
     assert len(success) == 1 and "done in" in success[0] and str(tmp_path / "classes.tif") in success[0]
+    assert any(f"{c['name']} " in success[0] for c in model["classes"])  # area per class
 
     png = render_result(scene, raster, polygons, tmp_path / "qgis_result.png")
     DOCS_PNG.parent.mkdir(exist_ok=True)
