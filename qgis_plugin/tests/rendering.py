@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import (QgsMapLayer, QgsMapRendererParallelJob, QgsMapSettings, QgsMultiBandColorRenderer,
-                       QgsRasterLayer)
+from qgis.core import (QgsContrastEnhancement, QgsMapLayer, QgsMapRendererParallelJob, QgsMapSettings, QgsMultiBandColorRenderer,
+                       QgsRasterLayer, QgsRasterMinMaxOrigin)
 from qgis.PyQt.QtCore import QSize, Qt
 from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
@@ -27,6 +27,7 @@ def _render(layers: list[QgsMapLayer], reference: QgsMapLayer, height: int) -> Q
 def render_result(scene: QgsRasterLayer, classes: QgsRasterLayer, polygons: QgsMapLayer, path: Path) -> Path:
     """The scene in natural colour above the styled class map with its polygons, and the legend."""
     scene.setRenderer(QgsMultiBandColorRenderer(scene.dataProvider(), 3, 2, 1))  # red, green, blue
+    scene.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut)
     height = round(WIDTH * scene.height() / scene.width())
     legend = classes.renderer().classes()
     image = QImage(WIDTH, 2 * height + 40, QImage.Format_ARGB32)
