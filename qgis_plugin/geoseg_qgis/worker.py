@@ -65,7 +65,7 @@ def resolve_interpreter(configured: str | None, environ: Mapping[str, str] = os.
         raise WorkerError(
             f"geoseg's Python interpreter {path!r} was not found or is not executable: fix the path in "
             f"{WHERE} (or {ENV_VAR})")
-    return path
+    return os.path.abspath(path)
 
 
 def clean_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -124,9 +124,9 @@ class Step:
 
 def predict_command(python: str, opts: PredictOptions) -> list[str]:
     """The ``geoseg predict`` command line (always ``--overwrite``: the user chose the path already)."""
-    cmd = [python, "-m", "geoseg", "predict", opts.scene, "-o", opts.output]
+    cmd = [python, "-m", "geoseg", "predict", _abs(opts.scene), "-o", _abs(opts.output)]
     if opts.model:
-        cmd += ["--model", opts.model]
+        cmd += ["--model", _abs(opts.model)]
     if opts.tile:
         cmd += ["--tile", str(opts.tile)]
     if opts.overlap is not None:
@@ -136,7 +136,7 @@ def predict_command(python: str, opts: PredictOptions) -> list[str]:
 
 def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
     """The ``geoseg vectorize`` command line for ``opts``."""
-    cmd = [python, "-m", "geoseg", "vectorize", opts.classmap, "-o", opts.output]
+    cmd = [python, "-m", "geoseg", "vectorize", _abs(opts.classmap), "-o", _abs(opts.output)]
     if opts.min_area:
         cmd += ["--min-area", repr(float(opts.min_area))]
     if opts.simplify:
@@ -146,13 +146,18 @@ def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
     return cmd + ["--overwrite", "--progress", "json"]
 
 
+def _abs(path: str) -> str:
+    """Paths as the user meant them: the worker runs in another folder (``WORKER_CWD``)."""
+    return os.path.abspath(path)
+
+
 def segment_steps(python: str, opts: PredictOptions) -> list[Step]:
     """Predict, then vectorize the class map when polygons are asked for (two commands, one run)."""
     if not opts.polygons:
-        return [Step(predict_command(python, opts), [opts.output])]
+        return [Step(predict_command(python, opts), [_abs(opts.output)])]
     vectorize = VectorizeOptions(opts.output, opts.polygons, opts.min_area)
-    return [Step(predict_command(python, opts), [opts.output], 0.8),
-            Step(vectorize_command(python, vectorize), [opts.polygons], 0.2)]
+    return [Step(predict_command(python, opts), [_abs(opts.output)], 0.8),
+            Step(vectorize_command(python, vectorize), [_abs(opts.polygons)], 0.2)]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:

@@ -45,25 +45,41 @@ def test_clean_env_drops_qgis_gdal_proj_and_python_paths() -> None:
 
 
 def test_predict_command_passes_only_what_was_chosen() -> None:
-    minimal = predict_command("py", PredictOptions(scene="s.tif", output="o.tif"))
-    assert minimal == ["py", "-m", "geoseg", "predict", "s.tif", "-o", "o.tif", "--device", "auto",
+    minimal = predict_command("py", PredictOptions(scene="/d/s.tif", output="/d/o.tif"))
+    assert minimal == ["py", "-m", "geoseg", "predict", "/d/s.tif", "-o", "/d/o.tif", "--device", "auto",
                        "--overwrite", "--progress", "json"]
-    full = predict_command("py", PredictOptions("s.tif", "o.tif", model="m.safetensors", tile=256, overlap=0,
-                                                device="cpu"))
-    assert full[7:] == ["--model", "m.safetensors", "--tile", "256", "--overlap", "0", "--device", "cpu",
+    full = predict_command("py", PredictOptions("/d/s.tif", "/d/o.tif", model="/m.safetensors", tile=256,
+                                                overlap=0, device="cpu"))
+    assert full[7:] == ["--model", "/m.safetensors", "--tile", "256", "--overlap", "0", "--device", "cpu",
                         "--overwrite", "--progress", "json"]
+
+
+def test_relative_paths_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker runs in another folder, so ``qgis_process ... INPUT=scene.tif`` must still mean ./scene.tif."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    assert resolve_interpreter("bin/python", {}) == str(python)
+    predict, vectorize = segment_steps("py", PredictOptions("s.tif", "o.tif", model="m.safetensors",
+                                                            polygons="p.gpkg"))
+    assert predict.command[4:10] == [str(tmp_path / "s.tif"), "-o", str(tmp_path / "o.tif"), "--model",
+                                     str(tmp_path / "m.safetensors"), "--device"]
+    assert vectorize.command[4:7] == [str(tmp_path / "o.tif"), "-o", str(tmp_path / "p.gpkg")]
+    assert vectorize.outputs == [str(tmp_path / "p.gpkg")]
 
 
 def test_polygons_add_a_vectorize_step_on_the_class_map() -> None:
     assert len(segment_steps("py", PredictOptions("s.tif", "o.tif"))) == 1
-    predict, vectorize = segment_steps("py", PredictOptions("s.tif", "o.tif", polygons="p.gpkg", min_area=900))
-    assert predict.outputs == ["o.tif"] and vectorize.outputs == ["p.gpkg"]
-    assert vectorize.command[3:9] == ["vectorize", "o.tif", "-o", "p.gpkg", "--min-area", "900.0"]
+    predict, vectorize = segment_steps("py", PredictOptions("/s.tif", "/o.tif", polygons="/p.gpkg", min_area=900))
+    assert predict.outputs == ["/o.tif"] and vectorize.outputs == ["/p.gpkg"]
+    assert vectorize.command[3:9] == ["vectorize", "/o.tif", "-o", "/p.gpkg", "--min-area", "900.0"]
 
 
 def test_vectorize_command() -> None:
-    cmd = vectorize_command("py", VectorizeOptions("c.tif", "p.gpkg", min_area=100, simplify=15, dissolve=True))
-    assert cmd == ["py", "-m", "geoseg", "vectorize", "c.tif", "-o", "p.gpkg", "--min-area", "100.0",
+    cmd = vectorize_command("py", VectorizeOptions("/c.tif", "/p.gpkg", min_area=100, simplify=15, dissolve=True))
+    assert cmd == ["py", "-m", "geoseg", "vectorize", "/c.tif", "-o", "/p.gpkg", "--min-area", "100.0",
                    "--simplify", "15.0", "--dissolve", "--overwrite", "--progress", "json"]
 
 
