@@ -397,18 +397,6 @@ class WorkerRun:
             return f.read()[-size:]
 
 
-def run_info(python: str, path: str | None = None, model: str | None = None,
-             environ: Mapping[str, str] = os.environ, timeout: float = 120.0) -> dict[str, Any]:
-    """``geoseg info --json`` as a dict (blocking; torch imports take seconds, so not on the GUI thread)."""
-    cmd = info_command(python, path, model)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(environ), timeout=timeout,
-                              cwd=WORKER_CWD, stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise WorkerError(f"could not start geoseg's interpreter {python!r}: {exc}") from exc
-    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
-
-
 def parse_info(returncode: int, stdout: str, stderr: str, python: str) -> dict[str, Any]:
     """The JSON document ``geoseg info --json`` printed, or the failure as a ``WorkerError``."""
     events = [e for e in map(parse_event, stdout.splitlines()) if e is not None]

@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "qgis_plugin"))
 
-from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, run_info  # noqa: E402
+from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, info_command, parse_info  # noqa: E402
 
 SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
 
@@ -40,6 +40,13 @@ MAKE_BUNDLE = textwrap.dedent("""
                       tile_size=64, overlap=8)
     ModelBundle.from_module(meta, build_model(meta)).save(sys.argv[1])
 """)
+
+
+def run_info(python: str, path: str | None = None) -> dict[str, Any]:
+    """``geoseg info [PATH] --json`` in the worker environment, the way the plugin's InfoQuery runs it."""
+    proc = subprocess.run(info_command(python, path), capture_output=True, text=True, env=clean_env(),
+                          cwd=WORKER_CWD, timeout=300)
+    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
 
 
 @pytest.fixture(scope="session")
