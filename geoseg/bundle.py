@@ -150,10 +150,14 @@ class ModelBundle:
 
 
 def read_meta(path: str | os.PathLike) -> BundleMeta:
-    """Only the metadata (fast: reads the header, not the weights)."""
+    """Only the metadata (fast: reads the header, not the weights); ``.onnx`` models carry it too."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: model file not found; pass an existing .safetensors bundle")
+    if path.suffix.lower() == ".onnx":
+        from geoseg.onnxbundle import read_onnx_meta
+
+        return read_onnx_meta(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             header = handle.metadata() or {}
@@ -161,8 +165,13 @@ def read_meta(path: str | os.PathLike) -> BundleMeta:
         raise InputError(f"{path}: not a safetensors model bundle ({err}); pass a geoseg .safetensors file") from err
     if METADATA_KEY not in header:
         raise InputError(f"{path}: safetensors file without geoseg metadata; export it with geoseg")
+    return parse_meta(header[METADATA_KEY], path)
+
+
+def parse_meta(text: str, path: Path) -> BundleMeta:
+    """Validate and upgrade metadata JSON from any container (safetensors header, ONNX metadata_props)."""
     try:
-        raw = _upgrade(json.loads(header[METADATA_KEY]), path)
+        raw = _upgrade(json.loads(text), path)
         return BundleMeta.model_validate(raw)
     except (json.JSONDecodeError, ValidationError) as err:
         first = str(err).splitlines()[0] if isinstance(err, json.JSONDecodeError) else _pydantic_summary(err)

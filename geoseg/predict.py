@@ -17,20 +17,21 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import torch
 from pydantic import BaseModel
 
+from geoseg.backends import Backend, make_backend
 from geoseg.bundle import DEFAULT_MODEL_PATH, BundleMeta, ModelBundle, load_bundle
-from geoseg.device import ExecutionPlan, plan_execution
+from geoseg.device import ExecutionPlan
 from geoseg.errors import InputError
 from geoseg.io import ClassMapWriter, check_fit, gdal_env, open_raster, read_tile
 from geoseg.models import size_multiple
+from geoseg.onnxbundle import OnnxBundle, load_onnx
 from geoseg.outputs import atomic_output, check_writable
 from geoseg.progress import NullReporter, Reporter
 from geoseg.stitch import Region, StripAccumulator
 from geoseg.tiling import BlendMode, Tile, TileGrid
 
-ModelLike = ModelBundle | str | os.PathLike | None
+ModelLike = ModelBundle | OnnxBundle | str | os.PathLike | None
 
 
 class PredictionSummary(BaseModel):
@@ -51,10 +52,12 @@ class PredictionSummary(BaseModel):
     area_m2_per_class: dict[str, float]
 
 
-def load_model(model: ModelLike = None) -> ModelBundle:
-    """A bundle from a path, or the embedded default model when ``model`` is None."""
-    if isinstance(model, ModelBundle):
+def load_model(model: ModelLike = None) -> ModelBundle | OnnxBundle:
+    """A bundle from a path (``.onnx``: an ONNX model), or the embedded default model when ``model`` is None."""
+    if isinstance(model, (ModelBundle, OnnxBundle)):
         return model
+    if model is not None and Path(model).suffix.lower() == ".onnx":
+        return load_onnx(model)
     if model is None:
         if not DEFAULT_MODEL_PATH.is_file():
             raise InputError(f"{DEFAULT_MODEL_PATH}: no default model is installed; pass --model MODEL.safetensors")
@@ -84,10 +87,11 @@ class Predictor:
 
     def __init__(self, model: ModelLike = None, *, device: str = "auto", precision: str = "auto",
                  tile: int | None = None, overlap: int | None = None, batch_size: int | None = None,
-                 blend: BlendMode = "hann"):
+                 blend: BlendMode = "hann", backend: str = "auto"):
         self.bundle = load_model(model)
         self.meta = self.bundle.meta
-        self.plan: ExecutionPlan = plan_execution(device, precision)
+        self.backend: Backend = make_backend(self.bundle, backend, device, precision)
+        self.plan: ExecutionPlan = self.backend.plan
         self.tile = tile or self.meta.tile_size
         self.overlap = self.meta.overlap if overlap is None else overlap
         multiple = size_multiple(self.meta)
@@ -102,21 +106,11 @@ class Predictor:
         self.blend = blend
         self.normalise = Normaliser(self.meta)
         self.class_ids = self.meta.class_ids()
-        self.network = self.bundle.build().to(self.plan.device)
-        if self.plan.channels_last:
-            self.network = self.network.to(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------------------------------- model
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Softmax probabilities (n, classes, h, w) float32 for a normalised batch (n, bands, h, w)."""
-        x = torch.from_numpy(batch).to(self.plan.device, non_blocking=True)
-        if self.plan.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(self.plan.device.type, dtype=self.plan.autocast_dtype)
-                    if self.plan.autocast_dtype is not None else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            logits = self.network(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return self.backend.forward(batch)
 
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
@@ -194,7 +188,7 @@ class Predictor:
             output=str(dst), probabilities=str(probabilities) if probabilities else None,
             width=dataset.width, height=dataset.height, tiles_total=len(grid), tiles_run=run, tiles_skipped=skipped,
             elapsed_s=round(elapsed, 3), megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3),
-            device=str(self.plan.device), precision=self.plan.precision,
+            device=str(self.plan.device), precision=self.backend.precision,
             pixels_per_class={names[i]: int(counts[i]) for i in names if counts[i]},
             area_m2_per_class=({names[i]: float(counts[i] * pixel_area * unit ** 2) for i in names if counts[i]}
                                if unit else {}))
@@ -274,9 +268,9 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
             ) -> PredictionSummary:
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
-    Options are :class:`Predictor` settings (device, precision, tile, overlap, batch_size, blend) and
+    Options are :class:`Predictor` settings (device, precision, tile, overlap, batch_size, blend, backend) and
     :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
     """
-    setup = {k: options.pop(k) for k in ("device", "precision", "tile", "overlap", "batch_size", "blend")
+    setup = {k: options.pop(k) for k in ("device", "precision", "tile", "overlap", "batch_size", "blend", "backend")
              if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)
