@@ -49,6 +49,9 @@ class ModelSpec(BaseModel):
     decoder_channels: list[int] | None = None
     #: SimpleFCN only: hidden widths of its 3x3 convolutions (receptive field 2·len+1 px).
     hidden: list[int] | None = None
+    #: Structured pruning (geoseg.channels): output channels kept by each pruned convolution, by module name.
+    #: Empty for unpruned nets, so bundles written before pruning existed read unchanged.
+    pruned: dict[str, int] = Field(default_factory=dict)
 
 
 class BundleMeta(BaseModel):

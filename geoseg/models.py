@@ -37,7 +37,15 @@ class SimpleFCN(nn.Module):
 
 
 def build_model(meta: BundleMeta) -> nn.Module:
-    """A freshly initialised network for ``meta`` (no pretrained download, ever)."""
+    """A freshly initialised network for ``meta`` (no pretrained download, ever), pruned widths applied."""
+    from geoseg.channels import apply_widths
+
+    module = _build_full(meta)
+    apply_widths(module, meta.model.pruned, f"model '{meta.name}'")
+    return module
+
+
+def _build_full(meta: BundleMeta) -> nn.Module:
     spec: ModelSpec = meta.model
     if spec.architecture == "SimpleFCN":
         return SimpleFCN(meta.in_channels, meta.num_classes, spec.hidden or [32, 32])
