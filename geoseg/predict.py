@@ -139,6 +139,8 @@ class Predictor:
             fit = check_fit(dataset, self.meta, bands)
             if not fit.ok:
                 raise InputError(f"{src}: model '{self.meta.name}' does not fit: {'; '.join(fit.problems)}")
+            for warning in fit.warnings:
+                reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
             with contextlib.ExitStack() as stack:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))

@@ -218,3 +218,13 @@ def test_reader_errors_reach_the_caller(tmp_path: Path, zion_bundle_path: Path, 
         predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
     assert not (tmp_path / "c.tif").exists()
     assert [p.name for p in tmp_path.iterdir()] == [zion_bundle_path.name]
+
+
+def test_tolerable_mismatch_is_a_warning(tmp_path: Path, crop) -> None:
+    from geoseg.progress import GeosegWarning
+
+    meta = tiny_meta(["blue", "green", "red", "nir"], 2, gsd=18.0, mean=10000.0, std=2500.0)  # scene is 30 m
+    model = tmp_path / "m.safetensors"
+    tiny_bundle(meta).save(model)
+    with pytest.warns(GeosegWarning, match="resolution 30.00 m differs from the model's 18.00 m"):
+        predict(crop(ZION, Window(0, 0, 100, 80)), tmp_path / "c.tif", model=model, tile=64, overlap=16)
