@@ -30,6 +30,12 @@ class ProgressChoice(str, Enum):
     none = "none"
 
 
+class BackendChoice(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
 class BlendChoice(str, Enum):
     hann = "hann"
     gaussian = "gaussian"
@@ -90,7 +96,8 @@ def _parse_bands(bands: Optional[str]) -> Optional[list[int]]:
 def predict(
     scene: Annotated[Path, typer.Argument(help="input raster (GeoTIFF or any GDAL raster)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="class map GeoTIFF (COG) to write")],
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="model bundle (.safetensors); default: the embedded model")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="model bundle (.safetensors) or ONNX model (.onnx); default: the embedded model")] = None,
+    backend: Annotated[BackendChoice, typer.Option(help="torch, onnx (onnxruntime) or auto: onnx for .onnx models, torch otherwise")] = BackendChoice.auto,
     tile: Annotated[Optional[int], typer.Option(help="tile size in px (default: the model's)")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="overlap between tiles in px (default: the model's)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="tiles per forward pass (default: 1 on CPU, 8 on GPU)")] = None,
@@ -115,7 +122,7 @@ def predict(
     if polygons is not None:
         check_writable(polygons, overwrite)  # refuse before the long prediction, not after
     predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
-                          batch_size=batch_size, blend=blend.value)
+                          batch_size=batch_size, blend=blend.value, backend=backend.value)
     summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
                                 block_size=block_size, overwrite=overwrite,
                                 reporter=_reporter(progress, quiet, "predict"))
@@ -168,7 +175,7 @@ def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet
 @app.command()
 @reports_errors
 def info(
-    path: Annotated[Optional[Path], typer.Argument(help="a model bundle (.safetensors) or a raster; none: this installation")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="a model (.safetensors bundle or .onnx) or a raster; none: this installation")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="with a raster: check whether this model fits it (default: the embedded model)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -177,7 +184,7 @@ def info(
 
     if path is None:
         data = describe.installation()
-    elif path.suffix == ".safetensors":
+    elif path.suffix.lower() in (".safetensors", ".onnx"):
         data = describe.bundle(path)
     else:
         data = describe.scene(path, model)
@@ -185,6 +192,74 @@ def info(
         print(json.dumps(data, indent=2, default=str))
     else:
         describe.print_human(data, Console())
+
+
+@app.command()
+@reports_errors
+def export(
+    model: Annotated[Path, typer.Argument(help="model bundle (.safetensors)")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write; the bundle metadata goes into its metadata_props")],
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Export a model bundle to ONNX (dynamic batch, height and width) for onnxruntime and other runtimes."""
+    from geoseg.onnxbundle import OnnxBundle, export_onnx
+    from geoseg.predict import load_model
+
+    bundle = load_model(model)
+    if isinstance(bundle, OnnxBundle):
+        raise InputError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
+    path = export_onnx(bundle, onnx, overwrite=overwrite)
+    if not quiet:
+        err_console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
+
+
+@app.command()
+@reports_errors
+def quantize(
+    model: Annotated[Path, typer.Argument(help="model bundle (.safetensors)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="int8 ONNX model to write (.onnx)")],
+    calibration: Annotated[Optional[list[Path]], typer.Option("--calibration", help="scene(s) whose tiles calibrate static int8 (repeatable); none: dynamic int8")] = None,
+    calibration_tiles: Annotated[int, typer.Option("--calibration-tiles", help="most tiles to calibrate on")] = 32,
+    bands: Annotated[Optional[str], typer.Option(help="1-based bands of the calibration scenes, in the model's order")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Quantise a model to int8 (onnxruntime): static with --calibration scenes, dynamic without."""
+    from geoseg.compress import quantize as run_quantize
+
+    summary = run_quantize(model, output, calibration or (), bands=_parse_bands(bands), max_tiles=calibration_tiles,
+                           overwrite=overwrite)
+    if not quiet:
+        tiles = f", calibrated on {summary.calibration_tiles} tiles" if summary.calibration_tiles else ""
+        err_console.print(f"wrote {summary.output} ({summary.method}{tiles}, {_sizes(summary)}) "
+                          f"in {summary.elapsed_s:.1f} s", soft_wrap=True)
+
+
+@app.command()
+@reports_errors
+def prune(
+    model: Annotated[Path, typer.Argument(help="model bundle (.safetensors)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="pruned bundle to write (.safetensors)")],
+    amount: Annotated[float, typer.Option("--amount", help="fraction of channels to remove from every prunable layer")] = 0.3,
+    fine_tune: Annotated[Optional[Path], typer.Option("--fine-tune", help="training config (YAML) to fine-tune the pruned model with")] = None,
+    half: Annotated[bool, typer.Option("--half", help="store the weights as fp16")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove the weakest channels (L1 norm) of every prunable layer, optionally fine-tune, write a bundle."""
+    from geoseg.compress import prune as run_prune
+
+    summary = run_prune(model, output, amount, fine_tune=fine_tune, half=half, overwrite=overwrite)
+    if not quiet:
+        err_console.print(f"wrote {summary.output} ({summary.method}, {summary.parameters:,} parameters instead "
+                          f"of {summary.source_parameters:,}, {_sizes(summary)}) in {summary.elapsed_s:.1f} s",
+                          soft_wrap=True)
+
+
+def _sizes(summary: Any) -> str:
+    source = f" from {summary.source_size_bytes / 1e6:.1f} MB" if summary.source_size_bytes else ""
+    return f"{summary.size_bytes / 1e6:.1f} MB{source}"
 
 
 def main() -> None:

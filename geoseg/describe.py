@@ -67,6 +67,9 @@ def print_human(data: dict[str, Any], console: Console) -> None:
         table.add_row("tile / overlap", f"{data['tile_size']} / {data['overlap']} px")
         for key, value in (data.get("metrics") or {}).items():
             table.add_row(f"metric {key}", f"{value:.4f}" if isinstance(value, float) else str(value))
+        compression = (data.get("provenance") or {}).get("compression")
+        if compression:
+            table.add_row("compression", f"{compression.get('method')} of {compression.get('source')}")
         table.add_row("created", f"{data['created']} by geoseg {data['geoseg_version']}")
     elif kind == "scene":
         table.add_row("scene", data["path"])
