@@ -1,0 +1,195 @@
+"""Compression: channel surgery is exact, pruned and int8 models load and predict end to end, errors are clear.
+
+Agreement with the fp32 model is asserted on the default model (trained, so agreement means something);
+thresholds are set from measurements on the held-out Zion sample (benchmarks/RESULTS.md, "Compression and
+ONNX") with a margin for other CPUs.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rasterio.windows import Window
+
+from geoseg.bundle import DEFAULT_MODEL_PATH, ModelBundle, load_bundle, read_meta
+from geoseg.channels import prunable_pairs
+from geoseg.compress import calibration_tiles, prune, prune_module, quantize
+from geoseg.errors import InputError
+from geoseg.models import build_model
+from geoseg.onnxbundle import load_onnx
+from geoseg.predict import Predictor
+
+from .conftest import LANDSAT7_FRAME, NAIP, ROOT, ZION, read_band, tiny_bundle, tiny_meta, write_crop
+
+ZION_BANDS = ["blue", "green", "red", "nir"]
+#: Pixel agreement with the fp32 default model on the Zion sample (measured: see the module docstring).
+INT8_AGREEMENT = 0.97
+PRUNED_AGREEMENT = 0.80
+needs_default = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
+                                   reason=f"agreement needs the trained default model at {DEFAULT_MODEL_PATH}")
+
+
+def zion_meta(architecture: str = "Unet"):
+    return tiny_meta(ZION_BANDS, 4, architecture=architecture, tile=128, overlap=32, gsd=30.0, mean=10000.0,
+                     std=2500.0, input_dtype="uint16")
+
+
+@pytest.fixture(scope="module")
+def unet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bundle = tiny_bundle(zion_meta())
+    bundle.meta.metrics = {"mean_iou": 0.5}
+    return bundle.save(tmp_path_factory.mktemp("compress") / "unet.safetensors")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_crop(ZION, tmp_path_factory.mktemp("scene") / "zion_crop.tif", Window(300, 100, 384, 256))
+
+
+# ------------------------------------------------------------------------------------------ pruning
+def _kill_half(network: torch.nn.Module) -> None:
+    """Make the first half of every prunable channel dead: zero filters, zero BatchNorm scale and shift."""
+    with torch.no_grad():
+        for pair in prunable_pairs(network):
+            half = network.get_submodule(pair.producer).out_channels // 2
+            network.get_submodule(pair.producer).weight[:half] = 0
+            if network.get_submodule(pair.producer).bias is not None:
+                network.get_submodule(pair.producer).bias[:half] = 0
+            if pair.norm:
+                network.get_submodule(pair.norm).weight[:half] = 0
+                network.get_submodule(pair.norm).bias[:half] = 0
+
+
+@pytest.mark.parametrize("architecture", ["Unet", "SimpleFCN"])
+def test_pruning_dead_channels_changes_nothing(architecture: str) -> None:
+    """L1 pruning removes exactly the dead channels, and the surgery keeps every live weight in place."""
+    torch.manual_seed(0)
+    network = build_model(zion_meta(architecture)).eval()
+    _kill_half(network)
+    x = torch.randn(2, 4, 64, 64)
+    with torch.inference_mode():
+        before = network(x)
+    widths = prune_module(network, 0.5)
+    pairs = prunable_pairs(network)
+    assert widths and len(widths) == len(pairs)
+    with torch.inference_mode():
+        torch.testing.assert_close(network(x), before, atol=1e-5, rtol=1e-4)
+    for pair in pairs:
+        assert network.get_submodule(pair.consumer).in_channels == widths[pair.producer]
+
+
+def test_resnet_and_decoder_blocks_are_found() -> None:
+    names = [p.producer for p in prunable_pairs(build_model(zion_meta()))]
+    assert "encoder.layer1.0.conv1" in names and "decoder.blocks.0.conv1.0" in names
+    assert not any(n.endswith("conv2") for n in names)  # BasicBlock conv2 feeds the residual sum
+
+
+def test_pruned_bundle_is_smaller_loads_and_predicts(unet_path: Path, scene: Path, tmp_path: Path) -> None:
+    summary = prune(unet_path, tmp_path / "pruned.safetensors", 0.3)
+    assert summary.parameters < 0.8 * summary.source_parameters
+    assert summary.size_bytes < summary.source_size_bytes
+    pruned = load_bundle(tmp_path / "pruned.safetensors")
+    assert pruned.meta.model.pruned["encoder.layer1.0.conv1"] == 48  # 64 · 0.7 = 44.8, to a multiple of 8
+    assert sum(p.numel() for p in pruned.build().parameters()) == summary.parameters
+    record = pruned.meta.provenance["compression"]
+    assert record["method"] == "prune-l1" and record["amount"] == 0.3
+    assert record["source_metrics"] == {"mean_iou": 0.5} and pruned.meta.metrics == {}
+    result = Predictor(pruned).predict(scene, tmp_path / "map.tif")
+    assert result.tiles_run == 12 and read_band(tmp_path / "map.tif").shape == (256, 384)
+
+
+def test_pruned_layer_the_architecture_lacks_is_refused(unet_path: Path, tmp_path: Path) -> None:
+    bundle = load_bundle(unet_path)
+    spec = bundle.meta.model.model_copy(update={"pruned": {"encoder.layer9.conv1": 8}})
+    ModelBundle(bundle.meta.model_copy(update={"model": spec}), bundle.state_dict).save(tmp_path / "bad.safetensors")
+    with pytest.raises(InputError, match="pruned layer 'encoder.layer9.conv1' is not a prunable layer"):
+        load_bundle(tmp_path / "bad.safetensors").build()
+
+
+def test_prune_refuses_bad_arguments(unet_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--amount 0: must be a fraction"):
+        prune(unet_path, tmp_path / "p.safetensors", 0)
+    with pytest.raises(InputError, match="name the output .safetensors"):
+        prune(unet_path, tmp_path / "p.onnx", 0.3)
+
+
+# ------------------------------------------------------------------------------------- quantisation
+def test_calibration_tiles_are_real_normalised_and_skip_nodata() -> None:
+    meta = tiny_meta(["red", "green", "blue"], 3, tile=64, overlap=16, gsd=300.0, mean=100.0, std=50.0,
+                     input_dtype="uint8")
+    tiles = calibration_tiles(meta, [LANDSAT7_FRAME], None, 6)
+    assert tiles.shape == (6, 3, 64, 64) and tiles.dtype == np.float32
+    assert all(np.abs(t).sum() > 0 for t in tiles)  # all-nodata tiles (the black frame) are never picked
+    with pytest.raises(InputError, match="naip_2020_rgbn.tif: cannot calibrate model"):
+        calibration_tiles(zion_meta(), [NAIP], None, 4)
+
+
+def test_static_and_dynamic_int8_predict_end_to_end(unet_path: Path, scene: Path, tmp_path: Path) -> None:
+    static = quantize(unet_path, tmp_path / "static.onnx", [ZION], max_tiles=4)
+    dynamic = quantize(unet_path, tmp_path / "dynamic.onnx")
+    assert static.method == "int8-static" and static.calibration_tiles == 4
+    assert dynamic.method == "int8-dynamic" and dynamic.calibration_tiles is None
+    for summary in (static, dynamic):
+        assert summary.size_bytes < summary.source_size_bytes / 3
+        model = load_onnx(summary.output)
+        record = model.meta.provenance["compression"]
+        assert record["method"] == summary.method and record["source"] == "unet.safetensors"
+        result = Predictor(model).predict(scene, tmp_path / f"{summary.method}.tif")
+        assert result.precision == "int8" and result.tiles_run == 12
+    assert load_onnx(tmp_path / "static.onnx").meta.provenance["compression"]["calibration"] == [ZION.name]
+
+
+def test_quantize_refuses_bad_arguments(unet_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="int8 models are stored as ONNX"):
+        quantize(unet_path, tmp_path / "q.safetensors")
+    with pytest.raises(InputError, match="--calibration-tiles 0"):
+        quantize(unet_path, tmp_path / "q.onnx", [ZION], max_tiles=0)
+
+
+# ------------------------------------------------------------------- agreement with the fp32 model
+@pytest.fixture(scope="module")
+def default_fp32_map(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    out = tmp_path_factory.mktemp("fp32") / "fp32.tif"
+    Predictor(DEFAULT_MODEL_PATH, backend="torch").predict(ZION, out)
+    return read_band(out)
+
+
+@needs_default
+def test_int8_agrees_with_fp32_on_the_held_out_block(default_fp32_map: np.ndarray, tmp_path: Path) -> None:
+    quantize(DEFAULT_MODEL_PATH, tmp_path / "int8.onnx", [ZION], max_tiles=16)
+    Predictor(tmp_path / "int8.onnx").predict(ZION, tmp_path / "int8.tif")
+    assert (read_band(tmp_path / "int8.tif") == default_fp32_map).mean() >= INT8_AGREEMENT
+
+
+@needs_default
+def test_pruned_agrees_with_fp32_on_the_held_out_block(default_fp32_map: np.ndarray, tmp_path: Path) -> None:
+    prune(DEFAULT_MODEL_PATH, tmp_path / "pruned.safetensors", 0.3)
+    Predictor(tmp_path / "pruned.safetensors").predict(ZION, tmp_path / "pruned.tif")
+    assert (read_band(tmp_path / "pruned.tif") == default_fp32_map).mean() >= PRUNED_AGREEMENT
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _geoseg(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "geoseg", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_quantize_and_prune(unet_path: Path, tmp_path: Path) -> None:
+    done = _geoseg("quantize", unet_path, "-o", tmp_path / "q.onnx", "--calibration", ZION,
+                   "--calibration-tiles", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "int8-static, calibrated on 2 tiles" in done.stderr
+    wrong = _geoseg("quantize", unet_path, "-o", tmp_path / "q2.onnx", "--calibration", NAIP, cwd=tmp_path)
+    assert wrong.returncode == 2 and "naip_2020_rgbn.tif: cannot calibrate" in wrong.stderr
+    pruned = _geoseg("prune", unet_path, "-o", tmp_path / "p.safetensors", "--amount", "0.5", "--half", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    info = json.loads(_geoseg("info", tmp_path / "p.safetensors", "--json", cwd=tmp_path).stdout)
+    assert info["provenance"]["compression"]["amount"] == 0.5
+    bad = _geoseg("prune", unet_path, "-o", tmp_path / "p2.safetensors", "--amount", "1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--amount 1.0: must be a fraction" in bad.stderr
