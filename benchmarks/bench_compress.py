@@ -7,7 +7,7 @@ slows every variant alike. Rows:
     fp32 torch      the bundle as given                         fp16 bundle    weights stored as fp16
     ONNX fp32       exported graph on onnxruntime               int8 static    onnxruntime QDQ, calibrated
     int8 dynamic    onnxruntime, no calibration                 torch.ao int8  FX x86 static (why not torch)
-    pruned          L1 channel pruning (torch and onnxruntime)  pruned + ft    with --fine-tune CONFIG
+    pruned          L1 channel pruning (torch and onnxruntime)
 Calibration uses rows 0-991 of the full Zion scene (the training rows) when --calibration-scene is given
 (e.g. ../shared/data/zion_landsat8_nlcd/landsat8_zion_b2345.tif); otherwise the evaluation block itself,
 which flatters int8 a little and is said so in the output.
@@ -89,7 +89,6 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH if DEFAULT_MODEL_PATH.is_file() else None)
     parser.add_argument("--calibration-scene", type=Path, default=None, help="the full Zion scene (training rows used)")
     parser.add_argument("--amount", type=float, default=0.3)
-    parser.add_argument("--fine-tune", type=Path, default=None, help="training config for the pruned + fine-tune row")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/geoseg-bench-compress"))
     args = parser.parse_args()
@@ -130,9 +129,6 @@ def main() -> int:
         (f"pruned {args.amount:.0%} torch", work / "pruned.safetensors", "torch", None),
         (f"pruned {args.amount:.0%} ONNX fp32", work / "pruned.onnx", "onnx", None),
     ]
-    if args.fine_tune:
-        prune(fp32, work / "pruned_ft.safetensors", args.amount, fine_tune=args.fine_tune, overwrite=True)
-        variants.append((f"pruned {args.amount:.0%} + fine-tune torch", work / "pruned_ft.safetensors", "torch", None))
     with rasterio.open(LABELS) as ds:
         labels, label_nodata = ds.read(1), int(ds.nodata)
     predictors = {}

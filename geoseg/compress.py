@@ -12,8 +12,8 @@ metadata (packed parameters). The int8 model is therefore an ONNX file carrying 
 **Pruning** removes the weakest output channels (L1 norm of their filters, the criterion of Li et al.,
 "Pruning Filters for Efficient ConvNets") of every prunable convolution (:mod:`geoseg.channels`), in the same
 proportion everywhere. The result is a smaller dense net stored as an ordinary bundle whose
-``model.pruned`` lists the kept widths. Pruning costs accuracy; a short fine-tuning on the training data
-(``fine_tune``: a training config) recovers much of it.
+``model.pruned`` lists the kept widths. Pruning costs accuracy that a short fine-tuning on the training
+data would recover; ``fine_tune`` (a training config) is refused until geoseg has a training loop.
 
 Both record what was done in ``provenance["compression"]`` and move the source's validation metrics there
 (``source_metrics``): ``metrics`` describe the model in the file, and the compressed one is not measured yet.
@@ -153,6 +153,9 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
         raise InputError(f"{output}: pruned models are bundles; name the output .safetensors")
     if not 0 < amount < 1:
         raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
+    if fine_tune is not None:
+        raise InputError(f"--fine-tune {fine_tune}: this geoseg has no training loop (geoseg.train) to fine-tune "
+                         "with; prune without --fine-tune")
     bundle = _torch_bundle(model, "prune")
     network = bundle.build()
     before = sum(p.numel() for p in network.parameters())
@@ -164,13 +167,9 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     after = sum(p.numel() for p in network.parameters())
     record: dict[str, Any] = {"method": "prune-l1", "amount": amount, "layers": len(widths),
                               "parameters_before": before, "parameters_after": after}
-    if fine_tune is not None:
-        from geoseg.finetune import fine_tune as run_fine_tune
-
-        record["fine_tune"] = run_fine_tune(network, bundle.meta.model_copy(update={"model": spec}), fine_tune)
     meta = _compressed_meta(bundle, record).model_copy(update={"model": spec})
     ModelBundle.from_module(meta, network).save(output, overwrite=overwrite, half=half)
-    return CompressionSummary(output=str(output), method="prune-l1" + ("+fine-tune" if fine_tune else ""),
+    return CompressionSummary(output=str(output), method="prune-l1",
                               size_bytes=Path(output).stat().st_size, source_size_bytes=_size(bundle.path),
                               parameters=after, source_parameters=before, elapsed_s=round(time.perf_counter() - t0, 2))
 
