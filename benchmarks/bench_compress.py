@@ -90,11 +90,15 @@ def main() -> int:
     parser.add_argument("--calibration-scene", type=Path, default=None, help="the full Zion scene (training rows used)")
     parser.add_argument("--amount", type=float, default=0.3)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime alike")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/geoseg-bench-compress"))
     args = parser.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     source = load_bundle(args.model) if args.model else random_default_like()
+    source = ModelBundle(source.meta, {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict.items()})
     fp32 = source.save(work / "fp32.safetensors", overwrite=True)
     ModelBundle(source.meta, source.state_dict).save(work / "fp16.safetensors", overwrite=True, half=True)
     export_onnx(source, work / "fp32.onnx", overwrite=True)

@@ -80,6 +80,9 @@ class OnnxBackend:
             raise InputError(f"--device {device}: unknown device; use auto, cpu or cuda")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One knob for both runtimes (torch.set_num_threads / OMP_NUM_THREADS): on a shared machine fewer
+        # threads than cores can be many times faster, and the backends must be compared at equal threads.
+        options.intra_op_num_threads = torch.get_num_threads()
         where = model.path or model.meta.name
         try:
             self.session = ort.InferenceSession(model.graph, options, providers=providers)
