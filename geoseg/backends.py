@@ -15,7 +15,7 @@ import torch
 from geoseg.bundle import ModelBundle
 from geoseg.device import ExecutionPlan, plan_execution
 from geoseg.errors import InputError
-from geoseg.onnxbundle import INPUT_NAME, OUTPUT_NAME, OnnxBundle, is_quantised
+from geoseg.onnxbundle import INPUT_NAME, OUTPUT_NAME, OnnxBundle, is_quantised, require_onnx, to_onnx
 
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -59,10 +59,7 @@ class OnnxBackend:
     """An onnxruntime session: CUDAExecutionProvider when asked for (or on auto when present), else CPU."""
 
     def __init__(self, model: OnnxBundle, device: str = "auto"):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InputError("--backend onnx needs onnxruntime; install it with: pip install 'geoseg[onnx]'") from None
+        ort = require_onnx("onnxruntime")
         available = ort.get_available_providers()
         if device == "auto":
             device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
@@ -124,7 +121,5 @@ def make_backend(model: ModelBundle | OnnxBundle, backend: str = "auto", device:
         raise InputError(f"--precision {precision}: the onnx backend runs the model's own precision; "
                          "use --precision auto or fp32 (or --backend torch)")
     if isinstance(model, ModelBundle):
-        from geoseg.onnxbundle import to_onnx
-
         model = OnnxBundle(model.meta, to_onnx(model).SerializeToString(), model.path)
     return OnnxBackend(model, device)

@@ -38,7 +38,7 @@ from geoseg.io import check_fit, gdal_env, open_raster, read_tile
 from geoseg.onnxbundle import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
 from geoseg.outputs import check_writable
 from geoseg.predict import ModelLike, Normaliser, load_model
-from geoseg.tiling import TileGrid
+from geoseg.tiling import Tile, TileGrid
 
 #: Calibration tiles: enough to see every land-cover type of a scene, few enough to calibrate in seconds.
 DEFAULT_CALIBRATION_TILES = 32
@@ -70,8 +70,7 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
     if max_tiles < 1:
         raise InputError(f"--calibration-tiles {max_tiles}: must be at least 1")
     tiles = calibration_tiles(bundle.meta, calibration, bands, max_tiles) if calibration else None
-    onnx = require_onnx()
-    from onnxruntime import __version__ as ort_version
+    onnx, ort = require_onnx("onnx"), require_onnx("onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -87,7 +86,7 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
             quantize_dynamic(str(prepared), str(int8), per_channel=True, weight_type=QuantType.QInt8)
         proto = onnx.load(str(int8))
     record: dict[str, Any] = {"method": "int8-static" if tiles is not None else "int8-dynamic",
-                              "tool": f"onnxruntime {ort_version}", "weights": "int8 per-channel"}
+                              "tool": f"onnxruntime {ort.__version__}", "weights": "int8 per-channel"}
     if tiles is not None:
         record.update(activations="uint8, MinMax calibration", calibration=[Path(p).name for p in calibration],
                       calibration_tiles=len(tiles))
@@ -108,24 +107,27 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
     normalise = Normaliser(meta)
     side = meta.tile_size
     chosen: list[np.ndarray] = []
-    candidates: list[tuple[Path, list[int], Any]] = []
+    candidates: list[tuple[int, Tile]] = []  # (scene number, tile)
+    indexes: list[list[int]] = []
     with gdal_env():
-        for scene in scenes:
+        for number, scene in enumerate(scenes):
             with open_raster(scene) as dataset:
                 fit = check_fit(dataset, meta, bands)
                 if not fit.ok:
                     raise InputError(f"{scene}: cannot calibrate model '{meta.name}' on it: {'; '.join(fit.problems)}")
-                grid = TileGrid(dataset.height, dataset.width, side, 0)
-                candidates += [(Path(scene), fit.band_indexes, tile) for tile in grid]
+                indexes.append(fit.band_indexes)
+                candidates += [(number, tile) for tile in TileGrid(dataset.height, dataset.width, side, 0)]
+        # 4x more picks than needed: tiles of nodata (scene frames) are dropped below
         picks = np.unique(np.linspace(0, len(candidates) - 1, min(len(candidates), 4 * max_tiles)).round().astype(int))
-        for i in picks:
-            path, indexes, tile = candidates[i]
-            with rasterio.open(path) as dataset:
-                data, valid = read_tile(dataset, indexes, tile.y, tile.x, tile.height, tile.width, meta.input_nodata)
-            if valid.any():
-                pixels = normalise(data, valid)
-                pad = ((0, 0), (0, side - tile.height), (0, side - tile.width))
-                chosen.append(np.pad(pixels, pad, mode="symmetric") if any(p[1] for p in pad) else pixels)
+        for number, scene in enumerate(scenes):
+            with rasterio.open(scene) as dataset:
+                for tile in (candidates[i][1] for i in picks if candidates[i][0] == number):
+                    data, valid = read_tile(dataset, indexes[number], tile.y, tile.x, tile.height, tile.width,
+                                            meta.input_nodata)
+                    if valid.any():
+                        pixels = normalise(data, valid)
+                        pad = ((0, 0), (0, side - tile.height), (0, side - tile.width))
+                        chosen.append(np.pad(pixels, pad, mode="symmetric") if any(p[1] for p in pad) else pixels)
     if not chosen:
         raise InputError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
     keep = np.unique(np.linspace(0, len(chosen) - 1, min(len(chosen), max_tiles)).round().astype(int))

@@ -11,6 +11,7 @@ only when needed: it is the optional ``[onnx]`` extra.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import warnings
@@ -40,13 +41,12 @@ class OnnxBundle:
     path: Path | None = None
 
 
-def require_onnx() -> Any:
-    """The ``onnx`` module, or a clear message on how to install it."""
+def require_onnx(module: str = "onnx") -> Any:
+    """``onnx`` or ``onnxruntime`` (the ``[onnx]`` extra), or a clear message on how to install it."""
     try:
-        import onnx
+        return importlib.import_module(module)
     except ImportError:
-        raise InputError("ONNX support needs the onnx extra; install it with: pip install 'geoseg[onnx]'") from None
-    return onnx
+        raise InputError(f"ONNX support needs {module}; install it with: pip install 'geoseg[onnx]'") from None
 
 
 def to_onnx(bundle: ModelBundle) -> "onnx.ModelProto":

@@ -136,3 +136,13 @@ def test_cli_export_predict_and_info(unet_path: Path, scene: Path, tmp_path: Pat
     assert read_band(tmp_path / "map.tif").shape == (256, 384)
     info = _geoseg("info", tmp_path / "m.onnx", "--json", cwd=tmp_path)
     assert info.returncode == 0 and json.loads(info.stdout)["name"] == "tiny-unet"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                    reason="needs onnxruntime-gpu (CUDAExecutionProvider) and a CUDA device")
+def test_cuda_provider_agrees_with_cpu(onnx_path: Path, scene: Path, tmp_path: Path) -> None:
+    cpu = Predictor(onnx_path, device="cpu").predict(scene, tmp_path / "cpu.tif")
+    gpu = Predictor(onnx_path, device="cuda").predict(scene, tmp_path / "gpu.tif")
+    assert cpu.device == "cpu" and gpu.device == "cuda:0"
+    assert (read_band(tmp_path / "gpu.tif") == read_band(tmp_path / "cpu.tif")).mean() >= 0.999
