@@ -1,0 +1,40 @@
+"""The xarray face gives the same classes, on the same coordinates, as the file pipeline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoseg.errors import InputError
+from geoseg.predict import Predictor
+
+from .conftest import ZION, read_band
+
+rioxarray = pytest.importorskip("rioxarray", reason="the xarray face needs: pip install 'geoseg[xarray]'")
+
+
+def test_dataarray_matches_file_pipeline(tmp_path: Path, zion_bundle_path: Path) -> None:
+    from geoseg.xarray import predict_dataarray
+
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16)
+    predictor.predict(ZION, tmp_path / "c.tif")
+    scene = rioxarray.open_rasterio(ZION, chunks={"x": 256, "y": 256})  # dask-backed, like big scenes
+    result = predict_dataarray(scene, predictor)
+    assert result.dims == ("y", "x") and result.dtype == np.uint8
+    assert np.array_equal(result.values, read_band(tmp_path / "c.tif"))
+    assert np.array_equal(result.x.values, scene.x.values) and np.array_equal(result.y.values, scene.y.values)
+    assert result.rio.crs == scene.rio.crs
+    assert result.attrs["classes"][1] == "water" and result.attrs["_FillValue"] == 255
+
+
+def test_dataarray_without_crs_is_refused(zion_bundle_path: Path) -> None:
+    from geoseg.xarray import predict_dataarray
+
+    import xarray
+
+    with rioxarray.open_rasterio(ZION) as scene:
+        bare = xarray.DataArray(scene.values, dims=scene.dims, coords={"y": scene.y, "x": scene.x})
+    assert bare.rio.crs is None
+    with pytest.raises(InputError, match="no CRS"):
+        predict_dataarray(bare, zion_bundle_path)
