@@ -32,6 +32,8 @@ from geoseg.stitch import Region, StripAccumulator
 from geoseg.tiling import BlendMode, Tile, TileGrid
 
 ModelLike = ModelBundle | OnnxBundle | str | os.PathLike | None
+#: Keyword options that configure a :class:`Predictor` (the rest go to :meth:`Predictor.predict`).
+PREDICTOR_OPTIONS = ("device", "precision", "tile", "overlap", "batch_size", "blend", "backend")
 
 
 class PredictionSummary(BaseModel):
@@ -267,6 +269,5 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
     Options are :class:`Predictor` settings (device, precision, tile, overlap, batch_size, blend, backend) and
     :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
     """
-    setup = {k: options.pop(k) for k in ("device", "precision", "tile", "overlap", "batch_size", "blend", "backend")
-             if k in options}
+    setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import InputError
-from geoseg.predict import ModelLike, Predictor
+from geoseg.predict import PREDICTOR_OPTIONS, ModelLike, Predictor
 
 
 def predict_dataarray(data: Any, model: ModelLike | Predictor = None, **options: Any) -> Any:
@@ -19,7 +19,7 @@ def predict_dataarray(data: Any, model: ModelLike | Predictor = None, **options:
 
     The result has the input's ``y``/``x`` coordinates and CRS, ``_FillValue`` = the nodata class, and
     attributes ``classes`` (id → name) and ``colors`` (id → hex). ``options`` go to :class:`Predictor`
-    (device, tile, overlap, batch_size, blend) and :meth:`Predictor.predict` (bands, block_size).
+    (device, tile, overlap, batch_size, blend, backend) and :meth:`Predictor.predict` (bands, block_size).
     """
     try:
         import rioxarray
@@ -31,8 +31,7 @@ def predict_dataarray(data: Any, model: ModelLike | Predictor = None, **options:
         data = data.expand_dims("band")
     if data.rio.crs is None:
         raise InputError("predict_dataarray: the DataArray has no CRS; set one with data.rio.write_crs(...)")
-    setup = {k: options.pop(k) for k in ("device", "precision", "tile", "overlap", "batch_size", "blend")
-             if k in options}
+    setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
     predictor = model if isinstance(model, Predictor) else Predictor(model, **setup)
     with tempfile.TemporaryDirectory(prefix="geoseg-xr-") as tmp:
         scene, classes = Path(tmp) / "scene.tif", Path(tmp) / "classes.tif"
