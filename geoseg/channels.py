@@ -1,12 +1,14 @@
 """Channel surgery for structured pruning: which convolution outputs can be narrowed, and narrowing them.
 
 A :class:`ChannelPair` is a convolution whose output reaches exactly one other convolution, through at
-most a BatchNorm and an activation, inside one block: ResNet ``BasicBlock``/``Bottleneck`` (conv1→bn1→
-conv2, conv2→bn2→conv3), the U-Net decoder block (conv1→conv2) and SimpleFCN's hidden layers. Removing
-output channels of the producer and the same input channels of the consumer changes no other tensor's
-shape, so residual sums and skip concatenations stay valid and the pruned net is a real, smaller net —
-faster without sparse kernels. Blocks are recognised by class and layout, never guessed from a graph,
-so a pair is only ever found where the block's forward is known to be that chain.
+most a BatchNorm and elementwise activations. Removing output channels of the producer and the same
+input channels of the consumer changes no other tensor's shape, so residual sums and skip concatenations
+stay valid and the pruned net is a real, smaller net — faster without sparse kernels. Pairs are found
+only where the forward is known to be that chain, never guessed from a graph:
+- inside any ``nn.Sequential`` that keeps Sequential's own forward (nested ones flattened): each child's
+  output feeds only the next (SimpleFCN, ContextFCN blocks, deep stems);
+- ResNet ``BasicBlock``/``Bottleneck`` of torchvision and timm (conv1→bn1→conv2, conv2→bn2→conv3);
+- smp's U-Net decoder block (conv1→conv2).
 
 The same code narrows a trained net (keeping the chosen channels' weights) and rebuilds the narrowed
 shapes from bundle metadata (``ModelSpec.pruned``: producer name → kept channels) before loading weights.
@@ -20,6 +22,8 @@ from torch import nn
 
 from geoseg.errors import InputError
 
+#: Modules that act on each channel alone and keep the channel count: allowed between producer and consumer.
+_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.Dropout2d)
 #: Residual blocks of torchvision and timm ResNets (smp's ``resnet*`` and ``tu-resnet*`` encoders).
 _RESNET_BLOCKS = ("BasicBlock", "Bottleneck")
 #: smp's U-Net decoder block (named ``DecoderBlock`` before smp 0.5).
@@ -37,24 +41,56 @@ class ChannelPair:
 
 def prunable_pairs(module: nn.Module) -> list[ChannelPair]:
     """Every pair in ``module``, in module order."""
-    pairs: list[ChannelPair] = []
+    pairs: dict[str, ChannelPair] = {}  # by producer: a nested Sequential repeats its parent's pairs
     for name, block in module.named_modules():
         prefix = f"{name}." if name else ""
         kind = type(block).__name__
-        if kind in _RESNET_BLOCKS:
+        found: list[ChannelPair] = []
+        if _plain_sequential(block):
+            found = _chain_pairs(block, prefix)
+        elif kind in _RESNET_BLOCKS:
             between = [getattr(block, a, None) for a in ("drop_block", "aa")]
             if all(m is None or isinstance(m, nn.Identity) for m in between):
                 for i in (1, 2):
-                    pairs += _pair(block, prefix, f"conv{i}", f"bn{i}", f"conv{i + 1}")
-        elif kind in _DECODER_BLOCKS and isinstance(block.conv1, nn.Sequential):
+                    found += _pair(block, prefix, f"conv{i}", f"bn{i}", f"conv{i + 1}")
+        elif kind in _DECODER_BLOCKS and _plain_sequential(getattr(block, "conv1", None)):
             norm = "conv1.1" if isinstance(block.conv1[1], nn.BatchNorm2d) else None
-            pairs += _pair(block, prefix, "conv1.0", norm, "conv2.0")
-        elif kind == "SimpleFCN":
-            convs = [i for i, m in enumerate(block.net) if isinstance(m, nn.Conv2d)]
-            for a, b in zip(convs, convs[1:]):
-                if all(isinstance(m, nn.ReLU) for m in list(block.net)[a + 1:b]):
-                    pairs += _pair(block, prefix, f"net.{a}", None, f"net.{b}")
-    return pairs
+            found = _pair(block, prefix, "conv1.0", norm, "conv2.0")
+        pairs.update((p.producer, p) for p in found if p.producer not in pairs)
+    return list(pairs.values())
+
+
+def _plain_sequential(module: object) -> bool:
+    """A Sequential whose forward is Sequential's: each child's output goes to the next child only."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
+def _chain(block: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The leaves of a plain Sequential in execution order, nested plain Sequentials flattened."""
+    leaves: list[tuple[str, nn.Module]] = []
+    for name, child in block.named_children():
+        if _plain_sequential(child):
+            leaves += _chain(child, f"{prefix}{name}.")
+        else:
+            leaves.append((prefix + name, child))
+    return leaves
+
+
+def _chain_pairs(block: nn.Module, prefix: str) -> list[ChannelPair]:
+    """Conv → [BatchNorm] → elementwise* → Conv runs along a plain Sequential."""
+    chain = _chain(block, "")
+    found: list[ChannelPair] = []
+    for i, (producer, layer) in enumerate(chain):
+        if not isinstance(layer, nn.Conv2d):
+            continue
+        j, norm = i + 1, None
+        if j < len(chain) and isinstance(chain[j][1], nn.BatchNorm2d):
+            norm, j = chain[j][0], j + 1
+        while j < len(chain) and isinstance(chain[j][1], _ELEMENTWISE):
+            j += 1
+        if j < len(chain) and isinstance(chain[j][1], nn.Conv2d):
+            found += _pair(block, prefix, producer, norm, chain[j][0])
+    return found
 
 
 def _pair(block: nn.Module, prefix: str, producer: str, norm: str | None, consumer: str) -> list[ChannelPair]:

@@ -66,11 +66,42 @@ def _kill_half(network: torch.nn.Module) -> None:
                 network.get_submodule(pair.norm).bias[:half] = 0
 
 
-@pytest.mark.parametrize("architecture", ["Unet", "SimpleFCN"])
-def test_pruning_dead_channels_changes_nothing(architecture: str) -> None:
+class NestedContext(torch.nn.Module):
+    """Nested Sequentials of conv-BN-ReLU blocks with branching between them (the ContextFCN layout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int, kernel: int) -> torch.nn.Sequential:
+            return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+                                       torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True))
+
+        self.pixel = torch.nn.Sequential(block(4, 16, 1), block(16, 16, 1))
+        self.context = torch.nn.Sequential(block(16, 16, 3), block(16, 16, 3))
+        self.fuse = torch.nn.Sequential(block(32, 16, 1), torch.nn.Conv2d(16, 3, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.pixel(x)
+        context = torch.nn.functional.interpolate(self.context(torch.nn.functional.avg_pool2d(features, 4)),
+                                                  size=x.shape[-2:], mode="bilinear")
+        return self.fuse(torch.cat([features, context], dim=1))
+
+
+NETWORKS = {"Unet": lambda: build_model(zion_meta("Unet")), "SimpleFCN": lambda: build_model(zion_meta("SimpleFCN")),
+            "nested": NestedContext}
+
+
+def test_sequential_chains_pair_only_inside_their_sequential() -> None:
+    pairs = [(p.producer, p.norm, p.consumer) for p in prunable_pairs(NestedContext())]
+    assert pairs == [("pixel.0.0", "pixel.0.1", "pixel.1.0"), ("context.0.0", "context.0.1", "context.1.0"),
+                     ("fuse.0.0", "fuse.0.1", "fuse.1")]  # pixel.1 and context.1 feed a concatenation
+
+
+@pytest.mark.parametrize("kind", NETWORKS)
+def test_pruning_dead_channels_changes_nothing(kind: str) -> None:
     """L1 pruning removes exactly the dead channels, and the surgery keeps every live weight in place."""
     torch.manual_seed(0)
-    network = build_model(zion_meta(architecture)).eval()
+    network = NETWORKS[kind]().eval()
     _kill_half(network)
     x = torch.randn(2, 4, 64, 64)
     with torch.inference_mode():
