@@ -164,7 +164,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     widths = prune_module(network, amount)
     if not widths:
         raise InputError(f"model '{bundle.meta.name}': {bundle.meta.model.architecture}/{bundle.meta.model.encoder} "
-                         "has no layers geoseg can prune (ResNet encoders, U-Net decoders and SimpleFCN)")
+                         "has no layers geoseg can prune (conv chains in Sequentials, ResNet blocks, U-Net decoder blocks)")
     spec = bundle.meta.model.model_copy(update={"pruned": {**bundle.meta.model.pruned, **widths}})
     after = sum(p.numel() for p in network.parameters())
     record: dict[str, Any] = {"method": "prune-l1", "amount": amount, "layers": len(widths),
