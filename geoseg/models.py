@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from geoseg.bundle import BundleMeta, ModelSpec
+from geoseg.channels import apply_widths
 from geoseg.errors import InputError
 
 SMP_ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
@@ -38,8 +39,6 @@ class SimpleFCN(nn.Module):
 
 def build_model(meta: BundleMeta) -> nn.Module:
     """A freshly initialised network for ``meta`` (no pretrained download, ever), pruned widths applied."""
-    from geoseg.channels import apply_widths
-
     module = _build_full(meta)
     apply_widths(module, meta.model.pruned, f"model '{meta.name}'")
     return module
