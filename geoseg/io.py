@@ -22,11 +22,29 @@ from geoseg.bundle import BundleMeta
 from geoseg.classes import ClassScheme
 from geoseg.errors import InputError
 
-GDAL_CACHEMAX_MB = int(os.environ.get("GEOSEG_GDAL_CACHEMAX", "256"))
+DEFAULT_CACHE_MB = 256
+MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
 
 
-def gdal_env() -> rasterio.Env:
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS")
+def gdal_env(cache_mb: int | None = None) -> rasterio.Env:
+    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size."""
+    override = os.environ.get("GEOSEG_GDAL_CACHEMAX")
+    mb = int(override) if override else (cache_mb or DEFAULT_CACHE_MB)
+    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS")
+
+
+def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: int, output_bands: int) -> int:
+    """A GDAL block cache that holds one pass's working set and no more.
+
+    Reading a row of tiles touches up to ``tile + source block height`` rows of every band; writing keeps
+    two rows of output blocks dirty. A bigger cache only hoards blocks (memory would then grow with the
+    scene until the cap); a smaller one decodes compressed blocks twice.
+    """
+    block_h = dataset.block_shapes[0][0]
+    itemsize = np.dtype(dataset.dtypes[0]).itemsize
+    source = dataset.width * (tile + block_h) * dataset.count * itemsize
+    output = 2 * block_size * dataset.width * output_bands
+    return int(min(MAX_CACHE_MB, max(MIN_CACHE_MB, 1.25 * (source + output) / 2**20)))
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
@@ -198,4 +216,4 @@ class ClassMapWriter:
 
 
 __all__ = ["ClassMapWriter", "FitReport", "SceneInfo", "check_fit", "describe",
-           "gdal_env", "ground_sample_distance", "open_raster", "read_tile"]
+           "gdal_env", "ground_sample_distance", "streaming_cache_mb", "open_raster", "read_tile"]

@@ -22,7 +22,7 @@ from geoseg.backends import Backend, make_backend
 from geoseg.bundle import DEFAULT_MODEL_PATH, BundleMeta, ModelBundle, load_bundle
 from geoseg.device import ExecutionPlan
 from geoseg.errors import InputError
-from geoseg.io import ClassMapWriter, check_fit, gdal_env, open_raster, read_tile
+from geoseg.io import ClassMapWriter, check_fit, gdal_env, open_raster, read_tile, streaming_cache_mb
 from geoseg.models import size_multiple
 from geoseg.onnxbundle import OnnxBundle, load_onnx
 from geoseg.outputs import atomic_output, check_writable
@@ -138,16 +138,19 @@ class Predictor:
             for warning in fit.warnings:
                 reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+            cache_mb = streaming_cache_mb(dataset, self.tile, block_size,
+                                          1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
+                stack.enter_context(gdal_env(cache_mb))
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
                             if probabilities is not None else None)
                 return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
-                                 dst, probabilities, pipelined)
+                                 dst, probabilities, pipelined, cache_mb)
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
              prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any,
-             pipelined: bool) -> PredictionSummary:
+             pipelined: bool, cache_mb: int) -> PredictionSummary:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                    "transform": dataset.transform}
@@ -176,7 +179,7 @@ class Predictor:
         t0 = time.perf_counter()
         run = 0
         try:
-            for tiles, batch, valids in self._batches(str(dataset.name), indexes, grid, pipelined):
+            for tiles, batch, valids in self._batches(str(dataset.name), indexes, grid, pipelined, cache_mb):
                 live = [i for i, v in enumerate(valids) if v.any()]
                 probs = dict(zip(live, self.forward(batch[live]))) if live else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
@@ -217,19 +220,19 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _read(self, path: str, indexes: list[int], grid: TileGrid
+    def _read(self, path: str, indexes: list[int], grid: TileGrid, cache_mb: int
               ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
         """(tile, normalised pixels padded to the tile size or None when all nodata, validity) in grid order."""
-        with gdal_env(), rasterio.open(path) as ds:
+        with gdal_env(cache_mb), rasterio.open(path) as ds:
             for tile in grid:
                 data, valid = read_tile(ds, indexes, tile.y, tile.x, tile.height, tile.width, self.meta.input_nodata)
                 yield tile, (self._pad(self.normalise(data, valid)) if valid.any() else None), valid
 
-    def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool
+    def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool, cache_mb: int
                  ) -> Iterator[tuple[list[Tile], np.ndarray, list[np.ndarray]]]:
         """Batches of ``batch_size`` tiles with data (all-nodata tiles ride along without a forward pass)."""
-        source = (prefetch(lambda: self._read(path, indexes, grid), depth=2 * self.batch_size + 2)
-                  if pipelined else self._read(path, indexes, grid))
+        source = (prefetch(lambda: self._read(path, indexes, grid, cache_mb), depth=2 * self.batch_size + 2)
+                  if pipelined else self._read(path, indexes, grid, cache_mb))
         empty = np.zeros((self.meta.in_channels, self.tile, self.tile), np.float32)
         tiles: list[Tile] = []
         arrays: list[np.ndarray] = []
