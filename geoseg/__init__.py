@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 
 from geoseg.bundle import BundleMeta, ModelBundle, load_bundle  # noqa: E402
 from geoseg.predict import PredictionSummary, Predictor, load_model, predict  # noqa: E402
+from geoseg.vectorize import VectorizeSummary, vectorize  # noqa: E402
 
 __all__ = ["BundleMeta", "ModelBundle", "PredictionSummary", "Predictor", "__version__", "load_bundle",
-           "load_model", "predict"]
+           "load_model", "predict", "vectorize", "VectorizeSummary"]

@@ -74,8 +74,8 @@ class BundleMeta(BaseModel):
     def _fits(self) -> "BundleMeta":
         if not self.bands:
             raise ValueError("a bundle needs at least one band")
-        if self.overlap * 2 >= self.tile_size:
-            raise ValueError(f"overlap {self.overlap} must be less than half the tile size {self.tile_size}")
+        if self.overlap * 2 > self.tile_size:
+            raise ValueError(f"overlap {self.overlap} must be at most half the tile size {self.tile_size}")
         return self
 
     @property

@@ -39,6 +39,8 @@ class BlendChoice(str, Enum):
 ProgressOpt = Annotated[ProgressChoice, typer.Option("--progress", help="rich bar on stderr, JSON lines on stdout, or none")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
+MinAreaOpt = Annotated[Optional[float], typer.Option("--min-area", help="minimum mapping unit in map units² (m²): smaller regions merge into a neighbour")]
+SimplifyOpt = Annotated[Optional[float], typer.Option("--simplify", help="topology-preserving simplification tolerance in map units")]
 
 
 def reports_errors(command: F) -> F:
@@ -98,13 +100,19 @@ def predict(
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
+    polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
+    min_area: MinAreaOpt = None,
+    simplify: SimplifyOpt = None,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
 ) -> None:
-    """Segment a scene into a georeferenced class map."""
+    """Segment a scene into a georeferenced class map (and optionally polygons)."""
+    from geoseg.outputs import check_writable
     from geoseg.predict import Predictor
 
+    if polygons is not None:
+        check_writable(polygons, overwrite)  # refuse before the long prediction, not after
     predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                           batch_size=batch_size, blend=blend.value)
     summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
@@ -114,6 +122,42 @@ def predict(
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
                           f"{summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision}", soft_wrap=True)
+    if polygons is not None:
+        _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
+                   progress=progress, quiet=quiet)
+
+
+@app.command()
+@reports_errors
+def vectorize(
+    class_map: Annotated[Path, typer.Argument(help="single-band class raster (geoseg output or any label raster)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="polygon file to write")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="gpkg, shp, geojson, parquet or fgb (default: from the suffix)")] = None,
+    min_area: MinAreaOpt = None,
+    min_area_pixels: Annotated[bool, typer.Option("--min-area-pixels", help="read --min-area as a pixel count")] = False,
+    simplify: SimplifyOpt = None,
+    dissolve: Annotated[bool, typer.Option("--dissolve", help="one multipolygon per class")] = False,
+    classes: Annotated[Optional[str], typer.Option("--classes", help="only these classes, names or ids, e.g. water,forest")] = None,
+    layer: Annotated[Optional[str], typer.Option("--layer", help="layer name (GeoPackage)")] = None,
+    block_size: Annotated[int, typer.Option("--block-size", help="pixels per block side")] = 2048,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = ProgressChoice.rich,
+    quiet: QuietOpt = False,
+) -> None:
+    """Turn a class map into polygons with class_id, class_name and area_m2."""
+    _vectorize(class_map, output, fmt=fmt, min_area=min_area, min_area_unit="pixels" if min_area_pixels else "map",
+               simplify=simplify, dissolve=dissolve, classes=classes.split(",") if classes else None, layer=layer,
+               block_size=block_size, overwrite=overwrite, progress=progress, quiet=quiet)
+
+
+def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet: bool, **options: Any) -> None:
+    from geoseg.vectorize import vectorize as run_vectorize
+
+    summary = run_vectorize(class_map, output, reporter=_reporter(progress, quiet, "vectorize"), **options)
+    if progress == ProgressChoice.rich and not quiet:
+        areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2.items())
+        err_console.print(f"wrote {summary.n_polygons} polygons to {summary.path} ({summary.format}): {areas}",
+                          soft_wrap=True)
 
 
 @app.command()

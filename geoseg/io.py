@@ -187,7 +187,7 @@ class ClassMapWriter:
         try:
             rasterio.shutil.copy(self.stage_path, self.tmp_path, driver="COG", COMPRESS="DEFLATE",
                                  PREDICTOR="2", OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
-                                 BLOCKSIZE=str(self.block))
+                                 BLOCKSIZE=str(max(128, self.block)))
         finally:
             self.stage_path.unlink(missing_ok=True)
 

@@ -94,9 +94,9 @@ class Predictor:
         if self.tile % multiple:
             raise InputError(f"--tile {self.tile}: must be a multiple of {multiple} for "
                              f"{self.meta.model.architecture}; try {self.tile // multiple * multiple or multiple}")
-        if not 0 <= self.overlap * 2 < self.tile:
-            raise InputError(f"--overlap {self.overlap}: must be at least 0 and less than half of --tile {self.tile}")
-        self.batch_size = batch_size or (8 if self.plan.device.type == "cuda" else 1)
+        if not 0 <= self.overlap * 2 <= self.tile:
+            raise InputError(f"--overlap {self.overlap}: must be between 0 and half of --tile {self.tile}")
+        self.batch_size = batch_size if batch_size is not None else (8 if self.plan.device.type == "cuda" else 1)
         if self.batch_size < 1:
             raise InputError(f"--batch-size {self.batch_size}: must be at least 1")
         self.blend = blend

@@ -1,0 +1,112 @@
+"""Benchmark: geoseg.vectorize against gdal_polygonize.py on synthetic class maps built from real labels.
+
+Maps of N x N pixels are tiled from the Zion NLCD labels, mirrored so regions continue across tile
+borders: "clean" (labels sieved to 50 px, then upsampled x8: large regions) and "noisy" (labels upsampled
+x2: about 0.65 M polygons at 10k, 2.6 M at 20k). Each run is a fresh subprocess; time is wall-clock and
+peak RSS comes from os.wait4 of that child. Run by hand:
+
+    python benchmarks/bench_vectorize.py --sizes 10000 20000 --kinds clean noisy --format fgb
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.features import sieve
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+ZION = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "zion_landsat8_nlcd" / "nlcd8_on_landsat_grid.tif"
+GDAL_PYTHON = "/usr/bin/python3"
+GDAL_POLYGONIZE = "/usr/bin/gdal_polygonize.py"
+DRIVERS = {"fgb": "FlatGeobuf", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
+
+
+def pattern(kind: str, labels: Path) -> np.ndarray:
+    """A mirrored 2x2 super-tile of the labels, so tiling it has no seams."""
+    with rasterio.open(labels) as ds:
+        a = ds.read(1)
+    if kind == "clean":
+        a = np.kron(sieve(a, 50, connectivity=4), np.ones((8, 8), np.uint8))
+    else:
+        a = np.kron(a, np.ones((2, 2), np.uint8))
+    top = np.hstack([a, a[:, ::-1]])
+    return np.vstack([top, top[::-1]])
+
+
+def make_map(path: Path, size: int, kind: str, labels: Path) -> None:
+    tile = pattern(kind, labels)
+    th, tw = tile.shape
+    profile = dict(driver="GTiff", width=size, height=size, count=1, dtype="uint8", nodata=255,
+                   crs="EPSG:32612", transform=from_origin(300000, 4200000, 30, 30), tiled=True,
+                   blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER")
+    with rasterio.open(path, "w", **profile) as ds:
+        for r in range(0, size, 2048):
+            h = min(2048, size - r)
+            rows = np.arange(r, r + h) % th
+            cols = np.arange(size) % tw
+            ds.write(tile[rows][:, cols], 1, window=Window(0, r, size, h))
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def count_features(path: Path) -> int:
+    import pyogrio
+    return pyogrio.read_info(path)["features"]
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--make"]:
+        make_map(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 20000])
+    parser.add_argument("--kinds", nargs="+", default=["clean", "noisy"])
+    parser.add_argument("--format", default="fgb", choices=sorted(DRIVERS))
+    parser.add_argument("--block-size", type=int, default=2048)
+    parser.add_argument("--labels", type=Path, default=ZION)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_vectorize_"))
+    work.mkdir(parents=True, exist_ok=True)
+    print("| map | polygons | gdal_polygonize s | geoseg s | time ratio | gdal RSS MiB | geoseg RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for kind in args.kinds:
+            src = work / f"{kind}_{size}.tif"
+            if not src.exists():   # in a child, so this process stays small: children inherit its RSS
+                subprocess.run([sys.executable, __file__, "--make", str(src), str(size), kind, str(args.labels)],
+                               check=True)
+            gdal_out, ours_out = work / f"gdal_{kind}_{size}.{args.format}", work / f"geoseg_{kind}_{size}.{args.format}"
+            for p in (gdal_out, ours_out):
+                for part in p.parent.glob(p.stem + ".*"):
+                    part.unlink()
+            g_t, g_rss = measure([GDAL_PYTHON, GDAL_POLYGONIZE, "-q", str(src), "-f", DRIVERS[args.format],
+                                  str(gdal_out), "out", "class_id"])
+            code = (f"from geoseg.vectorize import vectorize; vectorize({str(src)!r}, {str(ours_out)!r}, "
+                    f"block_size={args.block_size})")
+            o_t, o_rss = measure([sys.executable, "-c", code])
+            n_gdal, n_ours = count_features(gdal_out), count_features(ours_out)
+            assert n_gdal == n_ours, (n_gdal, n_ours)
+            print(f"| {kind} {size}x{size} | {n_ours} | {g_t:.1f} | {o_t:.1f} | {o_t / g_t:.2f} | "
+                  f"{g_rss:.0f} | {o_rss:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Blockwise polygonization of a class raster, with polygons merged across block borders.
+
+Each block is polygonized by GDAL (``rasterio.features.shapes``, 4-connectivity like ``gdal_polygonize``)
+in *pixel* coordinates, so every vertex is an integer and unions along block seams are exact. A polygon
+that touches no interior block edge is final at once and streamed out. A polygon that touches a seam is
+kept *pending*; when the block on the other side of the seam is polygonized, the pixel rows (or columns)
+on both sides are labelled with the pending piece that owns them and pieces of the same class that face
+each other are joined (union-find). A group is emitted as soon as none of its pieces touches a seam whose
+other side is still unread. Memory therefore holds one block of pixels plus the pending pieces (those on
+the seams of the current band of blocks and any region still growing across them), never the scene.
+
+The merged polygons are made canonical (collinear vertices removed) so that the output is the same
+whatever the block size.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from rasterio.windows import Window
+
+#: dtypes GDALPolygonize accepts through rasterio without a cast.
+POLYGONIZE_DTYPES = ("uint8", "int16", "uint16", "int32")
+
+
+@dataclass
+class PolygonBatch:
+    """Final polygons (pixel coordinates: column, row) and their class values."""
+
+    polygons: np.ndarray
+    values: np.ndarray
+
+
+def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, row_off: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """GDAL-polygonize one block into shapely polygons in global pixel coordinates (4-connectivity)."""
+    transform = Affine.translation(col_off, row_off)
+    feats = list(shapes(data, mask=mask, connectivity=4, transform=transform))
+    if not feats:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    values = np.fromiter((v for _, v in feats), dtype=np.float64, count=len(feats)).astype(np.int64)
+    rings_per_poly = np.fromiter((len(g["coordinates"]) for g, _ in feats), np.int64, len(feats))
+    rings = [ring for g, _ in feats for ring in g["coordinates"]]
+    ring_sizes = np.fromiter(map(len, rings), np.int64, len(rings))
+    coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64).reshape(-1, 2)
+    ring_off = np.concatenate([[0], np.cumsum(ring_sizes)])
+    poly_off = np.concatenate([[0], np.cumsum(rings_per_poly)])
+    polys = shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_off, poly_off))
+    return polys, values
+
+
+def drop_collinear(polys: np.ndarray) -> np.ndarray:
+    """Remove vertices where a ring goes straight on, so equal regions get equal vertex lists.
+
+    Exact on pixel-space (integer) coordinates; unions along seams leave such vertices behind.
+    """
+    if len(polys) == 0:
+        return polys
+    _, coords, (ring_off, poly_off) = shapely.to_ragged_array(polys)
+    sizes = np.diff(ring_off)
+    ring_of = np.repeat(np.arange(len(sizes)), sizes)
+    start = ring_off[:-1][ring_of]
+    pos = np.arange(len(coords)) - start
+    unique = sizes[ring_of] - 1                       # rings are closed: last vertex repeats the first
+    prev = coords[start + (pos - 1) % unique]
+    nxt = coords[start + (pos + 1) % unique]
+    cross = ((coords[:, 0] - prev[:, 0]) * (nxt[:, 1] - coords[:, 1])
+             - (coords[:, 1] - prev[:, 1]) * (nxt[:, 0] - coords[:, 0]))
+    keep = np.flatnonzero((cross != 0) & (pos < unique))
+    kept_per_ring = np.bincount(ring_of[keep], minlength=len(sizes))
+    first_kept = keep[np.cumsum(kept_per_ring) - kept_per_ring]
+    new_off = np.concatenate([[0], np.cumsum(kept_per_ring + 1)])
+    out = np.empty((new_off[-1], 2), dtype=np.float64)
+    closing = new_off[1:] - 1
+    body = np.ones(new_off[-1], dtype=bool)
+    body[closing] = False
+    out[body] = coords[keep]
+    out[closing] = coords[first_kept]
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, out, (new_off, poly_off))
+
+
+def _seam_rows(rings_xy: np.ndarray, ring_idx: np.ndarray, axis: int, line: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel intervals (piece index, start, stop) along a seam line from ring segments lying on it.
+
+    ``axis`` 0: a vertical seam ``x == line`` (intervals in rows); 1: a horizontal seam ``y == line``.
+    """
+    same = ring_idx[:-1] == ring_idx[1:]
+    a, b = rings_xy[:-1], rings_xy[1:]
+    on = same & (a[:, axis] == line) & (b[:, axis] == line)
+    other = 1 - axis
+    lo = np.minimum(a[on, other], b[on, other]).astype(np.int64)
+    hi = np.maximum(a[on, other], b[on, other]).astype(np.int64)
+    owner = ring_idx[:-1][on]
+    lengths = hi - lo
+    cells = np.repeat(lo, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    return np.repeat(owner, lengths), cells
+
+
+@dataclass
+class _Pending:
+    """Union-find over pieces that touch a seam, with the count of their unresolved seam contacts."""
+
+    geoms: dict[int, object] = field(default_factory=dict)
+    value: dict[int, int] = field(default_factory=dict)
+    parent: dict[int, int] = field(default_factory=dict)
+    members: dict[int, list[int]] = field(default_factory=dict)
+    open: dict[int, int] = field(default_factory=dict)
+
+    def add(self, pid: int, geom: object, value: int, open_sides: int) -> None:
+        self.geoms[pid], self.value[pid], self.parent[pid] = geom, value, pid
+        self.members[pid], self.open[pid] = [pid], open_sides
+
+    def find(self, pid: int) -> int:
+        root = pid
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[pid] != root:
+            self.parent[pid], pid = root, self.parent[pid]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if len(self.members[ra]) < len(self.members[rb]):
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.members[ra] += self.members.pop(rb)
+        self.open[ra] += self.open.pop(rb)
+
+    def close_side(self, pid: int) -> int:
+        root = self.find(pid)
+        self.open[root] -= 1
+        return root
+
+    def pop_group(self, root: int) -> tuple[object, int, bool]:
+        """Remove a complete group; return its geometry, class value and whether pieces were merged."""
+        members = self.members.pop(root)
+        del self.open[root]
+        value = self.value[root]
+        geoms = [self.geoms.pop(m) for m in members]
+        for m in members:
+            del self.value[m], self.parent[m]
+        if len(geoms) == 1:
+            return geoms[0], value, False
+        return shapely.union_all(geoms), value, True
+
+
+class _SeamLabels:
+    """Which pending piece owns each pixel along a seam, for matching pieces across it."""
+
+    def __init__(self, length: int) -> None:
+        self.owner = np.full(length, -1, dtype=np.int64)
+
+    def fill(self, owners: np.ndarray, cells: np.ndarray, offset: int) -> None:
+        self.owner[cells - offset] = owners
+
+
+def iter_block_polygons(
+    read_block: Callable[[Window], np.ndarray],
+    height: int,
+    width: int,
+    block_size: int,
+    keep_value: Callable[[np.ndarray], np.ndarray],
+    simplify_px: float | None = None,
+    on_block: Callable[[], None] | None = None,
+) -> Iterator[PolygonBatch]:
+    """Yield final polygons block by block (row-major), merged across block seams.
+
+    ``read_block`` returns the class values of a window; ``keep_value`` maps values to a boolean mask of
+    those to vectorize. With ``simplify_px`` every block's full coverage (all values) is simplified with
+    its frame pinned, so the pieces still meet exactly at seams and no gap or overlap appears.
+    """
+    nby, nbx = -(-height // block_size), -(-width // block_size)
+    pend = _Pending()
+    next_id = 0
+    bottom_prev = _SeamLabels(width)          # owners along the bottom edge of the previous band
+    bottom_pieces_prev: list[list[int]] = [[] for _ in range(nbx)]
+    for bi in range(nby):
+        r0 = bi * block_size
+        h = min(block_size, height - r0)
+        bottom_cur = _SeamLabels(width)
+        bottom_pieces_cur: list[list[int]] = [[] for _ in range(nbx)]
+        right_prev: _SeamLabels | None = None
+        right_pieces_prev: list[int] = []
+        for bj in range(nbx):
+            c0 = bj * block_size
+            w = min(block_size, width - c0)
+            data = read_block(Window(c0, r0, w, h))
+            if simplify_px:
+                geoms, values = polygonize_array(data, None, c0, r0)
+                geoms = shapely.coverage_simplify(geoms, simplify_px, simplify_boundary=False)
+                kept = keep_value(values)
+                geoms, values = geoms[kept], values[kept]
+            else:
+                geoms, values = polygonize_array(data, keep_value(data), c0, r0)
+
+            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+            left = (bounds[:, 0] == c0) & (bj > 0)
+            top = (bounds[:, 1] == r0) & (bi > 0)
+            right = (bounds[:, 2] == c0 + w) & (bj < nbx - 1)
+            bottom = (bounds[:, 3] == r0 + h) & (bi < nby - 1)
+            on_seam = left | top | right | bottom
+            final = [geoms[~on_seam]]
+            final_values = [values[~on_seam]]
+            merged: list[object] = []
+            merged_values: list[int] = []
+            single: list[object] = []
+            single_values: list[int] = []
+
+            idx = np.flatnonzero(on_seam)
+            ids = np.arange(next_id, next_id + len(idx))
+            next_id += len(idx)
+            for k, pid in zip(idx, ids):
+                pend.add(int(pid), geoms[k], int(values[k]), int(right[k]) + int(bottom[k]))
+            coords, ring_idx = shapely.get_coordinates(shapely.get_exterior_ring(geoms[idx]),
+                                                       return_index=True)
+            piece_ids = ids[ring_idx] if len(idx) else ring_idx
+
+            touched: set[int] = set()
+            right_cur = _SeamLabels(h)
+            for axis, line, labels, offset in ((0, c0 + w, right_cur, r0), (1, r0 + h, bottom_cur, 0)):
+                rows = _seam_rows(coords, piece_ids, axis, line)
+                labels.fill(rows[0], rows[1], offset)
+            if right_prev is not None:
+                left_labels = _SeamLabels(h)
+                left_labels.fill(*_seam_rows(coords, piece_ids, 0, c0), r0)
+                touched |= _join(pend, right_prev.owner, left_labels.owner)
+                touched |= {pend.close_side(p) for p in right_pieces_prev}
+            if bi > 0:
+                top_labels = _SeamLabels(width)
+                top_labels.fill(*_seam_rows(coords, piece_ids, 1, r0), 0)
+                sl = slice(c0, c0 + w)
+                touched |= _join(pend, bottom_prev.owner[sl], top_labels.owner[sl])
+                touched |= {pend.close_side(p) for p in bottom_pieces_prev[bj]}
+            touched |= {pend.find(int(p)) for p in ids}
+            for root in sorted({pend.find(r) for r in touched}):
+                if pend.open[root] == 0:
+                    geom, value, was_merged = pend.pop_group(root)
+                    (merged if was_merged else single).append(geom)
+                    (merged_values if was_merged else single_values).append(value)
+            final.append(np.array(single, dtype=object))
+            final_values.append(np.array(single_values, dtype=np.int64))
+            if merged:
+                final.append(drop_collinear(np.array(merged, dtype=object)))
+                final_values.append(np.array(merged_values, dtype=np.int64))
+
+            right_prev = right_cur
+            right_pieces_prev = [int(p) for p in ids[right[idx]]]
+            bottom_pieces_cur[bj] = [int(p) for p in ids[bottom[idx]]]
+            if on_block is not None:
+                on_block()
+            yield PolygonBatch(np.concatenate(final), np.concatenate(final_values).astype(np.int64))
+        bottom_prev, bottom_pieces_prev = bottom_cur, bottom_pieces_cur
+    assert not pend.members, "pending pieces left after the last block"
+
+
+def _join(pend: _Pending, side_a: np.ndarray, side_b: np.ndarray) -> set[int]:
+    """Union pieces facing each other across a seam with the same class; return the roots involved."""
+    both = (side_a >= 0) & (side_b >= 0)
+    pairs = np.unique(np.stack([side_a[both], side_b[both]], axis=1), axis=0)
+    roots: set[int] = set()
+    for a, b in pairs:
+        if pend.value[int(a)] == pend.value[int(b)]:
+            pend.union(int(a), int(b))
+            roots.add(int(a))
+    return roots

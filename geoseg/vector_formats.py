@@ -1,0 +1,137 @@
+"""Polygon output formats: which driver writes which suffix, and streaming writers for each.
+
+Features arrive as a stream of :class:`FeatureBatch` and are written in one pass without holding the
+layer in memory: OGR formats through ``pyogrio.write_arrow`` fed by an Arrow stream, GeoParquet through
+``pyarrow`` row groups (the pyogrio wheels have no Parquet driver).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyogrio
+import pyproj
+import shapely
+
+from geoseg.errors import InputError
+
+#: format name -> (OGR driver or None for pyarrow, recognised suffixes)
+FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "gpkg": ("GPKG", (".gpkg",)),
+    "shp": ("ESRI Shapefile", (".shp",)),
+    "geojson": ("GeoJSON", (".geojson", ".json")),
+    "parquet": (None, (".parquet", ".geoparquet")),
+    "fgb": ("FlatGeobuf", (".fgb",)),
+}
+#: GDAL refuses .shp/.dbf files past 2 GB; we refuse first, with a message that says what to do.
+SHAPEFILE_MAX_BYTES = 2**31 - 1
+#: Bytes per .dbf record as GDAL writes our fields: deletion flag, class_id N(10), class_name C(80),
+#: area_m2 N(24.15).
+_DBF_RECORD = 1 + 10 + 80 + 24
+
+SCHEMA = pa.schema([
+    pa.field("class_id", pa.int32()),
+    pa.field("class_name", pa.string()),
+    pa.field("area_m2", pa.float64()),
+    pa.field("geometry", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb"}),
+])
+
+
+@dataclass
+class FeatureBatch:
+    """Polygons in the output CRS with their attributes."""
+
+    geometry: np.ndarray
+    class_id: np.ndarray
+    class_name: np.ndarray
+    area_m2: np.ndarray
+
+    def to_arrow(self) -> pa.RecordBatch:
+        return pa.record_batch([
+            pa.array(self.class_id, pa.int32()), pa.array(self.class_name, pa.string()),
+            pa.array(self.area_m2, pa.float64()), pa.array(shapely.to_wkb(self.geometry), pa.binary()),
+        ], schema=SCHEMA)
+
+
+def resolve_format(dst: str | Path, fmt: str | None) -> str:
+    """The format name for ``fmt`` or, when ``None``, for the suffix of ``dst``."""
+    if fmt is not None:
+        key = fmt.lower().lstrip(".")
+        key = {"geoparquet": "parquet", "shapefile": "shp", "json": "geojson", "flatgeobuf": "fgb"}.get(key, key)
+        if key not in FORMATS:
+            raise InputError(f"{dst}: unknown polygon format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return key
+    suffix = Path(dst).suffix.lower()
+    for key, (_, suffixes) in FORMATS.items():
+        if suffix in suffixes:
+            return key
+    raise InputError(f"{dst}: cannot tell the polygon format from the suffix {suffix!r}; "
+                     f"use a .gpkg/.shp/.geojson/.parquet/.fgb name or pass format ({', '.join(FORMATS)})")
+
+
+def write_features(batches: Iterable[FeatureBatch], path: Path, fmt: str, layer: str, crs_wkt: str | None,
+                   geometry_type: str) -> None:
+    """Stream ``batches`` into ``path`` (a temporary name; the caller renames it when complete)."""
+    if fmt == "shp":
+        batches = _shapefile_guard(batches, path)
+    if fmt == "parquet":
+        _write_geoparquet(batches, path, crs_wkt, geometry_type)
+        return
+    driver = FORMATS[fmt][0]
+    stream = _Stream(batches)
+    options = {"shp": {"ENCODING": "UTF-8"}, "geojson": {"RFC7946": "YES"}}.get(fmt)
+    try:
+        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(SCHEMA, iter(stream)), str(path),
+                            layer=layer, driver=driver, geometry_name="geometry", geometry_type=geometry_type,
+                            crs=crs_wkt, layer_options=options)
+    except Exception:
+        if stream.error is not None:   # the Arrow stream hides the producer's exception: raise it instead
+            raise stream.error from None
+        raise
+
+
+class _Stream:
+    """Arrow batches from feature batches, remembering an exception raised while producing them."""
+
+    def __init__(self, batches: Iterable[FeatureBatch]) -> None:
+        self.batches = batches
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self.batches:
+                yield batch.to_arrow()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[FeatureBatch]:
+    """Refuse, before GDAL fails, a Shapefile whose .shp or .dbf would pass 2 GB."""
+    shp, dbf = 100, 32 + 33 * 4 + 1
+    for batch in batches:
+        rings = int(np.sum(shapely.get_num_interior_rings(shapely.get_parts(batch.geometry)) + 1))
+        shp += (8 + 44) * len(batch.geometry) + 4 * rings
+        shp += 16 * int(shapely.get_num_coordinates(batch.geometry).sum())
+        dbf += _DBF_RECORD * len(batch.geometry)
+        if max(shp, dbf) > SHAPEFILE_MAX_BYTES:
+            raise InputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
+                             "FlatGeobuf instead (format gpkg or fgb), or reduce them with min_area/simplify")
+        yield batch
+
+
+def _write_geoparquet(batches: Iterable[FeatureBatch], path: Path, crs_wkt: str | None,
+                      geometry_type: str) -> None:
+    column = {"encoding": "WKB", "geometry_types": [geometry_type]}
+    if crs_wkt is not None:
+        column["crs"] = pyproj.CRS.from_wkt(crs_wkt).to_json_dict()
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    schema = SCHEMA.with_metadata({b"geo": json.dumps(geo).encode()})
+    with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch.to_arrow().replace_schema_metadata(schema.metadata))

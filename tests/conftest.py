@@ -1,0 +1,77 @@
+"""Shared fixtures: small real scenes (shipped sample tiles and derivations of them) and tiny bundles."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec
+from geoseg.classes import ClassInfo, ClassScheme
+from geoseg.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_tiles"
+TEST_DATA = ROOT / "tests" / "data"
+ZION = SAMPLES / "zion_landsat8_b2345.tif"
+ZION_LABELS = SAMPLES / "zion_nlcd8.tif"
+NAIP = SAMPLES / "naip_2020_rgbn.tif"
+LANDSAT7_FRAME = TEST_DATA / "landsat7_rgb_nodata_frame.tif"
+
+NLCD = [("water", "#466b9f"), ("developed", "#d99282"), ("barren", "#b3ac9f"), ("forest", "#68ab5f"),
+        ("shrubland", "#ccb879"), ("herbaceous", "#dfdfc2"), ("cultivated", "#ab6c28"), ("wetlands", "#b8d9eb")]
+
+
+def tiny_meta(bands: list[str], num_classes: int = 3, *, architecture: str = "SimpleFCN", tile: int = 64,
+              overlap: int = 32, gsd: float | None = None, mean: float = 0.0, std: float = 1.0,
+              input_dtype: str = "float32") -> BundleMeta:
+    scheme = ClassScheme(classes=[ClassInfo(id=i + 1, name=n, color=c) for i, (n, c) in enumerate(NLCD[:num_classes])])
+    spec = (ModelSpec(architecture="SimpleFCN", encoder=None, hidden=[8, 8, 8]) if architecture == "SimpleFCN"
+            else ModelSpec(architecture=architecture, encoder="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8]))
+    return BundleMeta(name=f"tiny-{architecture.lower()}", model=spec,
+                      bands=[BandSpec(name=b, mean=mean, std=std) for b in bands], input_dtype=input_dtype,
+                      scheme=scheme, tile_size=tile, overlap=overlap, gsd=gsd)
+
+
+def tiny_bundle(meta: BundleMeta, seed: int = 0) -> ModelBundle:
+    torch.manual_seed(seed)
+    return ModelBundle.from_module(meta, build_model(meta))
+
+
+@pytest.fixture
+def zion_bundle_path(tmp_path: Path) -> Path:
+    """A SimpleFCN bundle for the Zion sample (4 uint16 bands, 30 m), random but fixed weights."""
+    meta = tiny_meta(["blue", "green", "red", "nir"], 4, gsd=30.0, mean=10000.0, std=2500.0, input_dtype="uint16")
+    path = tmp_path / "zion_tiny.safetensors"
+    tiny_bundle(meta).save(path)
+    return path
+
+
+def write_crop(src: Path, dst: Path, window: Window, **overrides: object) -> Path:
+    """A real crop of a real raster, optionally with another transform/CRS/nodata."""
+    with rasterio.open(src) as ds:
+        profile = ds.profile.copy()
+        profile.update(width=int(window.width), height=int(window.height), transform=ds.window_transform(window))
+        profile.update(overrides)
+        data = ds.read(window=window)
+        with rasterio.open(dst, "w", **profile) as out:
+            out.write(data)
+            out.descriptions = ds.descriptions
+    return dst
+
+
+@pytest.fixture
+def crop(tmp_path: Path) -> Callable[..., Path]:
+    def make(src: Path, window: Window, name: str = "crop.tif", **overrides: object) -> Path:
+        return write_crop(src, tmp_path / name, window, **overrides)
+
+    return make
+
+
+def read_band(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)

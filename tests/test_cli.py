@@ -1,0 +1,99 @@
+"""The command line as users run it: a subprocess, exit codes, one-line errors, JSON progress."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ZION, read_band
+
+COMMANDS = ["predict", "info", "vectorize"]
+
+
+def geoseg(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "geoseg", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help(command: str | None) -> None:
+    result = geoseg(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_predict_json_progress_and_outputs(tmp_path: Path, zion_bundle_path: Path) -> None:
+    out = tmp_path / "c.tif"
+    result = geoseg("predict", ZION, "-o", out, "--model", zion_bundle_path, "--tile", 64, "--overlap", 16,
+                    "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["total"] == events[-1]["tiles_total"]
+    assert events[-2]["event"] == "progress" and events[-2]["done"] == events[-2]["total"]
+    assert events[-1]["event"] == "done" and events[-1]["output"] == str(out)
+    assert read_band(out).shape == (404, 1128)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "missing.tif", "-o", "{tmp}/o.tif", "--model", "{model}"], "missing.tif: file not found"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{tmp}/none.safetensors"], "none.safetensors: model file not found"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--bands", "x,y"], "--bands x,y"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--bands", "1,2"], "the model expects 4"),
+    (["predict", ZION, "-o", "{tmp}/nofolder/o.tif", "--model", "{model}"], "does not exist; create it first"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--device", "tpu"], "unknown device"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--tile", 64, "--overlap", 40], "--overlap 40"),
+    (["info", "{tmp}/absent.tif"], "absent.tif: file not found"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--blend", "fancy"], "fancy"),
+])
+def test_bad_input_exits_2_with_one_line(args: list[object], message: str, tmp_path: Path,
+                                         zion_bundle_path: Path) -> None:
+    filled = [str(a).format(tmp=tmp_path, model=zion_bundle_path) for a in args]
+    result = geoseg(*filled)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    if "Usage" not in result.stderr:  # typer's own usage errors are boxed; ours are one line
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path, zion_bundle_path: Path) -> None:
+    out = tmp_path / "o.tif"
+    out.write_text("keep me")
+    result = geoseg("predict", ZION, "-o", out, "--model", zion_bundle_path, "--progress", "json")
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["event"] == "error"
+    assert out.read_text() == "keep me"
+
+
+def test_info_json_describes_model_scene_and_installation(zion_bundle_path: Path) -> None:
+    model = json.loads(geoseg("info", zion_bundle_path, "--json").stdout)
+    assert [c["name"] for c in model["classes"]] == ["water", "developed", "barren", "forest"]
+    assert [b["name"] for b in model["bands"]] == ["blue", "green", "red", "nir"]
+    scene = json.loads(geoseg("info", ZION, "--model", zion_bundle_path, "--json").stdout)
+    assert scene["crs"] == "EPSG:32612" and scene["count"] == 4 and scene["fits"]["ok"] is True
+    setup = json.loads(geoseg("info", "--json").stdout)
+    assert setup["devices"][0]["name"] == "cpu" and setup["geoseg_version"]
+
+
+def test_predict_with_polygons_in_one_run(tmp_path: Path, zion_bundle_path: Path) -> None:
+    import pyogrio
+
+    out, polygons = tmp_path / "c.tif", tmp_path / "p.gpkg"
+    result = geoseg("predict", ZION, "-o", out, "--model", zion_bundle_path, "--tile", 64, "--overlap", 16,
+                    "--polygons", polygons, "--min-area", 9000, "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    done = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "done"]
+    assert [d["task"] for d in done] == ["predict", "vectorize"]
+    frame = pyogrio.read_dataframe(polygons)
+    assert set(frame.columns) >= {"class_id", "class_name", "area_m2"} and len(frame) > 0
+    assert frame.area_m2.min() >= 9000
+
+
+def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
+    target = tmp_path / "p.gpkg"
+    target.write_text("x")
+    result = geoseg("vectorize", ZION.parent / "zion_nlcd8.tif", "-o", target)
+    assert result.returncode == 2 and "--overwrite" in result.stderr
