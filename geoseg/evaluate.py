@@ -26,7 +26,7 @@ from geoseg.errors import InputError
 from geoseg.io import gdal_env, open_raster
 from geoseg.labels import LabelSource, ids_to_indices, is_vector
 from geoseg.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
-from geoseg.outputs import check_writable
+from geoseg.outputs import atomic_output, check_writable
 from geoseg.progress import Reporter
 
 OUTPUTS = ("prediction.tif", "metrics.json", "report.md", "confusion.png", "per_class.png", "preview.png")
@@ -50,11 +50,26 @@ def _label_scheme(labels: Path) -> ClassScheme | None:
         return ClassScheme.from_dataset(dataset)
 
 
-def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None):  # noqa: ANN202
+def load_legend(path: str | os.PathLike) -> ClassScheme:
+    """The class legend of a model bundle (.safetensors) or a training config (.yaml)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from geoseg.bundle import read_meta
+
+        return read_meta(path).scheme
+    if path.suffix in (".yaml", ".yml"):
+        from geoseg.train.config import load_config
+
+        return load_config(path).scheme
+    raise InputError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")
+
+
+def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, legend: ClassScheme | None
+             ):  # noqa: ANN202
     """The classic method and the scheme to score it in (the labels' legend plus the method's classes)."""
     from geoseg.classic import ClassicMethod, default_scheme
 
-    legend = _label_scheme(labels)
+    legend = legend or _label_scheme(labels)
     known = {c.id: c for c in legend.classes} if legend else {}
     if method_classes is None:
         above, below = default_scheme(method).classes
@@ -72,13 +87,15 @@ def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None):
 
 def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
              output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
-             method_classes: tuple[int, int] | None = None, overwrite: bool = False,
+             method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
+             overwrite: bool = False,
              reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
     """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
 
     ``model`` is a bundle, a bundle path, None (the embedded default model) or a classic method name
     (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``); for a method, ``method_classes`` says which label ids
-    its two outputs stand for (above threshold, below threshold).
+    its two outputs stand for (above threshold, below threshold) and ``legend`` names the label ids
+    (default: the label raster's own legend).
     """
     from geoseg.classic import METHODS
 
@@ -92,7 +109,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
         check_writable(path, overwrite)
     t0 = time.perf_counter()
     if isinstance(model, str) and model in METHODS:
-        runner, scheme = _classic(model, labels, method_classes)
+        runner, scheme = _classic(model, labels, method_classes, legend)
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
         described = model
     else:
@@ -113,8 +130,8 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     info = {"model": described, "scene": str(scene), "labels": str(labels), "classes": [c.model_dump() for c in scheme.classes],
             "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,
             "seconds": round(time.perf_counter() - t0, 2)}
-    files["metrics.json"].write_text(json.dumps({**info, **scores.to_json_dict()}, indent=1))
-    files["report.md"].write_text(markdown_report(scores, info))
+    _write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
+    _write_text(files["report.md"], markdown_report(scores, info))
     from geoseg.plots import confusion_png, per_class_png, preview_png
 
     confusion_png(scores, files["confusion.png"], overwrite=True)
@@ -125,6 +142,11 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     preview_png(scene, [("reference", reference), (f"prediction ({Path(described).name})", files["prediction.tif"])],
                 scheme, files["preview.png"], overwrite=True)
     return EvaluationResult(scores, confusion, files, info)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(text)
 
 
 def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> tuple[ConfusionMatrix, int]:
@@ -148,7 +170,7 @@ def _reference_ids(source: LabelSource, scheme: ClassScheme, dataset: rasterio.D
     from geoseg.plots import preview_shape
 
     small = preview_shape(*shape)
-    transform = dataset.transform * dataset.transform.scale(shape[1] / small[1], shape[0] / small[0])
+    transform = dataset.transform @ dataset.transform.scale(shape[1] / small[1], shape[0] / small[0])
     indices = source.read(dataset.crs, transform, *small)
     lut = np.full(256, scheme.nodata_id, np.uint8)
     lut[:len(scheme.classes)] = [c.id for c in scheme.classes]

@@ -16,6 +16,7 @@ from geoseg.classes import ClassScheme
 from geoseg.errors import InputError
 from geoseg.metrics import Scores
 from geoseg.outputs import atomic_output
+from geoseg.preview import natural_colour
 
 PREVIEW_MAX = 1024
 
@@ -87,25 +88,6 @@ def class_rgb(ids: np.ndarray, scheme: ClassScheme) -> np.ndarray:
     return lut[ids]
 
 
-def scene_rgb(dataset: rasterio.DatasetReader, shape: tuple[int, int], bands: list[int] | None = None) -> np.ndarray:
-    """A 2–98 % stretched true-colour (or first three bands) picture of the scene, decimated to ``shape``."""
-    if bands is None:
-        names = [(d or "").lower() for d in dataset.descriptions]
-        wanted = [next((i + 1 for i, n in enumerate(names) if colour in n), None) for colour in ("red", "green", "blue")]
-        bands = wanted if all(wanted) else list(range(1, min(3, dataset.count) + 1))  # type: ignore[assignment]
-    data = dataset.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.average,
-                        out_dtype="float32", masked=True)
-    out = np.zeros((*shape, 3), np.uint8)
-    for i, band in enumerate(data[:3]):
-        values = band.compressed()
-        if values.size:
-            low, high = np.percentile(values, (2, 98))
-            out[..., i] = np.clip((band.filled(low) - low) / max(high - low, 1e-9) * 255, 0, 255)
-    if len(bands) < 3:
-        out[..., len(bands):] = out[..., :1]
-    return out
-
-
 def preview_shape(height: int, width: int, limit: int = PREVIEW_MAX) -> tuple[int, int]:
     scale = min(1.0, limit / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
@@ -113,11 +95,14 @@ def preview_shape(height: int, width: int, limit: int = PREVIEW_MAX) -> tuple[in
 
 def preview_png(scene: str | os.PathLike, maps: list[tuple[str, np.ndarray | str | os.PathLike]],
                 scheme: ClassScheme, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Scene and class maps side by side (maps given as id arrays on the scene grid, or class-map files)."""
+    """Scene and class maps side by side with titles and a legend (maps: id arrays or class-map files).
+
+``geoseg.preview.write_preview`` makes the plotting-free quick look of one map; this one compares maps.
+"""
     plt = _pyplot()
     with rasterio.open(scene) as dataset:
         shape = preview_shape(dataset.height, dataset.width)
-        panels = [("scene", scene_rgb(dataset, shape))]
+        panels = [("scene", np.moveaxis(natural_colour(dataset, shape), 0, -1))]
     for title, source in maps:
         if isinstance(source, np.ndarray):
             step_r, step_c = max(1, source.shape[0] // shape[0]), max(1, source.shape[1] // shape[1])

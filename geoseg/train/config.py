@@ -144,6 +144,18 @@ class TrainConfig(BaseModel):
         return [BandSpec(name=n, mean=m, std=s, clip_low=lo, clip_high=hi)
                 for n, (m, s, lo, hi) in zip(self.band_names, stats)]
 
+    def with_overrides(self, epochs: int | None = None, device: str | None = None,
+                       output_dir: Path | None = None) -> "TrainConfig":
+        """The command line's overrides of a loaded config (the source text is kept for provenance)."""
+        train = self.train.model_copy(update={k: v for k, v in (("epochs", epochs), ("device", device))
+                                              if v is not None})
+        update: dict = {"train": TrainSpec.model_validate(train.model_dump())}
+        if output_dir is not None:
+            update["output_dir"] = output_dir.resolve()
+        changed = self.model_copy(update=update)
+        changed._source = self._source
+        return changed
+
     def resolved(self, base: Path) -> "TrainConfig":
         """Paths made absolute against ``base`` (the YAML file's folder)."""
         scenes = [s.model_copy(update={"scene": _under(base, s.scene), "labels": _under(base, s.labels)})

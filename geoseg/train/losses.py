@@ -37,16 +37,17 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int
 
 
 def class_weights(counts: np.ndarray, max_weight: float = 10.0) -> np.ndarray:
-    """Inverse square-root frequency weights, mean 1 over present classes, capped at ``max_weight``.
+    """Inverse square-root frequency weights, scaled so the average *pixel* weighs 1, capped at ``max_weight``.
 
     Square root rather than plain inverse: NLCD-style labels are noisy, and full inverse weighting makes
-    a 0.1 % class dominate the loss with its noise.
+    a 0.1 % class dominate the loss with its noise. Absent classes get weight 0.
     """
     counts = np.asarray(counts, np.float64)
     present = counts > 0
     weights = np.zeros_like(counts)
-    weights[present] = 1 / np.sqrt(counts[present] / counts[present].sum())
-    weights[present] /= weights[present].mean()
+    share = counts[present] / counts[present].sum()
+    weights[present] = 1 / np.sqrt(share)
+    weights[present] /= float(np.sum(share * weights[present]))
     return np.minimum(weights, max_weight)
 
 
