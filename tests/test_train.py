@@ -143,7 +143,7 @@ def test_training_windows_never_reach_the_validation_block(balanced: bool) -> No
 
 
 def test_onecycle_schedule_warms_up_then_decays() -> None:
-    lrs = [learning_rate(s, 100, 1e-2, "onecycle", 0.1) for s in range(101)]
+    lrs = [learning_rate(s / 100, 1e-2, "onecycle", 0.1) for s in range(101)]
     assert lrs[0] < 1e-3 and max(lrs) == pytest.approx(1e-2) and int(np.argmax(lrs)) == 10
     assert lrs[-1] == pytest.approx(1e-4)
 

@@ -84,7 +84,8 @@ class TrainSpec(BaseModel):
     class_balanced: bool = Field(default=False, description="pick windows centred on a class drawn uniformly")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
-    time_limit_minutes: float | None = Field(default=None, gt=0, description="stop after the epoch that passes it")
+    time_limit_minutes: float | None = Field(default=None, gt=0, description="stop after the epoch that passes it; "
+                                             "the LR schedule then runs on time, ending annealed")
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0

@@ -58,11 +58,11 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def learning_rate(step: int, total: int, base: float, schedule: str, warmup: float) -> float:
-    """LR at ``step`` of ``total``: constant, cosine to 0, or one-cycle (linear warm-up, cosine down to 1 %)."""
+def learning_rate(progress: float, base: float, schedule: str, warmup: float) -> float:
+    """LR at ``progress`` in [0, 1]: constant, cosine to 0, or one-cycle (linear warm-up, cosine down to 1 %)."""
     if schedule == "constant":
         return base
-    progress = min(step / max(total, 1), 1.0)
+    progress = min(max(progress, 0.0), 1.0)
     if schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * progress))
     if progress < warmup:
@@ -235,7 +235,7 @@ class Trainer:
         self.reporter.advance(state["step"])
         stop = state["epoch"] >= config.epochs
         while not stop:
-            epoch_loss = self._epoch(state, total_steps)
+            epoch_loss = self._epoch(state, total_steps, t0)
             scores = self.validate()
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
@@ -262,12 +262,23 @@ class Trainer:
                            **result.scores.summary())
         return result
 
-    def _epoch(self, state: dict[str, Any], total_steps: int) -> float:
+    def _progress(self, step: int, total_steps: int, elapsed: float) -> float:
+        """How far through training we are: by steps, or by the time budget when that runs out first.
+
+        With ``time_limit_minutes`` the schedule is stretched to the budget, so a slow or busy machine
+        still ends with an annealed learning rate instead of stopping at its peak.
+        """
+        progress = step / max(total_steps, 1)
+        limit = self.config.train.time_limit_minutes
+        return max(progress, elapsed / (60 * limit)) if limit else progress
+
+    def _epoch(self, state: dict[str, Any], total_steps: int, t0: float) -> float:
         config = self.config.train
         self.module.train()
         losses = []
         for _ in range(config.iterations_per_epoch):
-            lr = learning_rate(state["step"], total_steps, self.config.optimiser.lr, self.config.optimiser.schedule,
+            progress = self._progress(state["step"], total_steps, time.perf_counter() - t0)
+            lr = learning_rate(progress, self.config.optimiser.lr, self.config.optimiser.schedule,
                                self.config.optimiser.warmup_fraction)
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
