@@ -12,17 +12,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field, ValidationError, model_validator
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import SafetensorError, safe_open
 
 from geoseg.classes import ClassScheme
 from geoseg.errors import InputError
 from geoseg.outputs import atomic_output
+
+if TYPE_CHECKING:  # torch is imported only where weights are touched: `geoseg info` stays light
+    import torch
 
 FORMAT_VERSION = 1
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default" / "zion_landcover.safetensors"
@@ -135,6 +136,8 @@ class ModelBundle:
 
     def save(self, path: str | os.PathLike, overwrite: bool = False, half: bool = False) -> Path:
         """Write the bundle; ``half`` stores float weights as fp16 (half the size, same predictions)."""
+        from safetensors.torch import save_file
+
         from geoseg import __version__
 
         meta = self.meta.model_copy(update={"geoseg_version": self.meta.geoseg_version or __version__})
@@ -155,7 +158,7 @@ def read_meta(path: str | os.PathLike) -> BundleMeta:
     if not path.is_file():
         raise InputError(f"{path}: model file not found; pass an existing .safetensors bundle")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(f"{path}: not a safetensors model bundle ({err}); pass a geoseg .safetensors file") from err
@@ -171,6 +174,8 @@ def read_meta(path: str | os.PathLike) -> BundleMeta:
 
 def load_bundle(path: str | os.PathLike) -> ModelBundle:
     """Read and validate a bundle (metadata and weights)."""
+    from safetensors.torch import load_file
+
     path = Path(path)
     meta = read_meta(path)
     return ModelBundle(meta, load_file(str(path)), path)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,13 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
               "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", "",
               "![preview](preview.png)", ""]
     return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """``geoseg.evaluate(...)`` works even after importing this module has bound its name to ``geoseg.evaluate``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> EvaluationResult:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,7 +1,6 @@
 """Build the torch network a bundle describes, without any network access (random init, then weights)."""
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
@@ -86,6 +85,8 @@ def build_model(meta: BundleMeta) -> nn.Module:
         kwargs["encoder_depth"] = spec.encoder_depth
     if spec.decoder_channels is not None:
         kwargs["decoder_channels"] = spec.decoder_channels
+    import segmentation_models_pytorch as smp  # heavy (timm): only when an smp model is built
+
     try:
         return smp.create_model(spec.architecture, encoder_name=spec.encoder or "resnet18", encoder_weights=None,
                                 in_channels=meta.in_channels, classes=meta.num_classes, **kwargs)

@@ -1,15 +1,14 @@
 """The streaming predictor: scene → tiles → model → blended class map (and probabilities), bounded memory.
 
-A reader thread reads and normalises tile windows into a bounded queue while the model runs; tiles are
-batched through the network, blended by :class:`~geoseg.stitch.StripAccumulator` in canonical order, and
-final regions are written as soon as they are complete.
+Three stages overlap (see :mod:`geoseg.pipeline`): a reader thread reads and normalises tile windows
+ahead of the model; the calling thread batches them through the network; a writer thread blends the
+probabilities with :class:`~geoseg.stitch.StripAccumulator` in canonical order and writes each region as
+soon as it is complete. Queues between stages are bounded, so memory does not depend on the scene.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from geoseg.errors import InputError
 from geoseg.io import ClassMapWriter, check_fit, gdal_env, open_raster, read_tile
 from geoseg.models import size_multiple
 from geoseg.outputs import atomic_output, check_writable
+from geoseg.pipeline import WriteBehind, prefetch
 from geoseg.progress import NullReporter, Reporter
 from geoseg.stitch import Region, StripAccumulator
 from geoseg.tiling import BlendMode, Tile, TileGrid
@@ -121,8 +121,12 @@ class Predictor:
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, block_size: int = 512, overwrite: bool = False,
-                reporter: Reporter | None = None) -> PredictionSummary:
-        """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities)."""
+                reporter: Reporter | None = None, pipelined: bool = True) -> PredictionSummary:
+        """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
+
+        ``pipelined`` overlaps reading, the model and blending/writing in three threads; False runs them
+        one after another in this thread (same bytes out; useful for debugging and profiling).
+        """
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
         if probabilities is not None:
@@ -135,17 +139,19 @@ class Predictor:
             fit = check_fit(dataset, self.meta, bands)
             if not fit.ok:
                 raise InputError(f"{src}: model '{self.meta.name}' does not fit: {'; '.join(fit.problems)}")
+            for warning in fit.warnings:
+                reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
             with contextlib.ExitStack() as stack:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
                             if probabilities is not None else None)
                 return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
-                                 dst, probabilities)
+                                 dst, probabilities, pipelined)
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
-             prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any
-             ) -> PredictionSummary:
+             prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any,
+             pipelined: bool) -> PredictionSummary:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                    "transform": dataset.transform}
@@ -160,48 +166,51 @@ class Predictor:
             classes, probs = self._finalise(region)
             counts[:] += np.bincount(classes.ravel(), minlength=256)
             writers[0].write(classes, region.y, region.x)
-            if probs is not None and len(writers) > 1:
+            if len(writers) > 1:
                 writers[1].write(probs, region.y, region.x)
 
         accumulator = StripAccumulator(grid, self.meta.num_classes, on_final)
+
+        def accumulate(done: list[tuple[Tile, np.ndarray | None, np.ndarray]]) -> None:
+            for tile, probs, valid in done:
+                accumulator.add(tile, probs, valid)
+
+        sink: WriteBehind | None = WriteBehind(accumulate, depth=2) if pipelined else None
         reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
         t0 = time.perf_counter()
-        run = skipped = 0
+        run = 0
         try:
-            for tiles, batch, valids in self._batches(dataset.name, indexes, grid):
+            for tiles, batch, valids in self._batches(str(dataset.name), indexes, grid, pipelined):
                 live = [i for i, v in enumerate(valids) if v.any()]
-                probs = self.forward(batch[live]) if live else None
-                for i, (tile, valid) in enumerate(zip(tiles, valids)):
-                    if i in live and probs is not None:
-                        p = probs[live.index(i), :, :tile.height, :tile.width]
-                        accumulator.add(tile, p, valid)
-                        run += 1
-                    else:
-                        accumulator.add(tile, None, valid)
-                        skipped += 1
+                probs = dict(zip(live, self.forward(batch[live]))) if live else {}
+                done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
+                        for i, (t, v) in enumerate(zip(tiles, valids))]
+                sink.put(done) if sink is not None else accumulate(done)
+                run += len(live)
                 reporter.advance(len(tiles))
+            if sink is not None:
+                sink.close()
             for writer in writers:
                 writer.finish()
         except BaseException:
+            if sink is not None:
+                with contextlib.suppress(BaseException):
+                    sink.close()
             for writer in writers:
                 writer.abort()
             raise
         elapsed = time.perf_counter() - t0
-        pixel_area = abs(dataset.transform.a * dataset.transform.e - dataset.transform.b * dataset.transform.d)
-        unit = (dataset.crs.linear_units_factor[1] if dataset.crs and dataset.crs.is_projected else None)
-        names = scheme.names()
         summary = PredictionSummary(
             output=str(dst), probabilities=str(probabilities) if probabilities else None,
-            width=dataset.width, height=dataset.height, tiles_total=len(grid), tiles_run=run, tiles_skipped=skipped,
-            elapsed_s=round(elapsed, 3), megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3),
+            width=dataset.width, height=dataset.height, tiles_total=len(grid), tiles_run=run,
+            tiles_skipped=len(grid) - run, elapsed_s=round(elapsed, 3),
+            megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3),
             device=str(self.plan.device), precision=self.plan.precision,
-            pixels_per_class={names[i]: int(counts[i]) for i in names if counts[i]},
-            area_m2_per_class=({names[i]: float(counts[i] * pixel_area * unit ** 2) for i in names if counts[i]}
-                               if unit else {}))
+            **_class_totals(counts, scheme.names(), dataset))
         reporter.done(**summary.model_dump())
         return summary
 
-    def _finalise(self, region: Region) -> tuple[np.ndarray, np.ndarray | None]:
+    def _finalise(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
         """Class ids (h, w) uint8 and uint8 probabilities (classes, h, w) of a completed region."""
         covered = region.weight > 0
         probs = region.weighted / np.where(covered, region.weight, 1.0)
@@ -212,55 +221,32 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _batches(self, path: str, indexes: list[int], grid: TileGrid
+    def _read(self, path: str, indexes: list[int], grid: TileGrid
+              ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+        """(tile, normalised pixels padded to the tile size or None when all nodata, validity) in grid order."""
+        with gdal_env(), rasterio.open(path) as ds:
+            for tile in grid:
+                data, valid = read_tile(ds, indexes, tile.y, tile.x, tile.height, tile.width, self.meta.input_nodata)
+                yield tile, (self._pad(self.normalise(data, valid)) if valid.any() else None), valid
+
+    def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool
                  ) -> Iterator[tuple[list[Tile], np.ndarray, list[np.ndarray]]]:
-        """Batches of (tiles, normalised pixels padded to tile size, validity masks), read ahead in a thread."""
-        items: queue.Queue = queue.Queue(maxsize=max(4, 2 * self.batch_size))
-        stop = threading.Event()
-        done = object()
-
-        def reader() -> None:
-            try:
-                with gdal_env(), rasterio.open(path) as ds:
-                    for tile in grid:
-                        if stop.is_set():
-                            return
-                        data, valid = read_tile(ds, indexes, tile.y, tile.x, tile.height, tile.width,
-                                                self.meta.input_nodata)
-                        normalised = self._pad(self.normalise(data, valid)) if valid.any() else None
-                        items.put((tile, normalised, valid))
-                items.put(done)
-            except BaseException as err:  # surfaced in the consumer
-                items.put(err)
-
-        thread = threading.Thread(target=reader, name="geoseg-reader", daemon=True)
-        thread.start()
-        try:
-            tiles: list[Tile] = []
-            arrays: list[np.ndarray] = []
-            valids: list[np.ndarray] = []
-            empty = np.zeros((self.meta.in_channels, self.tile, self.tile), np.float32)
-            while True:
-                item = items.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                tile, normalised, valid = item
-                tiles.append(tile)
-                arrays.append(normalised if normalised is not None else empty)
-                valids.append(valid)
-                if sum(v.any() for v in valids) >= self.batch_size or len(tiles) >= 4 * self.batch_size:
-                    yield tiles, np.stack(arrays), valids
-                    tiles, arrays, valids = [], [], []
-            if tiles:
+        """Batches of ``batch_size`` tiles with data (all-nodata tiles ride along without a forward pass)."""
+        source = (prefetch(lambda: self._read(path, indexes, grid), depth=2 * self.batch_size + 2)
+                  if pipelined else self._read(path, indexes, grid))
+        empty = np.zeros((self.meta.in_channels, self.tile, self.tile), np.float32)
+        tiles: list[Tile] = []
+        arrays: list[np.ndarray] = []
+        valids: list[np.ndarray] = []
+        for tile, normalised, valid in source:
+            tiles.append(tile)
+            arrays.append(normalised if normalised is not None else empty)
+            valids.append(valid)
+            if sum(v.any() for v in valids) >= self.batch_size or len(tiles) >= 4 * self.batch_size:
                 yield tiles, np.stack(arrays), valids
-        finally:
-            stop.set()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    items.get_nowait()
-            thread.join(timeout=10)
+                tiles, arrays, valids = [], [], []
+        if tiles:
+            yield tiles, np.stack(arrays), valids
 
     def _pad(self, data: np.ndarray) -> np.ndarray:
         """Tiles of scenes smaller than a tile are mirrored out to the full tile size."""
@@ -268,6 +254,16 @@ class Predictor:
         if h == self.tile and w == self.tile:
             return data
         return np.pad(data, ((0, 0), (0, self.tile - h), (0, self.tile - w)), mode="symmetric")
+
+
+def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
+    """Pixels per class, and areas where the CRS has linear units (geographic areas: see vectorize)."""
+    pixels = {names[i]: int(counts[i]) for i in names if counts[i]}
+    t = dataset.transform
+    unit = dataset.crs.linear_units_factor[1] if dataset.crs and dataset.crs.is_projected else None
+    pixel_m2 = abs(t.a * t.e - t.b * t.d) * unit ** 2 if unit else None
+    areas = {name: n * pixel_m2 for name, n in pixels.items()} if pixel_m2 else {}
+    return {"pixels_per_class": pixels, "area_m2_per_class": areas}
 
 
 def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = None, **options: Any

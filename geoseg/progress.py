@@ -7,6 +7,7 @@ JSON protocol, one object a line::
 
     {"event": "start", "task": "predict", "total": 120, "unit": "tiles"}
     {"event": "progress", "task": "predict", "done": 12, "total": 120, "elapsed_s": 3.1, "rate": 4.2}
+    {"event": "warning", "task": "predict", "message": "..."}
     {"event": "done", "task": "predict", ... summary fields ...}
     {"event": "error", "message": "...", "exit_code": 2}          (written by the CLI)
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from typing import Any, Literal, Protocol
 
 ProgressMode = Literal["rich", "json", "none"]
@@ -24,10 +26,18 @@ class Reporter(Protocol):
     def start(self, total: int, unit: str = "tiles", megapixels: float | None = None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
     def done(self, **summary: Any) -> None: ...
+    def warn(self, message: str) -> None: ...
+
+
+class GeosegWarning(UserWarning):
+    """Something the user should know (a tolerable mismatch), not an error."""
 
 
 class NullReporter:
-    """Reports nothing; the default for library calls."""
+    """Reports no progress; the default for library calls. Warnings go to Python's warnings."""
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, GeosegWarning, stacklevel=3)
 
     def start(self, total: int, unit: str = "tiles", megapixels: float | None = None) -> None:
         pass
@@ -69,6 +79,9 @@ class JsonReporter:
             self.emit("progress", done=self.count, total=self.total, elapsed_s=round(elapsed, 3),
                       rate=round(rate, 3))
 
+    def warn(self, message: str) -> None:
+        self.emit("warning", message=message)
+
     def done(self, **summary: Any) -> None:
         self.emit("done", **{"elapsed_s": round(time.perf_counter() - self.t0, 3), **summary})
 
@@ -105,6 +118,9 @@ class RichReporter:
         if self.mp_per_unit:
             rate += f" {done * self.mp_per_unit / elapsed:.2f} MP/s"
         self.progress.update(self.task_id, rate=rate)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     def done(self, **summary: Any) -> None:
         if self.task_id is not None:

@@ -176,3 +176,55 @@ def test_unet_tile_must_fit_the_encoder(tmp_path: Path) -> None:
     out = tmp_path / "c.tif"
     predict(ZION, out, model=model, tile=64, overlap=16)
     assert read_band(out).shape == (404, 1128)
+
+
+def test_qml_style_lists_every_class(tmp_path: Path, zion_bundle_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from geoseg.bundle import read_meta
+    from geoseg.styles import write_qml
+
+    qml = write_qml(read_meta(zion_bundle_path).scheme, tmp_path / "landcover.tif")
+    entries = ET.parse(qml).getroot().findall(".//paletteEntry")
+    assert qml.name == "landcover.qml"
+    assert [(e.get("value"), e.get("label"), e.get("color")) for e in entries] == [
+        ("1", "water", "#466b9f"), ("2", "developed", "#d99282"), ("3", "barren", "#b3ac9f"), ("4", "forest", "#68ab5f")]
+
+
+def test_pipelined_and_sequential_runs_write_the_same_bytes(tmp_path: Path, zion_bundle_path: Path) -> None:
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16, batch_size=2)
+    for pipelined in (True, False):
+        predictor.predict(ZION, tmp_path / f"c{pipelined}.tif",
+                          probabilities=tmp_path / f"p{pipelined}.tif", pipelined=pipelined)
+    for name in ("c", "p"):
+        with rasterio.open(tmp_path / f"{name}True.tif") as a, rasterio.open(tmp_path / f"{name}False.tif") as b:
+            assert np.array_equal(a.read(), b.read())
+
+
+def test_reader_errors_reach_the_caller(tmp_path: Path, zion_bundle_path: Path, monkeypatch) -> None:
+    import geoseg.predict as module
+
+    calls = {"n": 0}
+    real = module.read_tile
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise OSError("disk went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "read_tile", failing)
+    with pytest.raises(OSError, match="disk went away"):
+        predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
+    assert not (tmp_path / "c.tif").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [zion_bundle_path.name]
+
+
+def test_tolerable_mismatch_is_a_warning(tmp_path: Path, crop) -> None:
+    from geoseg.progress import GeosegWarning
+
+    meta = tiny_meta(["blue", "green", "red", "nir"], 2, gsd=18.0, mean=10000.0, std=2500.0)  # scene is 30 m
+    model = tmp_path / "m.safetensors"
+    tiny_bundle(meta).save(model)
+    with pytest.warns(GeosegWarning, match="resolution 30.00 m differs from the model's 18.00 m"):
+        predict(crop(ZION, Window(0, 0, 100, 80)), tmp_path / "c.tif", model=model, tile=64, overlap=16)

@@ -1,0 +1,1 @@
+"""The Processing provider: geoseg in the modeler, batch mode and ``qgis_process``."""

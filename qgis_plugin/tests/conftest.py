@@ -1,0 +1,125 @@
+"""Fixtures for the plugin tests: the geoseg worker interpreter, a sample tile, a model, the plugin.
+
+QGIS tests run in a headless QGIS (pytest-qgis) from ``.venv-qgis``; geoseg runs in its own environment,
+found through ``GEOSEG_PYTHON`` (default: the repository's ``.venv``), exactly as the plugin finds it.
+Nothing here imports qgis at module level, so that the pure worker tests run in any environment.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "qgis_plugin"))
+
+from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, info_command, parse_info  # noqa: E402
+
+SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
+
+#: A tiny random-weight bundle for when the geoseg under test has no default model yet.
+MAKE_BUNDLE = textwrap.dedent("""
+    import sys, torch
+    from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec
+    from geoseg.classes import ClassInfo, ClassScheme
+    from geoseg.models import build_model
+    torch.manual_seed(0)
+    classes = [ClassInfo(id=1, name="water", color="#466b9f"), ClassInfo(id=4, name="forest", color="#1c5f2c"),
+               ClassInfo(id=5, name="shrubland", color="#ccb879"), ClassInfo(id=3, name="barren", color="#b3ac9f")]
+    meta = BundleMeta(name="plugin-test", model=ModelSpec(architecture="SimpleFCN", encoder=None, hidden=[8]),
+                      bands=[BandSpec(name=n, mean=11000.0, std=2500.0) for n in ("blue", "green", "red", "nir")],
+                      input_dtype="uint16", scheme=ClassScheme(classes=classes, nodata_id=255), gsd=30.0,
+                      tile_size=64, overlap=8)
+    ModelBundle.from_module(meta, build_model(meta)).save(sys.argv[1])
+""")
+
+
+def run_info(python: str, path: str | None = None) -> dict[str, Any]:
+    """``geoseg info [PATH] --json`` in the worker environment, the way the plugin's InfoQuery runs it."""
+    proc = subprocess.run(info_command(python, path), capture_output=True, text=True, env=clean_env(),
+                          cwd=WORKER_CWD, timeout=300)
+    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
+
+
+@pytest.fixture(scope="session")
+def geoseg_python() -> str:
+    python = os.environ.get("GEOSEG_PYTHON") or str(REPO / ".venv" / "bin" / "python")
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"no geoseg environment at {python}: set GEOSEG_PYTHON to its python (make test does)")
+    return python
+
+
+@pytest.fixture(scope="session")
+def installation(geoseg_python: str) -> dict[str, Any]:
+    """``geoseg info --json`` of the worker: a broken geoseg environment fails the tests, loudly."""
+    try:
+        return run_info(geoseg_python)
+    except WorkerError as exc:
+        pytest.fail(f"geoseg does not run in {geoseg_python}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def model(installation: dict[str, Any], geoseg_python: str,
+          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``{"path": file or None for the default model, "classes": [...]}``."""
+    default = installation.get("default_model")
+    if default and "error" not in default:
+        return {"path": None, "classes": default["classes"]}
+    path = tmp_path_factory.mktemp("model") / "plugin_test.safetensors"
+    subprocess.run([geoseg_python, "-c", MAKE_BUNDLE, str(path)], check=True, env=clean_env(), cwd=WORKER_CWD)
+    return {"path": str(path), "classes": run_info(geoseg_python, str(path))["classes"]}
+
+
+@pytest.fixture(scope="session")
+def sample_tile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped Landsat tile (QGIS writes .aux.xml statistics beside what it opens)."""
+    if not SAMPLE_TILE.is_file():
+        pytest.fail(f"{SAMPLE_TILE} is missing: it ships with the repository")
+    copy = tmp_path_factory.mktemp("scene") / SAMPLE_TILE.name
+    shutil.copyfile(SAMPLE_TILE, copy)
+    return copy
+
+
+@pytest.fixture
+def worker_env(geoseg_python: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The plugin configured through ``GEOSEG_PYTHON`` only (the saved setting cleared)."""
+    from geoseg_qgis import settings
+
+    settings.set_configured_python("")
+    monkeypatch.setenv("GEOSEG_PYTHON", geoseg_python)
+    return geoseg_python
+
+
+@pytest.fixture
+def plugin(qgis_iface: Any, qgis_new_project: Any) -> Iterator[Any]:
+    """The plugin as QGIS loads it: ``classFactory`` then ``initGui``; unloaded after the test."""
+    import geoseg_qgis
+
+    instance = geoseg_qgis.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """Run the Qt event loop until ``condition()`` holds (tasks and QProcess signals need it)."""
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    def wait(condition: Callable[[], Any], timeout: float = 180.0) -> None:
+        end = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > end:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            QCoreApplication.processEvents()
+            time.sleep(0.02)
+
+    return wait

@@ -1,0 +1,196 @@
+"""The plugin in a headless QGIS: load/unload, messages, a full run through the task, cancel."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_qgis.sh, then "
+                    "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
+
+from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer,  # noqa: E402
+                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsVectorLayer)
+from qgis.PyQt.QtCore import QtDebugMsg, QtInfoMsg, QtMsgType, Qt, qInstallMessageHandler  # noqa: E402
+
+from geoseg_qgis.task import GeosegTask  # noqa: E402
+from geoseg_qgis.worker import resolve_interpreter, WorkerError  # noqa: E402
+from rendering import render_result  # noqa: E402
+
+pytestmark = pytest.mark.qgis
+DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "qgis_result.png"
+
+
+@pytest.fixture
+def logged() -> Iterator[list[str]]:
+    """Warnings and errors from QGIS's message log and from Qt itself while the test runs."""
+    messages: list[str] = []
+
+    def on_log(message: str, tag: str, level: Qgis.MessageLevel) -> None:
+        if level >= Qgis.Warning or tag in ("Python error", "geoseg"):
+            messages.append(f"{tag}: {message}")
+
+    def on_qt(kind: QtMsgType, context: Any, message: str) -> None:
+        offscreen = message.startswith("This plugin does not support")  # the headless platform's limits
+        if kind not in (QtDebugMsg, QtInfoMsg) and not offscreen:
+            messages.append(f"Qt: {message}")
+
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(on_log)
+    previous = qInstallMessageHandler(on_qt)
+    yield messages
+    qInstallMessageHandler(previous)
+    log.messageReceived.disconnect(on_log)
+
+
+def test_plugin_loads_and_unloads_cleanly(qgis_iface: Any, qgis_new_project: Any, worker_env: str,
+                                          wait_until: Any, logged: list[str]) -> None:
+    import geoseg_qgis
+
+    registry = QgsApplication.processingRegistry()
+    plugin = geoseg_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    provider = registry.providerById("geoseg")
+    assert provider is not None
+    assert sorted(a.id() for a in provider.algorithms()) == ["geoseg:segment", "geoseg:vectorize"]
+    assert all(a.shortHelpString() for a in provider.algorithms())
+    dialog = plugin.show_dialog()
+    assert dialog.isVisible() and dialog.queries  # asking geoseg about the default model
+    plugin.unload()
+    wait_until(lambda: True)
+    assert registry.providerById("geoseg") is None
+    assert plugin.action is None and plugin.dialog is None
+    assert logged == []
+
+
+def test_missing_interpreter_gives_the_documented_message(plugin: Any, sample_tile: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from geoseg_qgis import settings
+
+    settings.set_configured_python("")
+    monkeypatch.delenv("GEOSEG_PYTHON", raising=False)
+    with pytest.raises(WorkerError) as expected:
+        resolve_interpreter("", {})
+    QgsProject.instance().addMapLayer(QgsRasterLayer(str(sample_tile), "scene", "gdal"))
+    dialog = plugin.show_dialog()
+    assert dialog.segment() is None
+    assert dialog.status.text() == str(expected.value)
+    assert "interpreter is not set" in dialog.status.text() and "GEOSEG_PYTHON" in dialog.status.text()
+    missing = "/nonexistent/bin/python"
+    dialog.python.setFilePath(missing)
+    assert settings.configured_python() == missing
+    assert dialog.segment() is None
+    assert f"{missing!r} was not found" in dialog.status.text()
+
+
+def test_layer_that_is_not_a_file_is_offered_a_save(plugin: Any, sample_tile: Path, worker_env: str,
+                                                    tmp_path: Path) -> None:
+    from osgeo import gdal
+
+    gdal.Translate("/vsimem/in_memory_scene.tif", str(sample_tile))
+    virtual = QgsRasterLayer("/vsimem/in_memory_scene.tif", "in memory", "gdal")
+    assert virtual.isValid()
+    QgsProject.instance().addMapLayer(virtual)
+    dialog = plugin.show_dialog()
+    dialog.layer.setLayer(virtual)
+    assert dialog.scene_path() is None
+    assert "not a local file" in dialog.status.text()
+    assert not dialog.save_copy_button.isHidden()
+    assert dialog.segment() is None and "save it as a GeoTIFF" in dialog.status.text()
+    copy = dialog.save_copy(str(tmp_path / "copy.tif"))
+    assert copy.isValid() and dialog.scene_path() == str(tmp_path / "copy.tif")
+    assert copy.bandCount() == 4 and copy.extent() == virtual.extent() and copy.crs() == virtual.crs()
+    gdal.Unlink("/vsimem/in_memory_scene.tif")
+
+
+def test_check_shows_version_devices_and_default_model(plugin: Any, installation: dict, worker_env: str,
+                                                       wait_until: Any) -> None:
+    dialog = plugin.show_dialog()
+    query = dialog.check()
+    assert query is not None
+    wait_until(lambda: query.data is not None or query.error is not None)
+    text = dialog.status.text()
+    assert f"geoseg {installation['geoseg_version']} (torch {installation['torch_version']})" in text
+    assert "devices: cpu" in text
+    default = installation["default_model"]
+    assert f"default model: {default['name'] if default else 'none'}" in text
+
+
+def _choose(dialog: Any, layer: QgsRasterLayer, model: dict, out: Path) -> None:
+    dialog.layer.setLayer(layer)
+    if model["path"]:
+        dialog.model_choice.setCurrentIndex(1)
+        dialog.model_file.setFilePath(model["path"])
+    dialog.output.setFilePath(str(out / "classes.tif"))
+    dialog.polygons_on.setChecked(True)
+    dialog.polygons.setFilePath(str(out / "classes.gpkg"))
+
+
+def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: Any, sample_tile: Path,
+                                                       model: dict, worker_env: str, tmp_path: Path,
+                                                       wait_until: Any) -> None:
+    scene = QgsRasterLayer(str(sample_tile), "scene", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog()
+    _choose(dialog, scene, model, tmp_path)
+    wait_until(lambda: dialog.fit is not None and dialog.model_info.text(), timeout=180)
+    assert dialog.fit["fits"]["ok"], dialog.fit
+    assert all(c["name"] in dialog.model_info.text() for c in model["classes"]), dialog.model_info.text()
+    assert "blue, green, red, nir" in dialog.model_info.text()
+    qgis_iface.messageBar().clear_messages()
+    task = dialog.segment()
+    assert task is not None
+    wait_until(lambda: task not in GeosegTask.alive, timeout=300)
+    assert task.error is None
+    polygons, raster = task.layers
+    n_classes = len(model["classes"])
+
+    assert isinstance(raster, QgsRasterLayer) and raster.isValid()
+    assert isinstance(raster.renderer(), QgsPalettedRasterRenderer)
+    assert [c.label for c in raster.renderer().classes()] == [c["name"] for c in model["classes"]]
+    assert raster.crs() == scene.crs() and raster.extent() == scene.extent()
+    assert (raster.width(), raster.height()) == (scene.width(), scene.height())
+
+    assert isinstance(polygons, QgsVectorLayer) and polygons.isValid() and polygons.featureCount() > 0
+    assert isinstance(polygons.renderer(), QgsCategorizedSymbolRenderer)
+    assert len(polygons.renderer().categories()) == n_classes
+    assert polygons.crs() == scene.crs()
+    assert {"class_id", "class_name", "area_m2"} <= set(polygons.fields().names())
+    assert set(QgsProject.instance().mapLayers().values()) >= {raster, polygons}
+
+    success = qgis_iface.messageBar().get_messages(Qgis.Success)
+    assert len(success) == 1 and "done in" in success[0] and str(tmp_path / "classes.tif") in success[0]
+    assert any(f"{c['name']} " in success[0] for c in model["classes"])  # area per class
+
+    png = render_result(scene, raster, polygons, tmp_path / "qgis_result.png")
+    DOCS_PNG.parent.mkdir(exist_ok=True)
+    shutil.copyfile(png, DOCS_PNG)
+
+
+def test_cancel_mid_run_leaves_no_outputs(plugin: Any, qgis_iface: Any, sample_tile: Path, model: dict,
+                                          worker_env: str, tmp_path: Path, wait_until: Any) -> None:
+    scene = QgsRasterLayer(str(sample_tile), "scene", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog = plugin.show_dialog()
+    _choose(dialog, scene, model, out)
+    dialog.tile.setValue(64)
+    dialog.overlap.setValue(8)
+    task = dialog.make_task()
+    progress: list[float] = []
+
+    def cancel_on_first_progress(percent: float) -> None:  # runs on the task's thread, mid-run
+        progress.append(percent)
+        task.cancel()
+
+    task.progressChanged.connect(cancel_on_first_progress, Qt.DirectConnection)
+    qgis_iface.messageBar().clear_messages()
+    QgsApplication.taskManager().addTask(task)
+    wait_until(lambda: task not in GeosegTask.alive, timeout=300)
+    assert progress and 0 < progress[0] < 100
+    assert task.layers == [] and task.error is None
+    assert list(out.iterdir()) == []
+    assert any("canceled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
