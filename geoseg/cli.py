@@ -119,13 +119,16 @@ def predict(
 
         if model is not None or probabilities is not None:
             raise InputError(f"--method {method}: a classic method takes no --model and writes no --probabilities")
-        summary = ClassicMethod(method).predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
-                                                overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
+        runner = ClassicMethod(method)
+        scheme = runner.scheme
+        summary = runner.predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
+                                 overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
     else:
         from geoseg.predict import Predictor
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value)
+        scheme = predictor.meta.scheme
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
                                     block_size=block_size, overwrite=overwrite,
                                     reporter=_reporter(progress, quiet, "predict"))
@@ -136,7 +139,7 @@ def predict(
     if qml:
         from geoseg.styles import write_qml
 
-        write_qml(predictor.meta.scheme, output, overwrite=overwrite)
+        write_qml(scheme, output, overwrite=overwrite)
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
