@@ -122,8 +122,8 @@ def test_split_boxes_leave_out_block_and_buffer() -> None:
     assert val == Box(0, 300, 150, 200) and train_boxes == [Box(0, 300, 0, 130)]
 
 
-@pytest.mark.parametrize("balanced", [False, True])
-def test_training_windows_never_reach_the_validation_block(balanced: bool) -> None:
+@pytest.mark.parametrize("balanced", [0.0, 1.0])
+def test_training_windows_never_reach_the_validation_block(balanced: float) -> None:
     height, width = 200, 120
     rows = np.repeat(np.arange(height, dtype=np.float32)[:, None], width, axis=1)
     labels = (np.arange(height * width).reshape(height, width) % 3).astype(np.uint8)

@@ -81,7 +81,8 @@ class TrainSpec(BaseModel):
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int = Field(default=16, ge=1)
     window: int = Field(default=128, ge=16, description="training window side in px")
-    class_balanced: bool = Field(default=False, description="pick windows centred on a class drawn uniformly")
+    class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
+                                  "a class drawn uniformly (the rest: uniform over the training area)")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
     time_limit_minutes: float | None = Field(default=None, gt=0, description="stop after the epoch that passes it; "

@@ -3,8 +3,9 @@
 Windows are sampled by bounds (TorchGeo style): the training area of each scene is a set of pixel boxes
 that exclude the validation block and its buffer; a box is picked in proportion to the window positions
 it offers, then a window inside it, so no training window ever touches validation pixels. With class
-balancing, a class is drawn uniformly first and the window is placed around a random pixel of it, which
-shows the network rare classes (water, wetlands) far more often than their share of the area.
+balancing, a share of the windows is placed around a random pixel of a class drawn uniformly, which shows
+the network rare classes (water, wetlands) far more often than their share of the area; the rest stay
+uniform so that the common classes keep their true proportions.
 
 Training scenes are held in memory (a 10k x 10k 4-band scene is 1.6 GB as float32); the area a user
 labels for training is usually far smaller than the scenes they later predict on.
@@ -160,15 +161,16 @@ def normalise_scenes(scenes: list[SceneData], normalise: Callable[[np.ndarray, n
 class WindowSampler:
     """Random training windows (image float32 (C, s, s), labels uint8 (s, s)) from the training boxes."""
 
-    def __init__(self, scenes: list[SceneData], size: int, num_classes: int, class_balanced: bool = False):
+    def __init__(self, scenes: list[SceneData], size: int, num_classes: int, class_balanced: float = 0.0):
         self.scenes = scenes
         self.size = size
         self.boxes = [(i, box) for i, scene in enumerate(scenes) for box in scene.train_boxes
                       if box.positions(size)]
         weights = np.array([box.positions(size) for _, box in self.boxes], np.float64)
         self.box_p = weights / weights.sum()
+        self.balanced = class_balanced
         self.by_class: list[list[np.ndarray]] = []
-        if class_balanced:
+        if class_balanced > 0:
             self.by_class = self._pixels_by_class(num_classes)
 
     def _pixels_by_class(self, num_classes: int) -> list[list[np.ndarray]]:
@@ -181,7 +183,7 @@ class WindowSampler:
         return [per_box for per_box in found if sum(len(p) for p in per_box)]
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self.by_class:
+        if self.by_class and rng.random() < self.balanced:
             per_box = self.by_class[rng.integers(len(self.by_class))]
             sizes = np.array([len(p) for p in per_box], np.float64)
             b = rng.choice(len(per_box), p=sizes / sizes.sum())
