@@ -104,7 +104,7 @@ class LabelSource:
                     if (src.crs is None) != (crs is None) or not _aligned(None, src.transform, None, transform):
                         raise InputError(f"{self.path}: labels or scene lack a CRS, so the labels must be on the "
                                          "scene's own grid; assign CRSs to both")
-                col, row = ~src.transform * (transform.c, transform.f)
+                col, row = ~src.transform @ (transform.c, transform.f)
                 data = src.read(1, window=Window(round(col), round(row), width, height), boundless=True,
                                 fill_value=src.nodata if src.nodata is not None else 255)
                 return _as_ids(data, src.nodata)
@@ -126,5 +126,5 @@ def _aligned(crs_a: CRS | None, a: Affine, crs_b: CRS | None, b: Affine, tol: fl
     """Same CRS, same pixel size and orientation, origins a whole number of pixels apart."""
     if crs_a != crs_b or not np.allclose([a.a, a.b, a.d, a.e], [b.a, b.b, b.d, b.e], rtol=tol, atol=0):
         return False
-    col, row = ~a * (b.c, b.f)
+    col, row = ~a @ (b.c, b.f)
     return abs(col - round(col)) < 1e-3 and abs(row - round(row)) < 1e-3
