@@ -176,6 +176,7 @@ def geoseg_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "geoseg", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_train_cli_bundle_is_accepted_by_predict_and_evaluate(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
     scene, labels = zion_crop
     config_path = tmp_path / "tiny.yaml"
