@@ -43,9 +43,7 @@ class ContextFCN(nn.Module):
     full resolution) refined by its surroundings (3x3 blocks on average-pooled features, upsampled
     bilinearly). Nearly all 3x3 work happens at 1/16 of the pixels or fewer, so it costs ~10x less per
     pixel than a U-Net with a ResNet encoder while seeing several hundred pixels around each one.
-    ``hidden[0]`` is the width, ``depth`` the number of context levels (each pools by 4). BatchNorm
-    running statistics average over ~100 batches (momentum 0.01): with small batches of random windows
-    the default 0.1 makes the inference-time normalisation follow the last few windows' land cover.
+    ``hidden[0]`` is the width, ``depth`` the number of context levels (each pools by 4).
     """
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 32, depth: int = 3):
@@ -54,7 +52,7 @@ class ContextFCN(nn.Module):
 
         def block(cin: int, cout: int, kernel: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-                                 nn.BatchNorm2d(cout, momentum=0.01), nn.ReLU(inplace=True))
+                                 nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
         self.pixel = nn.Sequential(block(in_channels, width, 1), block(width, width, 1))
         self.context = nn.ModuleList(nn.Sequential(block(width, width, 3), block(width, width, 3))
