@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geoseg.bundle import ModelBundle
+from geoseg._callable import make_module_callable
 from geoseg.classes import ClassInfo, ClassScheme
 from geoseg.errors import InputError
 from geoseg.io import gdal_env, open_raster
@@ -202,11 +201,4 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _CallableModule(types.ModuleType):
-    """``geoseg.evaluate(...)`` works even after importing this module has bound its name to ``geoseg.evaluate``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> EvaluationResult:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, evaluate)

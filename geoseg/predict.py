@@ -19,6 +19,7 @@ import rasterio
 import torch
 from pydantic import BaseModel
 
+from geoseg._callable import make_module_callable
 from geoseg.bundle import DEFAULT_MODEL_PATH, BundleMeta, ModelBundle, load_bundle
 from geoseg.device import ExecutionPlan, plan_execution
 from geoseg.errors import InputError
@@ -279,3 +280,6 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
     setup = {k: options.pop(k) for k in ("device", "precision", "tile", "overlap", "batch_size", "blend")
              if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)
+
+
+make_module_callable(__name__, predict)
