@@ -15,6 +15,8 @@ _EXPORTS = {
     "PredictionSummary": "geoseg.predict", "Predictor": "geoseg.predict", "load_model": "geoseg.predict",
     "predict": "geoseg.predict",
     "VectorizeSummary": "geoseg.vectorize", "vectorize": "geoseg.vectorize",
+    "EvaluationResult": "geoseg.evaluate", "evaluate": "geoseg.evaluate",
+    "TrainConfig": "geoseg.train", "TrainResult": "geoseg.train", "train": "geoseg.train",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -41,7 +41,10 @@ class BandSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """What network to build. ``architecture`` is an smp architecture name, or ``SimpleFCN``."""
+    """What network to build. ``architecture`` is an smp architecture name, ``SimpleFCN`` or ``ContextFCN``.
+
+    ContextFCN reads ``hidden[0]`` as its width and ``encoder_depth`` as its number of context levels.
+    """
 
     architecture: str = "Unet"
     encoder: str | None = "resnet18"

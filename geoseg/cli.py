@@ -111,21 +111,34 @@ def predict(
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir)")] = None,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
 ) -> None:
     """Segment a scene into a georeferenced class map (and optionally polygons)."""
     from geoseg.outputs import check_writable
-    from geoseg.predict import Predictor
 
     if polygons is not None:
         check_writable(polygons, overwrite)  # refuse before the long prediction, not after
-    predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
-                          batch_size=batch_size, blend=blend.value, backend=backend.value)
-    summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
-                                block_size=block_size, overwrite=overwrite,
-                                reporter=_reporter(progress, quiet, "predict"))
+    if method is not None:
+        from geoseg.classic import ClassicMethod
+
+        if model is not None or probabilities is not None:
+            raise InputError(f"--method {method}: a classic method takes no --model and writes no --probabilities")
+        runner = ClassicMethod(method)
+        scheme = runner.scheme
+        summary = runner.predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
+                                 overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
+    else:
+        from geoseg.predict import Predictor
+
+        predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
+                              batch_size=batch_size, blend=blend.value, backend=backend.value)
+        scheme = predictor.meta.scheme
+        summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
+                                    block_size=block_size, overwrite=overwrite,
+                                    reporter=_reporter(progress, quiet, "predict"))
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
@@ -133,7 +146,7 @@ def predict(
     if qml:
         from geoseg.styles import write_qml
 
-        write_qml(predictor.meta.scheme, output, overwrite=overwrite)
+        write_qml(scheme, output, overwrite=overwrite)
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
@@ -170,6 +183,76 @@ def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet
         areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2.items())
         err_console.print(f"wrote {summary.n_polygons} polygons to {summary.path} ({summary.format}): {areas}",
                           soft_wrap=True)
+
+
+@app.command()
+@reports_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="training config YAML (see configs/zion_landcover.yaml)")],
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the run's last checkpoint")] = False,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="override train.epochs")] = None,
+    device: Annotated[Optional[str], typer.Option(help="override train.device: auto, cpu, cuda or cuda:N")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="override output_dir")] = None,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = ProgressChoice.rich,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a model from a YAML config; writes a bundle, logs and a validation report."""
+    from geoseg.train import load_config
+    from geoseg.train import train as run_train
+
+    settings = load_config(config).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        if progress == ProgressChoice.json:
+            print(json.dumps({"event": "epoch", "task": "train", **row}), flush=True)
+        elif progress == ProgressChoice.rich and not quiet:
+            err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_mean_iou']:.4f}, "
+                              f"OA {row['val_overall_accuracy']:.4f}{' (best)' if row['best'] else ''}", soft_wrap=True)
+
+    result = run_train(settings, resume=resume, overwrite=overwrite, reporter=_reporter(progress, quiet, "train"),
+                       on_epoch=on_epoch)
+    if progress == ProgressChoice.rich and not quiet:
+        err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
+                          f"{result.elapsed_s:.0f} s): validation mIoU {result.scores.mean_iou:.4f}, "
+                          f"OA {result.scores.overall_accuracy:.4f}; report in {result.report_dir}", soft_wrap=True)
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="model bundle (.safetensors), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow")],
+    scene: Annotated[Path, typer.Argument(help="scene raster")],
+    labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
+    output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
+    class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
+    bands: Annotated[Optional[str], typer.Option(help="1-based scene bands (model order; green,red,nir for a method)")] = None,
+    method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
+    legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = ProgressChoice.rich,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
+    from geoseg.classic import METHODS
+    from geoseg.evaluate import evaluate as run_evaluate
+    from geoseg.evaluate import load_legend
+
+    pair = _parse_bands(method_classes)
+    if pair is not None and (len(pair) != 2 or model not in METHODS):
+        raise InputError(f"--method-classes {method_classes}: give two label ids (above,below) with a classic method")
+    target: Any = None if model == "default" else (model if model in METHODS else Path(model))
+    result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_bands(bands),
+                          method_classes=tuple(pair) if pair else None,
+                          legend=load_legend(legend) if legend else None, overwrite=overwrite,
+                          reporter=_reporter(progress, quiet, "evaluate"))
+    scores = result.scores
+    if progress == ProgressChoice.json:
+        print(json.dumps({"event": "metrics", "task": "evaluate", "output": str(output_dir), **scores.summary()}))
+    elif not quiet:
+        err_console.print(f"OA {scores.overall_accuracy:.4f}, mIoU {scores.mean_iou:.4f}, fwIoU "
+                          f"{scores.frequency_weighted_iou:.4f} over {scores.pixels} labelled pixels; report in "
+                          f"{output_dir}", soft_wrap=True)
 
 
 @app.command()

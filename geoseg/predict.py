@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 from pydantic import BaseModel
 
+from geoseg._callable import make_module_callable
 from geoseg.backends import Backend, make_backend
 from geoseg.bundle import DEFAULT_MODEL_PATH, BundleMeta, ModelBundle, load_bundle
 from geoseg.device import ExecutionPlan
@@ -274,3 +275,6 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
     """
     setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)
+
+
+make_module_callable(__name__, predict)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
+from geoseg._callable import make_module_callable
 from geoseg.areas import area_m2, pixel_area_m2, to_map, to_wgs84
 from geoseg.classes import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError
@@ -217,3 +218,6 @@ def _dissolve(batches: Iterator[FeatureBatch], counter: list[int]) -> Iterator[F
         geoms = np.array([shapely.multipolygons(np.concatenate(parts[c])) for c in ids], dtype=object)
         yield FeatureBatch(geoms, np.array(ids), np.array([label[c] for c in ids], dtype=object),
                            np.array([area[c] for c in ids]))
+
+
+make_module_callable(__name__, vectorize)

@@ -97,3 +97,13 @@ def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
     target.write_text("x")
     result = geoseg("vectorize", ZION.parent / "zion_nlcd8.tif", "-o", target)
     assert result.returncode == 2 and "--overwrite" in result.stderr
+
+
+def test_public_functions_survive_importing_their_modules(tmp_path: Path, zion_bundle_path: Path) -> None:
+    import geoseg
+    import geoseg.predict  # noqa: F401  (binds the package attribute to the module)
+    import geoseg.vectorize  # noqa: F401
+
+    geoseg.predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
+    summary = geoseg.vectorize(tmp_path / "c.tif", tmp_path / "p.gpkg")
+    assert summary.n_polygons > 0
