@@ -13,7 +13,8 @@ metadata (packed parameters). The int8 model is therefore an ONNX file carrying 
 "Pruning Filters for Efficient ConvNets") of every prunable convolution (:mod:`geoseg.channels`), in the same
 proportion everywhere. The result is a smaller dense net stored as an ordinary bundle whose
 ``model.pruned`` lists the kept widths. Pruning costs accuracy that a short fine-tuning on the training
-data would recover; ``fine_tune`` (a training config) is refused until geoseg has a training loop.
+data would recover; ``fine_tune`` (a training config) is refused until the training loop
+(:mod:`geoseg.train`) can start from given weights.
 
 Both record what was done in ``provenance["compression"]`` and move the source's validation metrics there
 (``source_metrics``): ``metrics`` describe the model in the file, and the compressed one is not measured yet.
@@ -156,8 +157,8 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     if not 0 < amount < 1:
         raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
     if fine_tune is not None:
-        raise InputError(f"--fine-tune {fine_tune}: this geoseg has no training loop (geoseg.train) to fine-tune "
-                         "with; prune without --fine-tune")
+        raise InputError(f"--fine-tune {fine_tune}: fine-tuning a pruned model is not available yet (the training "
+                         "loop cannot start from given weights); prune without --fine-tune")
     bundle = _torch_bundle(model, "prune")
     network = bundle.build()
     before = sum(p.numel() for p in network.parameters())

@@ -148,7 +148,7 @@ def test_prune_refuses_bad_arguments(unet_path: Path, tmp_path: Path) -> None:
         prune(unet_path, tmp_path / "p.safetensors", 0)
     with pytest.raises(InputError, match="name the output .safetensors"):
         prune(unet_path, tmp_path / "p.onnx", 0.3)
-    with pytest.raises(InputError, match="--fine-tune ft.yaml: this geoseg has no training loop"):
+    with pytest.raises(InputError, match="--fine-tune ft.yaml: fine-tuning a pruned model is not available yet"):
         prune(unet_path, tmp_path / "p.safetensors", 0.3, fine_tune="ft.yaml")
 
 
