@@ -27,10 +27,11 @@ from geoseg.predict import Predictor
 from .conftest import LANDSAT7_FRAME, NAIP, ROOT, ZION, read_band, tiny_bundle, tiny_meta, write_crop
 
 ZION_BANDS = ["blue", "green", "red", "nir"]
-#: Pixel agreement with the fp32 model on the Zion sample. Measured on a trained run of the default recipe:
-#: int8 static 0.982, pruned 30 % (no fine-tuning) 0.765; thresholds leave ~1 point for other CPUs/kernels.
+#: Pixel agreement with the fp32 default model (ContextFCN) on the Zion sample, measured: int8 static 0.978,
+#: pruned 30 % without fine-tuning 0.853 (a U-Net run: 0.982 and 0.765); thresholds leave ~1-3 points for
+#: other CPUs and kernels.
 INT8_AGREEMENT = 0.97
-PRUNED_AGREEMENT = 0.75
+PRUNED_AGREEMENT = 0.82
 needs_default = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                    reason=f"agreement needs the trained default model at {DEFAULT_MODEL_PATH}")
 
