@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from geoseg.classes import ClassInfo, ClassScheme
 from geoseg.errors import InputError
-from geoseg.io import ClassMapWriter, gdal_env, open_raster
+from geoseg.io import ClassMapWriter, gdal_env, open_raster, valid_mask
 from geoseg.outputs import atomic_output, check_writable
 from geoseg.predict import PredictionSummary
 from geoseg.progress import NullReporter, Reporter
@@ -243,7 +243,7 @@ def _row_blocks(dataset: rasterio.DatasetReader, block_size: int) -> Iterator[Wi
 
 def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
     data = dataset.read(indexes, window=window, out_dtype="float32")
-    valid = dataset.dataset_mask(window=window) > 0
+    valid = valid_mask(dataset, window)
     valid &= np.isfinite(data).all(axis=0)
     return data, valid
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import rasterio
 from pydantic import BaseModel
 import rasterio.shutil
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.bundle import BundleMeta
@@ -147,6 +148,14 @@ def _bands_by_name(dataset: rasterio.DatasetReader, wanted: list[str]) -> list[i
     return None
 
 
+def valid_mask(dataset: rasterio.DatasetReader, window: Window) -> np.ndarray:
+    """GDAL's dataset mask as bool. When a file has both a nodata value and an alpha band (NAIP often
+    does), GDAL uses the nodata value; rasterio's warning about that says nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return dataset.dataset_mask(window=window) > 0
+
+
 def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x: int, height: int,
               width: int, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (bands, h, w) as float32 and the validity mask (h, w) of one window.
@@ -156,7 +165,7 @@ def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x
     """
     window = Window(x, y, width, height)
     data = dataset.read(list(indexes), window=window, out_dtype="float32")
-    valid = dataset.dataset_mask(window=window) > 0
+    valid = valid_mask(dataset, window)
     if np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating):
         valid &= ~np.isnan(data).any(axis=0)
     if nodata is not None and dataset.nodata is None:
@@ -216,4 +225,4 @@ class ClassMapWriter:
 
 
 __all__ = ["ClassMapWriter", "FitReport", "SceneInfo", "check_fit", "describe",
-           "gdal_env", "ground_sample_distance", "streaming_cache_mb", "open_raster", "read_tile"]
+           "gdal_env", "ground_sample_distance", "streaming_cache_mb", "open_raster", "read_tile", "valid_mask"]
