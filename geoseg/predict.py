@@ -180,9 +180,8 @@ class Predictor:
         t0 = time.perf_counter()
         run = 0
         try:
-            for tiles, batch, valids in self._batches(str(dataset.name), indexes, grid, pipelined, cache_mb):
-                live = [i for i, v in enumerate(valids) if v.any()]
-                probs = dict(zip(live, self.forward(batch[live]))) if live else {}
+            for tiles, valids, live, batch in self._batches(str(dataset.name), indexes, grid, pipelined, cache_mb):
+                probs = dict(zip(live, self.forward(batch))) if batch is not None else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
                         for i, (t, v) in enumerate(zip(tiles, valids))]
                 sink.put(done) if sink is not None else accumulate(done)
@@ -230,23 +229,27 @@ class Predictor:
                 yield tile, (self._pad(self.normalise(data, valid)) if valid.any() else None), valid
 
     def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool, cache_mb: int
-                 ) -> Iterator[tuple[list[Tile], np.ndarray, list[np.ndarray]]]:
-        """Batches of ``batch_size`` tiles with data (all-nodata tiles ride along without a forward pass)."""
+                 ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
+        """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
+        (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
+        All-nodata tiles ride along so blending stays in order, but are never run through the model."""
         source = (prefetch(lambda: self._read(path, indexes, grid, cache_mb), depth=2 * self.batch_size + 2)
                   if pipelined else self._read(path, indexes, grid, cache_mb))
-        empty = np.zeros((self.meta.in_channels, self.tile, self.tile), np.float32)
         tiles: list[Tile] = []
-        arrays: list[np.ndarray] = []
         valids: list[np.ndarray] = []
+        live: list[int] = []
+        arrays: list[np.ndarray] = []
         for tile, normalised, valid in source:
+            if normalised is not None:
+                live.append(len(tiles))
+                arrays.append(normalised)
             tiles.append(tile)
-            arrays.append(normalised if normalised is not None else empty)
             valids.append(valid)
-            if sum(v.any() for v in valids) >= self.batch_size or len(tiles) >= 4 * self.batch_size:
-                yield tiles, np.stack(arrays), valids
-                tiles, arrays, valids = [], [], []
+            if len(arrays) >= self.batch_size or len(tiles) >= 4 * self.batch_size:
+                yield tiles, valids, live, np.stack(arrays) if arrays else None
+                tiles, valids, live, arrays = [], [], [], []
         if tiles:
-            yield tiles, np.stack(arrays), valids
+            yield tiles, valids, live, np.stack(arrays) if arrays else None
 
     def _pad(self, data: np.ndarray) -> np.ndarray:
         """Tiles of scenes smaller than a tile are mirrored out to the full tile size."""
