@@ -9,13 +9,15 @@ each other are joined (union-find). A group is emitted as soon as none of its pi
 other side is still unread. Memory therefore holds one block of pixels plus the pending pieces (those on
 the seams of the current band of blocks and any region still growing across them), never the scene.
 
+Polygonizing a block (:func:`polygonize_block`) needs no other block, so it can run in worker processes
+(:mod:`geoseg.block_workers`); the merge (:func:`merge_block_polygons`) takes the blocks in row-major order.
 The merged polygons are made canonical (collinear vertices removed) so that the output is the same
 whatever the block size.
 """
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,21 +164,53 @@ class _SeamLabels:
         self.owner[cells - offset] = owners
 
 
-def iter_block_polygons(
-    read_block: Callable[[Window], np.ndarray],
+@dataclass(frozen=True)
+class ValueFilter:
+    """Which class values to vectorize: all but ``nodata``, and only ``keep`` when given (picklable)."""
+
+    nodata: int | None = None
+    keep: np.ndarray | None = None
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        ok = values != self.nodata if self.nodata is not None else np.ones(values.shape, bool)
+        return ok & np.isin(values, self.keep) if self.keep is not None else ok
+
+
+def block_windows(height: int, width: int, block_size: int) -> list[Window]:
+    """The blocks of a raster in row-major order, the order :func:`merge_block_polygons` expects."""
+    return [Window(c, r, min(block_size, width - c), min(block_size, height - r))
+            for r in range(0, height, block_size) for c in range(0, width, block_size)]
+
+
+def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, simplify_px: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (global pixel coordinates) and class values of one block's kept classes.
+
+    With ``simplify_px`` the block's full coverage (all values) is simplified with its frame pinned, so
+    the pieces still meet exactly at seams and no gap or overlap appears.
+    """
+    c0, r0 = int(window.col_off), int(window.row_off)
+    if not simplify_px:
+        return polygonize_array(data, keep_value(data), c0, r0)
+    geoms, values = polygonize_array(data, None, c0, r0)
+    geoms = shapely.coverage_simplify(geoms, simplify_px, simplify_boundary=False)
+    kept = keep_value(values)
+    return geoms[kept], values[kept]
+
+
+def merge_block_polygons(
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
     height: int,
     width: int,
     block_size: int,
-    keep_value: Callable[[np.ndarray], np.ndarray],
-    simplify_px: float | None = None,
     on_block: Callable[[], None] | None = None,
 ) -> Iterator[PolygonBatch]:
-    """Yield final polygons block by block (row-major), merged across block seams.
+    """Yield final polygons block by block, merged across block seams.
 
-    ``read_block`` returns the class values of a window; ``keep_value`` maps values to a boolean mask of
-    those to vectorize. With ``simplify_px`` every block's full coverage (all values) is simplified with
-    its frame pinned, so the pieces still meet exactly at seams and no gap or overlap appears.
+    ``blocks`` gives :func:`polygonize_block`'s result for each window of :func:`block_windows`, in that
+    order (computed here or in worker processes: the merge only needs them in order).
     """
+    blocks = iter(blocks)
     nby, nbx = -(-height // block_size), -(-width // block_size)
     pend = _Pending()
     next_id = 0
@@ -192,15 +226,7 @@ def iter_block_polygons(
         for bj in range(nbx):
             c0 = bj * block_size
             w = min(block_size, width - c0)
-            data = read_block(Window(c0, r0, w, h))
-            if simplify_px:
-                geoms, values = polygonize_array(data, None, c0, r0)
-                geoms = shapely.coverage_simplify(geoms, simplify_px, simplify_boundary=False)
-                kept = keep_value(values)
-                geoms, values = geoms[kept], values[kept]
-            else:
-                geoms, values = polygonize_array(data, keep_value(data), c0, r0)
-
+            geoms, values = next(blocks)
             bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
             left = (bounds[:, 0] == c0) & (bj > 0)
             top = (bounds[:, 1] == r0) & (bi > 0)

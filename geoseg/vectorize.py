@@ -24,9 +24,10 @@ from geoseg.areas import area_m2, pixel_area_m2, to_map, to_wgs84
 from geoseg.classes import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError
 from geoseg.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
-from geoseg.polygonize import iter_block_polygons
+from geoseg.block_workers import BlockJob, default_workers, polygonized_blocks
 from geoseg.progress import NullReporter, Reporter
-from geoseg.sieve import block_reader, sieve_pixels
+from geoseg.polygonize import ValueFilter, block_windows, merge_block_polygons
+from geoseg.sieve import sieve_pixels
 from geoseg.vector_formats import FeatureBatch, resolve_format, write_features
 
 #: Features gathered before a write; bounds memory while keeping per-write overhead small.
@@ -56,6 +57,7 @@ def vectorize(
     dissolve: bool = False,
     classes: Sequence[str | int] | None = None,
     block_size: int = 2048,
+    workers: int | None = None,
     overwrite: bool = False,
     reporter: Reporter | None = None,
 ) -> VectorizeSummary:
@@ -68,9 +70,13 @@ def vectorize(
     simplified shapes depend slightly on ``block_size``.
     ``dissolve`` writes one (multi)polygon per class. ``classes`` keeps only these names or ids.
     Polygons are identical whatever ``block_size`` (without ``simplify``); it bounds memory.
+    ``workers`` processes polygonize blocks in parallel (default: one per core); the output is the same
+    whatever their number.
     """
     if block_size < 2:
         raise InputError(f"block_size must be at least 2 pixels, got {block_size}")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
     if min_area_unit not in ("map", "pixels"):
         raise InputError(f"min_area_unit must be 'map' or 'pixels', got {min_area_unit!r}")
     fmt = resolve_format(dst, fmt)
@@ -91,14 +97,11 @@ def vectorize(
         size = sieve_pixels(min_area, min_area_unit, pixel_area)
         simplify_px = simplify / abs(ds.transform.determinant) ** 0.5 if simplify else None
 
-        def keep_value(values: np.ndarray) -> np.ndarray:
-            ok = values != nodata if nodata is not None else np.ones(values.shape, bool)
-            return ok & np.isin(values, keep) if keep is not None else ok
-
-        n_blocks = -(-ds.height // block_size) * -(-ds.width // block_size)
-        reporter.start(n_blocks, unit="blocks", megapixels=ds.height * ds.width / 1e6)
-        polygons = iter_block_polygons(block_reader(ds, nodata, size), ds.height, ds.width, block_size,
-                                       keep_value, simplify_px, on_block=reporter.advance)
+        windows = block_windows(ds.height, ds.width, block_size)
+        job = BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px)
+        reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
+        blocks = polygonized_blocks(ds, windows, job, workers or default_workers(len(windows)))
+        polygons = merge_block_polygons(blocks, ds.height, ds.width, block_size, on_block=reporter.advance)
         totals: dict[str, float] = {}
         counter = [0]
         batches = _features(polygons, ds, names, fmt, totals, counter)

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 import geoseg.vector_formats
 import geoseg.vectorize
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.polygonize import drop_collinear, iter_block_polygons
+from geoseg.polygonize import ValueFilter, block_windows, drop_collinear, merge_block_polygons, polygonize_block
 from geoseg.sieve import block_reader
 from geoseg.vectorize import vectorize
 
@@ -50,9 +50,10 @@ def canonical(geoms: np.ndarray, values: np.ndarray) -> list[tuple[int, bytes]]:
 
 
 def blockwise(data: np.ndarray, block: int, nodata: int | None = NODATA) -> list[tuple[int, bytes]]:
-    batches = list(iter_block_polygons(
-        lambda w: data[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width],
-        *data.shape, block, lambda v: v != nodata if nodata is not None else np.ones(v.shape, bool)))
+    keep = ValueFilter(nodata)
+    pieces = (polygonize_block(data[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width], keep, w)
+              for w in block_windows(*data.shape, block))
+    batches = list(merge_block_polygons(pieces, *data.shape, block))
     geoms = np.concatenate([b.polygons for b in batches])
     values = np.concatenate([b.values for b in batches])
     assert shapely.is_valid(geoms).all()
@@ -119,6 +120,30 @@ def test_block_size_independence_property(height, width, block, seed):
     data[noise] = rng.integers(0, 4, size=noise.sum())
     data[data == 3] = NODATA
     assert blockwise(data, block) == blockwise(data, max(height, width))
+
+
+@pytest.mark.parametrize("options", [{}, {"min_area": 12, "min_area_unit": "pixels"}, {"simplify": 45.0}])
+def test_same_polygons_whatever_the_worker_count(tmp_path, options):
+    """Worker processes only change where blocks are polygonized, never the result."""
+    results = []
+    for workers in (1, 2, 3):
+        dst = tmp_path / f"w{workers}.fgb"
+        summary = vectorize(CROP, dst, block_size=64, workers=workers, **options)
+        df = pyogrio.read_dataframe(dst)
+        assert summary.n_polygons == len(df)
+        results.append(canonical(df.geometry.values, df.class_id.values))
+    assert results[0] == results[1] == results[2]
+
+
+def test_in_memory_dataset_is_polygonized_in_process(tmp_path):
+    data = read_crop()
+    with rasterio.MemoryFile() as memfile:
+        with memfile.open(driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype="uint8",
+                          nodata=NODATA, crs="EPSG:32612", transform=from_origin(300000, 4150000, 30, 30)) as ds:
+            ds.write(data, 1)
+        with memfile.open() as ds:
+            summary = vectorize(ds, tmp_path / "m.fgb", block_size=100, workers=2)
+    assert summary.n_polygons == gdal_reference(data)[0]
 
 
 # --- sieve, simplify, dissolve, class filter -----------------------------------------------------------
@@ -303,6 +328,8 @@ def test_wide_integer_rasters_without_nodata(tmp_path):
 # --- clear errors --------------------------------------------------------------------------------------
 
 def test_input_errors_are_clear(tmp_path):
+    with pytest.raises(InputError, match="workers must be at least 1"):
+        vectorize(CROP, tmp_path / "w.gpkg", workers=0)
     with pytest.raises(InputError, match="no such file"):
         vectorize(tmp_path / "missing.tif", tmp_path / "o.gpkg")
     bad = tmp_path / "bad.tif"

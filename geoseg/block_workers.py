@@ -1,0 +1,111 @@
+"""Read, sieve and polygonize the blocks of a class map in parallel worker processes, results in order.
+
+GDAL's polygonize and rasterio's conversion of its output to Python both hold the GIL, so threads do not
+overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
+arrays (cheap to send: no per-geometry pickling); the parent merges seams and writes, which needs the
+blocks in row-major order. At most ``2 × workers`` blocks are in flight, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from geoseg.polygonize import ValueFilter, polygonize_block
+from geoseg.sieve import block_reader
+
+#: Most worker processes one vectorize run starts (block polygonizing scales to about this many cores
+#: before the parent's merging and writing becomes the bottleneck).
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs besides the window (sent once, when the worker starts)."""
+
+    path: str
+    nodata: int | None
+    sieve_size: int
+    keep_value: ValueFilter
+    simplify_px: float | None
+
+
+def default_workers(n_blocks: int) -> int:
+    """One worker per core (at most :data:`MAX_WORKERS`), never more than there are blocks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS, n_blocks))
+
+
+def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
+    if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
+        read = block_reader(ds, job.nodata, job.sieve_size)
+        for window in windows:
+            yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
+        return
+    # fork is cheap and needs nothing importable; macOS and Windows must spawn (fork is unsafe or absent).
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+        in_flight: deque[Future] = deque()
+        pending = iter(windows)
+        try:
+            for window in pending:
+                in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
+                if len(in_flight) >= 2 * workers:
+                    break
+            while in_flight:
+                result = in_flight.popleft().result()
+                window = next(pending, None)
+                if window is not None:
+                    in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
+                yield _from_flat(*result)
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def _window_tuple(window: Window) -> tuple[int, int, int, int]:
+    return int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+
+
+# ------------------------------------------------------------------------------------ worker process
+_WORKER: dict[str, object] = {}
+
+
+def _start_worker(job: BlockJob) -> None:
+    dataset = rasterio.open(job.path)
+    _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset)
+
+
+def _polygonize_window(window: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
+    job: BlockJob = _WORKER["job"]  # type: ignore[assignment]
+    win = Window(*window)
+    geoms, values = polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]
+    return _to_flat(geoms, values)
+
+
+def _to_flat(geoms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Polygons as (coordinates, ring offsets, polygon offsets, values): four arrays, pickled in one go."""
+    if len(geoms) == 0:
+        return np.empty((0, 2)), np.zeros(1, np.int64), np.zeros(1, np.int64), values
+    _, coords, (ring_off, poly_off) = shapely.to_ragged_array(geoms)
+    return coords, ring_off, poly_off, values
+
+
+def _from_flat(coords: np.ndarray, ring_off: np.ndarray, poly_off: np.ndarray, values: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    if len(values) == 0:
+        return np.empty(0, dtype=object), values
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_off, poly_off)), values
