@@ -3,7 +3,7 @@
 Maps of N x N pixels are tiled from the Zion NLCD labels, mirrored so regions continue across tile
 borders: "clean" (labels sieved to 50 px, then upsampled x8: large regions) and "noisy" (labels upsampled
 x2: about 0.65 M polygons at 10k, 2.6 M at 20k). Each run is a fresh subprocess; time is wall-clock and
-peak RSS comes from os.wait4 of that child. Run by hand:
+peak RSS is the sum over the child and its own worker processes, sampled from /proc 20 times a second. Run by hand:
 
     python benchmarks/bench_vectorize.py --sizes 10000 20000 --kinds clean noisy --format fgb
 """
@@ -55,15 +55,42 @@ def make_map(path: Path, size: int, kind: str, labels: Path) -> None:
             ds.write(tile[rows][:, cols], 1, window=Window(0, r, size, h))
 
 
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of a process and all its descendants (worker processes count), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            pass
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds and peak RSS (MiB) of one child process and its own children together (sampled 20/s)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while True:
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, tree_rss_mib(proc.pid))
+        time.sleep(0.05)
     elapsed = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, peak
 
 
 def count_features(path: Path) -> int:
@@ -80,6 +107,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["clean", "noisy"])
     parser.add_argument("--format", default="fgb", choices=sorted(DRIVERS))
     parser.add_argument("--block-size", type=int, default=2048)
+    parser.add_argument("--workers", type=int, default=None, help="geoseg worker processes (default: one per core)")
     parser.add_argument("--labels", type=Path, default=ZION)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
@@ -100,7 +128,7 @@ def main() -> None:
             g_t, g_rss = measure([GDAL_PYTHON, GDAL_POLYGONIZE, "-q", str(src), "-f", DRIVERS[args.format],
                                   str(gdal_out), "out", "class_id"])
             code = (f"from geoseg.vectorize import vectorize; vectorize({str(src)!r}, {str(ours_out)!r}, "
-                    f"block_size={args.block_size})")
+                    f"block_size={args.block_size}, workers={args.workers})")
             o_t, o_rss = measure([sys.executable, "-c", code])
             n_gdal, n_ours = count_features(gdal_out), count_features(ours_out)
             assert n_gdal == n_ours, (n_gdal, n_ours)

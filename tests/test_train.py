@@ -272,3 +272,26 @@ def test_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
     path.write_text("name: [unclosed")
     with pytest.raises(InputError, match="not valid YAML"):
         load_config(path)
+
+
+def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
+    from geoseg.train.loop import Trainer
+
+    config = TrainConfig.model_validate(tiny_config(
+        tmp_path, *zion_crop, model={"architecture": "ContextFCN", "encoder": None, "encoder_depth": 1, "hidden": [8]},
+        train={"epochs": 1, "iterations_per_epoch": 1, "batch_size": 2, "window": 32, "precise_bn_batches": 3}))
+    trainer = Trainer(config)
+    torch.manual_seed(1)
+    batches = [torch.randn(2, 4, 32, 32) * (k + 1) for k in range(3)]
+    feed = iter(batches)
+    trainer._training_batch = lambda: (next(feed), None)          # known inputs instead of sampled windows
+    first_conv, first_norm = trainer.module.pixel[0][0], trainer.module.pixel[0][1]
+    first_norm.running_mean.fill_(123.0)                           # stale statistics must not survive
+    trainer._precise_batchnorm()
+    with torch.no_grad():
+        features = [first_conv(x) for x in batches]
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in features]).mean(0)
+    variances = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in features]).mean(0)
+    assert torch.allclose(first_norm.running_mean, means, atol=1e-5)
+    assert torch.allclose(first_norm.running_var, variances, rtol=1e-4)
+    assert first_norm.momentum == 0.1 and first_norm.num_batches_tracked == 3

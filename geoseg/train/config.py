@@ -85,6 +85,9 @@ class TrainSpec(BaseModel):
                                   "a class drawn uniformly (the rest: uniform over the training area)")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
+    precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
+                                    "statistics as the plain average over this many training batches (0: keep the "
+                                    "running averages, which drift with the last few correlated windows)")
     time_limit_minutes: float | None = Field(default=None, gt=0, description="stop after the epoch that passes it; "
                                              "the LR schedule then runs on time, ending annealed")
     device: str = "auto"
