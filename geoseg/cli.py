@@ -215,7 +215,7 @@ def train(
                        on_epoch=on_epoch)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
-                          f"{result.elapsed_s:.0f} s): validation mIoU {result.scores.mean_iou:.4f}, "
+                          f"{result.elapsed_s:.0f} s): {result.scored_on} mIoU {result.scores.mean_iou:.4f}, "
                           f"OA {result.scores.overall_accuracy:.4f}; report in {result.report_dir}", soft_wrap=True)
 
 

@@ -115,11 +115,26 @@ def test_photometric_jitter_leaves_labels_alone() -> None:
 
 # ------------------------------------------------------------------------------------ split, sampling
 def test_split_boxes_leave_out_block_and_buffer() -> None:
-    train_boxes, val = split_boxes(300, 200, SplitSpec(axis="rows", start=100, stop=180, buffer=10))
-    assert val == Box(100, 180, 0, 200)
+    train_boxes, val, test = split_boxes(300, 200, SplitSpec(axis="rows", start=100, stop=180, buffer=10))
+    assert val == Box(100, 180, 0, 200) and test is None
     assert train_boxes == [Box(0, 90, 0, 200), Box(190, 300, 0, 200)]
-    train_boxes, val = split_boxes(300, 200, SplitSpec(axis="cols", start=150, buffer=20))
+    train_boxes, val, _ = split_boxes(300, 200, SplitSpec(axis="cols", start=150, buffer=20))
     assert val == Box(0, 300, 150, 200) and train_boxes == [Box(0, 300, 0, 130)]
+
+
+def test_test_block_is_kept_from_training_and_selection() -> None:
+    train_boxes, val, test = split_boxes(300, 200, SplitSpec(start=100, stop=140, buffer=10),
+                                         SplitSpec(start=200, stop=260, buffer=5))
+    assert val == Box(100, 140, 0, 200) and test == Box(200, 260, 0, 200)
+    assert train_boxes == [Box(0, 90, 0, 200), Box(150, 195, 0, 200), Box(265, 300, 0, 200)]
+    adjacent = split_boxes(300, 200, SplitSpec(start=200, stop=260, buffer=8), SplitSpec(start=260, buffer=8))
+    assert adjacent[0] == [Box(0, 192, 0, 200)]                       # buffers merge, nothing after the test block
+    base = {"name": "x", "scenes": [{"scene": "s.tif", "labels": "l.tif"}], "band_names": ["b"],
+            "classes": [{"id": 1, "name": "a", "color": "#000000"}], "validation": {"start": 100, "stop": 150}}
+    with pytest.raises(ValueError, match="overlaps the validation block"):
+        TrainConfig.model_validate({**base, "test": {"start": 140}})
+    with pytest.raises(ValueError, match="must equal validation.axis"):
+        TrainConfig.model_validate({**base, "test": {"axis": "cols", "start": 0, "stop": 10}})
 
 
 @pytest.mark.parametrize("balanced", [0.0, 1.0])
@@ -128,7 +143,7 @@ def test_training_windows_never_reach_the_validation_block(balanced: float) -> N
     rows = np.repeat(np.arange(height, dtype=np.float32)[:, None], width, axis=1)
     labels = (np.arange(height * width).reshape(height, width) % 3).astype(np.uint8)
     labels[:5, :5] = 2
-    train_boxes, val = split_boxes(height, width, SplitSpec(start=100, stop=150, buffer=8))
+    train_boxes, val, _ = split_boxes(height, width, SplitSpec(start=100, stop=150, buffer=8))
     scene = SceneData(Path("x"), rows[None], labels, np.ones_like(labels, bool), train_boxes, val)
     sampler = WindowSampler([scene], 24, 3, class_balanced=balanced)
     rng = np.random.default_rng(0)
@@ -295,3 +310,15 @@ def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_cr
     assert torch.allclose(first_norm.running_mean, means, atol=1e-5)
     assert torch.allclose(first_norm.running_var, variances, rtol=1e-4)
     assert first_norm.momentum == 0.1 and first_norm.num_batches_tracked == 3
+
+
+def test_bundle_metrics_come_from_the_test_block(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
+    config = TrainConfig.model_validate(tiny_config(
+        tmp_path, *zion_crop, validation={"start": 72, "stop": 104, "buffer": 8}, test={"start": 112, "buffer": 8},
+        train={"epochs": 1, "iterations_per_epoch": 2, "batch_size": 4, "window": 32}))
+    result = train(config)
+    meta = read_meta(result.bundle)
+    assert result.scored_on == "test" and result.scores.pixels == 48 * 256     # rows 112..159, every column
+    assert meta.metrics["pixels"] == 48 * 256 and "test block (rows 112..160)" in meta.metrics["evaluated_on"][0]
+    assert meta.provenance["training"]["validation_block"]["pixels"] == 32 * 256
+    assert (result.report_dir / "scene_test" / "metrics.json").is_file()

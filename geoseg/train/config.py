@@ -6,6 +6,7 @@ provenance, so a shipped model says exactly how it was made.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -103,6 +104,9 @@ class TrainConfig(BaseModel):
     description: str = ""
     scenes: list[SceneSpec] = Field(min_length=1)
     validation: SplitSpec
+    #: A second block kept from training *and* from model selection (which uses ``validation``), so the
+    #: scores recorded in the bundle are not tuned on the pixels they are measured on.
+    test: SplitSpec | None = None
     band_names: list[str] = Field(min_length=1)
     input_dtype: str = "uint16"
     input_nodata: float | None = None
@@ -130,6 +134,14 @@ class TrainConfig(BaseModel):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
         ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.test is not None:
+            val, test = self.validation, self.test
+            if test.axis != val.axis:
+                raise ValueError(f"test.axis {test.axis!r} must equal validation.axis {val.axis!r}")
+            if test.start < (val.stop if val.stop is not None else math.inf) and val.start < (
+                    test.stop if test.stop is not None else math.inf):
+                raise ValueError(f"the test block ({test.start}..{test.stop or 'end'}) overlaps the validation "
+                                 f"block ({val.start}..{val.stop or 'end'})")
         return self
 
     @property

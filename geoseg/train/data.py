@@ -54,18 +54,35 @@ class Box:
         return Window(self.col0, self.row0, self.width, self.height)
 
 
-def split_boxes(height: int, width: int, split: SplitSpec) -> tuple[list[Box], Box]:
-    """Training boxes (the scene minus the validation block and its buffer) and the validation block."""
+def split_boxes(height: int, width: int, split: SplitSpec, test: SplitSpec | None = None
+                ) -> tuple[list[Box], Box, Box | None]:
+    """Training boxes, the validation block and the test block (None without one).
+
+    Training gets the scene minus both blocks and their buffers; both blocks span the scene across ``axis``.
+    """
     length = height if split.axis == "rows" else width
-    stop = min(split.stop or length, length)
-    if split.start >= length:
-        raise InputError(f"validation start {split.start} is outside the scene ({length} {split.axis})")
-    pieces = [(0, max(0, split.start - split.buffer)), (min(length, stop + split.buffer), length)]
-    if split.axis == "rows":
-        train = [Box(a, b, 0, width) for a, b in pieces if b > a]
-        return train, Box(split.start, stop, 0, width)
-    train = [Box(0, height, a, b) for a, b in pieces if b > a]
-    return train, Box(0, height, split.start, stop)
+    blocks = [("validation", split)] + ([("test", test)] if test is not None else [])
+    excluded = []
+    for name, block in blocks:
+        if block.start >= length:
+            raise InputError(f"{name} start {block.start} is outside the scene ({length} {block.axis})")
+        excluded.append((max(0, block.start - block.buffer), min(length, (block.stop or length) + block.buffer)))
+    pieces, cursor = [], 0
+    for a, b in sorted(excluded):
+        pieces.append((cursor, a))
+        cursor = max(cursor, b)
+    pieces.append((cursor, length))
+    train = [_band_box(height, width, split.axis, a, b) for a, b in pieces if b > a]
+
+    def block_box(block: SplitSpec) -> Box:
+        return _band_box(height, width, block.axis, block.start, min(block.stop or length, length))
+
+    return train, block_box(split), (block_box(test) if test is not None else None)
+
+
+def _band_box(height: int, width: int, axis: str, start: int, stop: int) -> Box:
+    """Rows (or columns) ``[start, stop)`` across the whole scene."""
+    return Box(start, stop, 0, width) if axis == "rows" else Box(0, height, start, stop)
 
 
 @dataclass
@@ -80,6 +97,7 @@ class SceneData:
     val_box: Box
     profile: dict = field(default_factory=dict)
     gsd: float | None = None
+    test_box: Box | None = None
 
 
 def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
@@ -100,11 +118,11 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
     if not (labels != IGNORE_INDEX).any():
         raise InputError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
                          f"and that the class ids match the config's classes")
-    train, val = split_boxes(image.shape[1], image.shape[2], config.validation)
+    train, val, test = split_boxes(image.shape[1], image.shape[2], config.validation, config.test)
     if not any(b.positions(config.train.window) for b in train):
         raise InputError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
-                         "block and its buffer; lower train.window or move the validation block")
-    return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd)
+                         "and test blocks and their buffers; lower train.window or move the blocks")
+    return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
 
 
 def _meta_for_fit(config: TrainConfig):  # noqa: ANN202 - a BundleMeta, built lazily to avoid a cycle
@@ -207,16 +225,15 @@ class WindowSampler:
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def write_validation_block(scene: SceneData, index_to_id: np.ndarray, folder: Path, band_names: list[str],
-                           nodata_id: int) -> tuple[Path, Path]:
-    """The validation block of a scene as a GeoTIFF pair (scene bands, label ids) for the final evaluation."""
+def write_block(scene: SceneData, box: Box, kind: str, index_to_id: np.ndarray, folder: Path,
+                band_names: list[str], nodata_id: int) -> tuple[Path, Path]:
+    """A held-out block of a scene as a GeoTIFF pair (scene bands, label ids) for evaluation by the Predictor."""
     folder.mkdir(parents=True, exist_ok=True)
-    box = scene.val_box
     transform = rasterio.windows.transform(box.window(), scene.profile["transform"])
     common = dict(driver="GTiff", width=box.width, height=box.height, crs=scene.profile["crs"],
                   transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
-    image_path = folder / f"{scene.path.stem}_validation.tif"
-    labels_path = folder / f"{scene.path.stem}_validation_labels.tif"
+    image_path = folder / f"{scene.path.stem}_{kind}.tif"
+    labels_path = folder / f"{scene.path.stem}_{kind}_labels.tif"
     image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
     with rasterio.open(image_path, "w", count=image.shape[0], dtype=scene.profile["dtype"],
                        nodata=scene.profile.get("nodata"), **common) as out:

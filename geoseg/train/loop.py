@@ -34,9 +34,9 @@ from geoseg.outputs import atomic_output, check_writable
 from geoseg.predict import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.train.augment import Augmenter
-from geoseg.train.config import TrainConfig, load_config
-from geoseg.train.data import (SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
-                               normalise_scenes, write_validation_block)
+from geoseg.train.config import SplitSpec, TrainConfig, load_config
+from geoseg.train.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
+                               normalise_scenes, write_block)
 from geoseg.train.losses import SegmentationLoss, class_weights
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -55,6 +55,8 @@ class TrainResult:
     log_csv: Path
     log_json: Path
     report_dir: Path
+    #: "test" when ``scores`` come from the config's test block, else "validation".
+    scored_on: str = "validation"
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -174,8 +176,10 @@ class Trainer:
         self.rng = np.random.default_rng(config.train.seed)
 
         self.scenes = [load_scene(spec, config) for spec in config.scenes]
-        self.validation_files = [write_validation_block(s, config.scheme_ids, self.out / "validation_data",
-                                                        config.band_names, config.nodata_id) for s in self.scenes]
+        self.validation_files = [write_block(s, s.val_box, "validation", config.scheme_ids, self.out / "validation_data",
+                                             config.band_names, config.nodata_id) for s in self.scenes]
+        self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
+                                       config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
         stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
         self.meta = self._meta(stats)
         normalise_scenes(self.scenes, Normaliser(self.meta))
@@ -346,35 +350,56 @@ class Trainer:
             tmp.write_text(json.dumps(rows, indent=1))
 
     def _finish(self, best_path: Path, state: dict[str, Any]) -> TrainResult:
-        """Evaluate the best weights as shipped (Predictor, stored precision) and write the final bundle."""
-        from geoseg.evaluate import evaluate
+        """Evaluate the best weights as shipped (Predictor, stored precision) and write the final bundle.
 
+        The recorded metrics are the test block's when the config has one (untouched by model selection),
+        else the validation block's.
+        """
         best = load_bundle(best_path)
         staged = self.out / "checkpoint" / "best_shipped.safetensors"
         best.save(staged, overwrite=True, half=self.config.half)
-        report_dir = self.out / "validation"
-        matrix = ConfusionMatrix(self.meta.num_classes)
-        for image_path, labels_path in self.validation_files:
-            result = evaluate(staged, image_path, labels_path, report_dir / image_path.stem, overwrite=True)
-            matrix += result.confusion
-        scores = matrix.scores([c.name for c in self.meta.scheme.classes])
+        validation = self._evaluate(staged, self.validation_files, self.out / "validation")
+        kind, files = ("test", self.test_files) if self.test_files else ("validation", self.validation_files)
+        report_dir = self.out / kind
+        scores = self._evaluate(staged, self.test_files, report_dir) if self.test_files else validation
         config = self.config
-        metrics = {**{k: round(v, 6) for k, v in scores.summary().items()},
+        split = config.test if self.test_files else config.validation
+        metrics = {**{k: round(v, 6) for k, v in scores.summary().items()}, "pixels": scores.pixels,
                    "per_class_iou": {c.name: (None if math.isnan(c.iou) else round(c.iou, 6)) for c in scores.per_class},
-                   "evaluated_on": [f"{p.name}: {s.val_box.height}x{s.val_box.width} px validation block "
-                                    f"({config.validation.axis} {config.validation.start}..{s.val_box.row1 if config.validation.axis == 'rows' else s.val_box.col1})"
-                                    for (p, _), s in zip(self.validation_files, self.scenes)],
+                   "evaluated_on": [f"{image.name}: {_block_label(kind, split, box)}"
+                                    for (image, _), box in zip(files, self._boxes(kind))],
                    "evaluated_with": f"Predictor tile {self.meta.tile_size}, overlap {self.meta.overlap}, hann blend"}
         training = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "steps": state["step"],
                     "elapsed_s": round(state["elapsed_s"], 1), "device": str(self.plan.device),
                     "precision": self.plan.precision, "class_pixels": self.counts.tolist(),
-                    "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6)}
+                    "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
+                    "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
+                                         "pixels": validation.pixels}}
         meta = best.meta.model_copy(update={"metrics": metrics,
                                             "provenance": {**best.meta.provenance, "training": training}})
         check_writable(self.bundle_path, overwrite=True)
         ModelBundle(meta, best.state_dict).save(self.bundle_path, overwrite=True, half=self.config.half)
         return TrainResult(self.bundle_path, scores, state["best_epoch"], state["epoch"],
-                           round(state["elapsed_s"], 1), self.out / "log.csv", self.out / "log.json", report_dir)
+                           round(state["elapsed_s"], 1), self.out / "log.csv", self.out / "log.json", report_dir,
+                           kind)
+
+    def _evaluate(self, bundle: Path, files: list[tuple[Path, Path]], folder: Path) -> Scores:
+        """Scores of a bundle over block files, through ``geoseg.evaluate`` (what users will get)."""
+        from geoseg.evaluate import evaluate
+
+        matrix = ConfusionMatrix(self.meta.num_classes)
+        for image_path, labels_path in files:
+            matrix += evaluate(bundle, image_path, labels_path, folder / image_path.stem, overwrite=True).confusion
+        return matrix.scores([c.name for c in self.meta.scheme.classes])
+
+    def _boxes(self, kind: str) -> list[Box]:
+        return [s.test_box for s in self.scenes if s.test_box] if kind == "test" else [s.val_box for s in self.scenes]
+
+
+def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
+    """E.g. "404x1128 px test block (rows 1024..1428)"."""
+    end = box.row1 if split.axis == "rows" else box.col1
+    return f"{box.height}x{box.width} px {kind} block ({split.axis} {split.start}..{end})"
 
 
 def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
