@@ -151,7 +151,27 @@ class _Pending:
             del self.value[m], self.parent[m]
         if len(geoms) == 1:
             return geoms[0], value, False
-        return shapely.union_all(geoms), value, True
+        return union_pieces(geoms), value, True
+
+
+def union_pieces(pieces: list[object]) -> object:
+    """Union of the pieces of one region cut at block seams.
+
+    A piece's holes lie inside its block (a hole touching the block edge would not be closed), so they
+    take no part in the merge: only the outer rings are unioned, and every piece's holes are added back.
+    On noisy maps one region can carry ten thousand holes, and a union of the whole pieces spent seconds
+    on them (2.3 s of 3.1 s of merging on a 4096² noisy map; union of outer rings: 0.1 s).
+    """
+    pieces = np.array(pieces, dtype=object)
+    merged = shapely.union_all(shapely.polygons(shapely.get_exterior_ring(pieces)))
+    if merged.geom_type != "Polygon":      # not expected for pieces joined along edges; stay correct anyway
+        return shapely.union_all(pieces)
+    rings = shapely.get_rings(pieces)
+    first_ring = np.cumsum(np.concatenate([[0], shapely.get_num_interior_rings(pieces)[:-1] + 1]))
+    is_hole = np.ones(len(rings), bool)
+    is_hole[first_ring] = False
+    holes = np.concatenate([shapely.get_rings(merged)[1:], rings[is_hole]])
+    return shapely.polygons(shapely.get_exterior_ring(merged), holes=holes if len(holes) else None)
 
 
 class _SeamLabels:

@@ -1,6 +1,6 @@
 """Re-create sample_tiles/ and tests/data/ from ../shared/data (developers only; users get the files).
 
-The Zion crop is the held-out validation block of the default model (rows 1024.. of the scene), so the
+The Zion crop is the held-out test block of the default model (rows 1024.. of the scene), so the
 demo and the shipped-model test run on pixels the model never trained on.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-VALIDATION_ROW = 1024  # keep in sync with configs/zion_landcover.yaml
+TEST_ROW = 1024  # keep in sync with the test block of configs/zion_landcover.yaml
 
 
 def crop(src: Path, dst: Path, window: Window, descriptions: list[str] | None = None) -> None:
@@ -38,7 +38,7 @@ def crop(src: Path, dst: Path, window: Window, descriptions: list[str] | None = 
 
 def main() -> int:
     zion = SHARED / "zion_landsat8_nlcd"
-    val = Window(0, VALIDATION_ROW, 1128, 1428 - VALIDATION_ROW)
+    val = Window(0, TEST_ROW, 1128, 1428 - TEST_ROW)
     crop(zion / "landsat8_zion_b2345.tif", ROOT / "sample_tiles" / "zion_landsat8_b2345.tif", val,
          ["blue", "green", "red", "nir"])
     crop(zion / "nlcd8_on_landsat_grid.tif", ROOT / "sample_tiles" / "zion_nlcd8.tif", val, ["class"])

@@ -4,7 +4,7 @@
     python scripts/train_default_model.py --skip-train --bundle runs/zion_landcover/zion_landcover.safetensors
 
 Needs ../shared/data/zion_landsat8_nlcd (developers only). Every row of the table is scored by
-geoseg.metrics on the validation block (rows 1024-1427, shipped as sample_tiles/): the model and the
+geoseg.metrics on the test block (rows 1024-1427, shipped as sample_tiles/): the model and the
 index methods through `geoseg.evaluate` (the pipeline users run), the constant and RandomForest baselines
 on the same pixels in memory. Prints a Markdown table and writes it to runs/zion_landcover/baselines.md.
 """
@@ -29,6 +29,7 @@ from geoseg.labels import ids_to_indices  # noqa: E402
 from geoseg.metrics import IGNORE_INDEX, ConfusionMatrix, Scores  # noqa: E402
 from geoseg.progress import make_reporter  # noqa: E402
 from geoseg.train import load_config, train  # noqa: E402
+from geoseg.train.data import split_boxes  # noqa: E402
 
 CONFIG = ROOT / "configs" / "zion_landcover.yaml"
 RF_SAMPLES = 200_000
@@ -42,7 +43,8 @@ def features(image: np.ndarray) -> np.ndarray:
 
 
 def in_memory_baselines(config_path: Path, names: list[str]) -> dict[str, Scores]:
-    """Majority class (of the training labels, and of the validation block as an oracle) and a RandomForest."""
+    """Majority class (of the training pixels, and of the scored block as an oracle) and a RandomForest trained
+    on exactly the model's training pixels (outside the validation and test blocks and their buffers)."""
     from sklearn.ensemble import RandomForestClassifier
 
     config = load_config(config_path)
@@ -51,11 +53,13 @@ def in_memory_baselines(config_path: Path, names: list[str]) -> dict[str, Scores
         image = ds.read(out_dtype="float32")
     with rasterio.open(spec.labels) as ds:
         labels = ids_to_indices(ds.read(1), config.scheme)
-    split = config.validation
-    train_rows = slice(0, split.start - split.buffer)
-    val_rows = slice(split.start, split.stop)
-    train_labels = labels[train_rows].ravel()
-    val_labels = labels[val_rows].ravel()
+    train_boxes, val_box, test_box = split_boxes(*labels.shape, config.validation, config.test)
+    scored = test_box or val_box                    # the block the model's own numbers come from
+    train_mask = np.zeros(labels.shape, bool)
+    for box in train_boxes:                         # the model's training pixels, no more
+        train_mask[box.row0:box.row1, box.col0:box.col1] = True
+    train_labels = labels[train_mask]
+    val_labels = labels[scored.row0:scored.row1, scored.col0:scored.col1].ravel()
     n = len(names)
     scores: dict[str, Scores] = {}
 
@@ -69,16 +73,16 @@ def in_memory_baselines(config_path: Path, names: list[str]) -> dict[str, Scores
     scores[f"majority class of the training rows ({names[majority]})"] = score(np.full_like(val_labels, majority))
     val_counts = np.bincount(val_labels[val_labels != IGNORE_INDEX], minlength=n)
     oracle = int(np.argmax(val_counts))
-    scores[f"majority class of the validation block ({names[oracle]}; oracle)"] = score(np.full_like(val_labels, oracle))
+    scores[f"majority class of the scored block ({names[oracle]}; oracle)"] = score(np.full_like(val_labels, oracle))
 
-    x_train = features(image[:, train_rows])
+    x_train = features(image)[train_mask.ravel()]
     labelled = np.flatnonzero(train_labels != IGNORE_INDEX)
     rng = np.random.default_rng(0)
     pick = rng.choice(labelled, min(RF_SAMPLES, labelled.size), replace=False)
     t0 = time.perf_counter()
     forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=2, n_jobs=-1, random_state=0)
     forest.fit(x_train[pick], train_labels[pick])
-    predicted = forest.predict(features(image[:, val_rows])).astype(np.uint8)
+    predicted = forest.predict(features(image[:, scored.row0:scored.row1, scored.col0:scored.col1])).astype(np.uint8)
     elapsed = time.perf_counter() - t0
     scores[f"RandomForest, 200 trees, bands + NDVI + NDWI, {pick.size // 1000}k training pixels ({elapsed:.0f} s)"] = score(predicted)
     return scores

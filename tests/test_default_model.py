@@ -30,7 +30,8 @@ def test_default_model_loads_and_describes_itself() -> None:
     assert [c.name for c in meta.scheme.classes] == [n for n, _ in NLCD]
     assert [b.name for b in meta.bands] == ["blue", "green", "red", "nir"]
     assert meta.gsd == pytest.approx(30.0) and meta.input_dtype == "uint16"
-    assert meta.provenance["config"]["validation"]["start"] == 1024       # the block sample_tiles/ holds
+    assert meta.provenance["config"]["test"]["start"] == 1024             # the block sample_tiles/ holds
+    assert "test block" in meta.metrics["evaluated_on"][0]               # scored where it was not selected
     run = subprocess.run([sys.executable, "-m", "geoseg", "info", str(DEFAULT_MODEL_PATH), "--json"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -351,3 +351,19 @@ def test_input_errors_are_clear(tmp_path):
     with pytest.raises(InputError, match="unknown class 'lava'.*forest"):
         vectorize(CROP, tmp_path / "o.gpkg", classes=["forest", "lava"])
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith("o")) == []
+
+
+def test_union_of_pieces_keeps_every_hole():
+    from geoseg.polygonize import union_pieces
+
+    left = shapely.box(0, 0, 4, 4).difference(shapely.box(1, 1, 2, 2))         # a hole inside its block
+    right = shapely.box(4, 0, 8, 4).difference(shapely.box(5, 1, 6, 3))
+    top = shapely.box(2, 4, 6, 5)                                                 # closes a new hole? no: a cap
+    merged = union_pieces([left, right, top])
+    assert merged.geom_type == "Polygon" and merged.is_valid
+    assert merged.area == pytest.approx(left.area + right.area + top.area)
+    assert shapely.get_num_interior_rings(merged) == 2
+    assert merged.equals(shapely.union_all([left, right, top]))
+    ring = union_pieces([shapely.box(0, 0, 3, 1), shapely.box(0, 1, 1, 3), shapely.box(1, 2, 3, 3),
+                         shapely.box(2, 1, 3, 2)])                                # pieces around a new hole
+    assert shapely.get_num_interior_rings(ring) == 1 and ring.area == 8

@@ -312,8 +312,8 @@ class Trainer:
         """Replace BatchNorm running averages by the plain mean over ``precise_bn_batches`` fresh batches.
 
         Running averages weight the last few batches most; with batches of spatially correlated windows
-        they swing from step to step, and so did validation mIoU (±0.05 between epochs of the default
-        model). Averaging many batches with the weights frozen removes that noise ("precise BN").
+        they swing from step to step, and validation scores swing with them. Averaging many batches with
+        the weights frozen removes that part of the epoch-to-epoch noise ("precise BN").
         """
         count = self.config.train.precise_bn_batches
         norms = [m for m in self.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
