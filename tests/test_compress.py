@@ -20,18 +20,22 @@ from geoseg.bundle import DEFAULT_MODEL_PATH, ModelBundle, load_bundle, read_met
 from geoseg.channels import prunable_pairs
 from geoseg.compress import calibration_tiles, prune, prune_module, quantize
 from geoseg.errors import InputError
+from geoseg.evaluate import evaluate
 from geoseg.models import build_model
 from geoseg.onnxbundle import load_onnx
 from geoseg.predict import Predictor
 
-from .conftest import LANDSAT7_FRAME, NAIP, ROOT, ZION, read_band, tiny_bundle, tiny_meta, write_crop
+from .conftest import LANDSAT7_FRAME, NAIP, ROOT, ZION, ZION_LABELS, read_band, tiny_bundle, tiny_meta, write_crop
 
 ZION_BANDS = ["blue", "green", "red", "nir"]
-#: Pixel agreement with the fp32 default model (ContextFCN) on the Zion sample, measured: int8 static 0.978,
-#: pruned 30 % without fine-tuning 0.853 (a U-Net run: 0.982 and 0.765); thresholds leave ~1-3 points for
-#: other CPUs and kernels.
-INT8_AGREEMENT = 0.97
-PRUNED_AGREEMENT = 0.82
+#: Pixel agreement with the fp32 default model on the Zion sample, measured (2026-11-25 model, one context
+#: level, CE only): int8 static 0.963 (MinMax; Percentile/Entropy calibration 0.964/0.963), pruned 30 %
+#: without fine-tuning 0.732. This model's forest/shrubland margins are thin, so disagreements sit where
+#: fp32 is itself unsure; the int8 model's mIoU is what must hold (0.276 vs 0.279 measured). Thresholds leave
+#: ~0.5-3 points for other CPUs and kernels.
+INT8_AGREEMENT = 0.955
+INT8_MAX_MIOU_LOSS = 0.01
+PRUNED_AGREEMENT = 0.70
 needs_default = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                    reason=f"agreement needs the trained default model at {DEFAULT_MODEL_PATH}")
 
@@ -199,6 +203,9 @@ def test_int8_agrees_with_fp32_on_the_held_out_block(default_fp32_map: np.ndarra
     quantize(DEFAULT_MODEL_PATH, tmp_path / "int8.onnx", [ZION], max_tiles=16)
     Predictor(tmp_path / "int8.onnx").predict(ZION, tmp_path / "int8.tif")
     assert (read_band(tmp_path / "int8.tif") == default_fp32_map).mean() >= INT8_AGREEMENT
+    fp32_miou = evaluate(DEFAULT_MODEL_PATH, ZION, ZION_LABELS, tmp_path / "fp32_report").scores.mean_iou
+    int8_miou = evaluate(tmp_path / "int8.onnx", ZION, ZION_LABELS, tmp_path / "int8_report").scores.mean_iou
+    assert int8_miou >= fp32_miou - INT8_MAX_MIOU_LOSS
 
 
 @needs_default
