@@ -40,7 +40,7 @@ from geoseg.predict import Predictor
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "sample_tiles" / "zion_landsat8_b2345.tif"
 LABELS = ROOT / "sample_tiles" / "zion_nlcd8.tif"
-TRAIN_ROWS = 992  # rows 0-991 of the full scene are the training rows (configs/zion_landcover.yaml)
+TRAIN_ROWS = 992  # rows 0-991: training and validation rows of configs/zion_landcover.yaml, never its test block
 
 
 def random_default_like() -> ModelBundle:
