@@ -21,12 +21,12 @@ from rasterio.io import DatasetReader
 
 from geoseg._callable import make_module_callable
 from geoseg.areas import area_m2, pixel_area_m2, to_map, to_wgs84
+from geoseg.block_workers import BlockJob, default_workers, polygonized_blocks
 from geoseg.classes import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError
 from geoseg.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
-from geoseg.block_workers import BlockJob, default_workers, polygonized_blocks
-from geoseg.progress import NullReporter, Reporter
 from geoseg.polygonize import ValueFilter, block_windows, merge_block_polygons
+from geoseg.progress import NullReporter, Reporter
 from geoseg.sieve import sieve_pixels
 from geoseg.vector_formats import FeatureBatch, resolve_format, write_features
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from rasterio.windows import Window
 
-from geoseg.bundle import DEFAULT_MODEL_PATH, ModelBundle, load_bundle, read_meta
+from geoseg.bundle import DEFAULT_MODEL_PATH, ModelBundle, load_bundle
 from geoseg.channels import prunable_pairs
 from geoseg.compress import calibration_tiles, prune, prune_module, quantize
 from geoseg.errors import InputError

@@ -35,7 +35,7 @@ from geoseg.predict import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.train.augment import Augmenter
 from geoseg.train.config import SplitSpec, TrainConfig, load_config
-from geoseg.train.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
+from geoseg.train.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats,
                                normalise_scenes, write_block)
 from geoseg.train.losses import SegmentationLoss, class_weights
 
