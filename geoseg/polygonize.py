@@ -166,10 +166,8 @@ def union_pieces(pieces: list[object]) -> object:
     merged = shapely.union_all(shapely.polygons(shapely.get_exterior_ring(pieces)))
     if merged.geom_type != "Polygon":      # not expected for pieces joined along edges; stay correct anyway
         return shapely.union_all(pieces)
-    rings = shapely.get_rings(pieces)
-    first_ring = np.cumsum(np.concatenate([[0], shapely.get_num_interior_rings(pieces)[:-1] + 1]))
-    is_hole = np.ones(len(rings), bool)
-    is_hole[first_ring] = False
+    rings, owner = shapely.get_rings(pieces, return_index=True)       # each piece: outer ring, then holes
+    is_hole = np.concatenate([[False], owner[1:] == owner[:-1]])
     holes = np.concatenate([shapely.get_rings(merged)[1:], rings[is_hole]])
     return shapely.polygons(shapely.get_exterior_ring(merged), holes=holes if len(holes) else None)
 

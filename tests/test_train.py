@@ -240,16 +240,22 @@ def _polygons_from_labels(labels_path: Path, out: Path, keep_every: int = 3) -> 
     return out
 
 
+SHORT_TRAIN = {"epochs": 1, "iterations_per_epoch": 2, "batch_size": 4, "window": 32}
+
+
+def _on_scene_grid(source: Path, scene: Path, labels: Path, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices of ``source`` read onto the scene grid, and the scene's own label indices to compare."""
+    with rasterio.open(scene) as ds:
+        read = LabelSource(source, config.scheme).read(ds.crs, ds.transform, ds.height, ds.width)
+    with rasterio.open(labels) as ds:
+        return read, ds.read(1).astype(int) - 1
+
+
 def test_train_from_sparse_polygons(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
     scene, labels = zion_crop
     polygons = _polygons_from_labels(labels, tmp_path / "labels.gpkg")
-    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, polygons,
-                                                    train={"epochs": 1, "iterations_per_epoch": 2,
-                                                           "batch_size": 4, "window": 32}))
-    with rasterio.open(scene) as ds:
-        from_polygons = LabelSource(polygons, config.scheme).read(ds.crs, ds.transform, ds.height, ds.width)
-    with rasterio.open(labels) as ds:
-        reference = ds.read(1).astype(int) - 1
+    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, polygons, train=SHORT_TRAIN))
+    from_polygons, reference = _on_scene_grid(polygons, scene, labels, config)
     labelled = from_polygons != IGNORE_INDEX
     assert 0.1 < labelled.mean() < 0.95                                 # sparse: many pixels unlabelled
     assert (from_polygons[labelled] == reference[labelled]).all()
@@ -266,13 +272,8 @@ def test_train_from_label_raster_on_another_crs(tmp_path: Path, zion_crop: tuple
         profile = src.profile | {"crs": "EPSG:4326", "transform": transform, "width": width, "height": height}
         with rasterio.open(other, "w", **profile) as dst:
             reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.nearest)
-    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, other,
-                                                    train={"epochs": 1, "iterations_per_epoch": 2,
-                                                           "batch_size": 4, "window": 32}))
-    with rasterio.open(scene) as ds:
-        warped = LabelSource(other, config.scheme).read(ds.crs, ds.transform, ds.height, ds.width)
-    with rasterio.open(labels) as ds:
-        reference = ds.read(1).astype(int) - 1
+    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, other, train=SHORT_TRAIN))
+    warped, reference = _on_scene_grid(other, scene, labels, config)
     labelled = warped != IGNORE_INDEX
     assert labelled.mean() > 0.95
     assert (warped[labelled] == reference[labelled]).mean() > 0.85     # two nearest-neighbour resamplings
@@ -315,7 +316,7 @@ def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_cr
 def test_bundle_metrics_come_from_the_test_block(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
     config = TrainConfig.model_validate(tiny_config(
         tmp_path, *zion_crop, validation={"start": 72, "stop": 104, "buffer": 8}, test={"start": 112, "buffer": 8},
-        train={"epochs": 1, "iterations_per_epoch": 2, "batch_size": 4, "window": 32}))
+        train=SHORT_TRAIN))
     result = train(config)
     meta = read_meta(result.bundle)
     assert result.scored_on == "test" and result.scores.pixels == 48 * 256     # rows 112..159, every column

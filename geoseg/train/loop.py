@@ -358,12 +358,12 @@ class Trainer:
         best = load_bundle(best_path)
         staged = self.out / "checkpoint" / "best_shipped.safetensors"
         best.save(staged, overwrite=True, half=self.config.half)
-        validation = self._evaluate(staged, self.validation_files, self.out / "validation")
-        kind, files = ("test", self.test_files) if self.test_files else ("validation", self.validation_files)
-        report_dir = self.out / kind
-        scores = self._evaluate(staged, self.test_files, report_dir) if self.test_files else validation
         config = self.config
-        split = config.test if self.test_files else config.validation
+        validation = self._evaluate(staged, self.validation_files, self.out / "validation")
+        kind, files, split = (("test", self.test_files, config.test) if self.test_files
+                              else ("validation", self.validation_files, config.validation))
+        report_dir = self.out / kind
+        scores = self._evaluate(staged, files, report_dir) if kind == "test" else validation
         metrics = {**{k: round(v, 6) for k, v in scores.summary().items()}, "pixels": scores.pixels,
                    "per_class_iou": {c.name: (None if math.isnan(c.iou) else round(c.iou, 6)) for c in scores.per_class},
                    "evaluated_on": [f"{image.name}: {_block_label(kind, split, box)}"
