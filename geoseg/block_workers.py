@@ -2,7 +2,7 @@
 
 GDAL's polygonize and rasterio's conversion of its output to Python both hold the GIL, so threads do not
 overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
-arrays (cheap to send: no per-geometry pickling); the parent merges seams and writes, which needs the
+arrays (:class:`~geoseg.polygonize.BlockPolygons`: no per-geometry pickling); the parent merges seams and writes, which needs the
 blocks in row-major order. At most ``2 × workers`` blocks are in flight, so memory stays bounded.
 """
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import shapely
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geoseg.polygonize import ValueFilter, polygonize_block
+from geoseg.polygonize import BlockPolygons, ValueFilter, polygonize_block
 from geoseg.sieve import block_reader
 
 #: Most worker processes one vectorize run starts (block polygonizing scales to about this many cores
@@ -39,6 +38,21 @@ class BlockJob:
     sieve_size: int
     keep_value: ValueFilter
     simplify_px: float | None
+    cache_bytes: int
+
+
+def block_cache_bytes(ds: DatasetReader, block_size: int, halo: int) -> int:
+    """A GDAL block cache for one reading process: what one block's read touches, no more.
+
+    GDAL's default (5 % of RAM in *each* process) keeps every block read until it is full, so a long run
+    grew by that much per worker. Blocks go to workers in turn, so a worker rarely reuses another block's
+    source tiles; a striped file is the exception (each strip spans the width and serves every block of
+    a band), so there the cache holds one band of strips.
+    """
+    tile_h, tile_w = ds.block_shapes[0]
+    rows = block_size + 2 * halo + tile_h
+    cols = ds.width if tile_w >= ds.width else min(ds.width, block_size + 2 * halo + tile_w)
+    return max(16 * 2**20, rows * cols * np.dtype(ds.dtypes[0]).itemsize * 5 // 4)
 
 
 def default_workers(n_blocks: int) -> int:
@@ -48,12 +62,13 @@ def default_workers(n_blocks: int) -> int:
 
 
 def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int
-                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                       ) -> Iterator[BlockPolygons]:
     """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
     if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
         read = block_reader(ds, job.nodata, job.sieve_size)
-        for window in windows:
-            yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
+        with rasterio.Env(GDAL_CACHEMAX=job.cache_bytes):
+            for window in windows:
+                yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
         return
     # fork is cheap and needs nothing importable; macOS and Windows must spawn (fork is unsafe or absent).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
@@ -70,7 +85,7 @@ def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, 
                 window = next(pending, None)
                 if window is not None:
                     in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
-                yield _from_flat(*result)
+                yield result
         finally:
             for future in in_flight:
                 future.cancel()
@@ -85,27 +100,13 @@ _WORKER: dict[str, object] = {}
 
 
 def _start_worker(job: BlockJob) -> None:
+    env = rasterio.Env(GDAL_CACHEMAX=job.cache_bytes)
+    env.__enter__()                     # for the worker's lifetime
     dataset = rasterio.open(job.path)
-    _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset)
+    _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset, env=env)
 
 
-def _polygonize_window(window: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
+def _polygonize_window(window: tuple[int, int, int, int]) -> BlockPolygons:
     job: BlockJob = _WORKER["job"]  # type: ignore[assignment]
     win = Window(*window)
-    geoms, values = polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]
-    return _to_flat(geoms, values)
-
-
-def _to_flat(geoms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Polygons as (coordinates, ring offsets, polygon offsets, values): four arrays, pickled in one go."""
-    if len(geoms) == 0:
-        return np.empty((0, 2)), np.zeros(1, np.int64), np.zeros(1, np.int64), values
-    _, coords, (ring_off, poly_off) = shapely.to_ragged_array(geoms)
-    return coords, ring_off, poly_off, values
-
-
-def _from_flat(coords: np.ndarray, ring_off: np.ndarray, poly_off: np.ndarray, values: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    if len(values) == 0:
-        return np.empty(0, dtype=object), values
-    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_off, poly_off)), values
+    return polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]

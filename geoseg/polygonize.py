@@ -38,22 +38,46 @@ class PolygonBatch:
     values: np.ndarray
 
 
-def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, row_off: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """GDAL-polygonize one block into shapely polygons in global pixel coordinates (4-connectivity)."""
+@dataclass
+class BlockPolygons:
+    """One block's polygons as flat arrays (shapely's ragged layout) and their class values.
+
+    Four arrays pickle in one go, so worker processes hand blocks to the merging process cheaply; shapely
+    objects are built only where the merge needs them (:meth:`geometries`).
+    """
+
+    coords: np.ndarray            # (n, 2) vertices in global pixel coordinates (column, row)
+    ring_offsets: np.ndarray      # ring k = coords[ring_offsets[k]:ring_offsets[k + 1]]
+    polygon_offsets: np.ndarray   # polygon i = rings polygon_offsets[i] to polygon_offsets[i + 1]
+    values: np.ndarray            # class value of each polygon
+
+    @classmethod
+    def from_geometries(cls, geoms: np.ndarray, values: np.ndarray) -> BlockPolygons:
+        if len(geoms) == 0:
+            return cls(np.empty((0, 2)), np.zeros(1, np.int64), np.zeros(1, np.int64), values)
+        _, coords, (ring_off, poly_off) = shapely.to_ragged_array(geoms)
+        return cls(coords, ring_off, poly_off, values)
+
+    def geometries(self) -> np.ndarray:
+        if len(self.values) == 0:
+            return np.empty(0, dtype=object)
+        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, self.coords,
+                                         (self.ring_offsets, self.polygon_offsets))
+
+
+def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, row_off: int) -> BlockPolygons:
+    """GDAL-polygonize one block into polygons in global pixel coordinates (4-connectivity)."""
     transform = Affine.translation(col_off, row_off)
     feats = list(shapes(data, mask=mask, connectivity=4, transform=transform))
-    if not feats:
-        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     values = np.fromiter((v for _, v in feats), dtype=np.float64, count=len(feats)).astype(np.int64)
     rings_per_poly = np.fromiter((len(g["coordinates"]) for g, _ in feats), np.int64, len(feats))
     rings = [ring for g, _ in feats for ring in g["coordinates"]]
     ring_sizes = np.fromiter(map(len, rings), np.int64, len(rings))
-    coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64).reshape(-1, 2)
+    flat = itertools.chain.from_iterable(itertools.chain.from_iterable(rings))
+    coords = np.fromiter(flat, np.float64, 2 * int(ring_sizes.sum())).reshape(-1, 2)
     ring_off = np.concatenate([[0], np.cumsum(ring_sizes)])
     poly_off = np.concatenate([[0], np.cumsum(rings_per_poly)])
-    polys = shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_off, poly_off))
-    return polys, values
+    return BlockPolygons(coords, ring_off, poly_off, values)
 
 
 def drop_collinear(polys: np.ndarray) -> np.ndarray:
@@ -201,7 +225,7 @@ def block_windows(height: int, width: int, block_size: int) -> list[Window]:
 
 
 def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, simplify_px: float | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     ) -> BlockPolygons:
     """Polygons (global pixel coordinates) and class values of one block's kept classes.
 
     With ``simplify_px`` the block's full coverage (all values) is simplified with its frame pinned, so
@@ -210,14 +234,14 @@ def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, 
     c0, r0 = int(window.col_off), int(window.row_off)
     if not simplify_px:
         return polygonize_array(data, keep_value(data), c0, r0)
-    geoms, values = polygonize_array(data, None, c0, r0)
-    geoms = shapely.coverage_simplify(geoms, simplify_px, simplify_boundary=False)
-    kept = keep_value(values)
-    return geoms[kept], values[kept]
+    block = polygonize_array(data, None, c0, r0)
+    geoms = shapely.coverage_simplify(block.geometries(), simplify_px, simplify_boundary=False)
+    kept = keep_value(block.values)
+    return BlockPolygons.from_geometries(geoms[kept], block.values[kept])
 
 
 def merge_block_polygons(
-    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
+    blocks: Iterable[BlockPolygons],
     height: int,
     width: int,
     block_size: int,
@@ -244,7 +268,8 @@ def merge_block_polygons(
         for bj in range(nbx):
             c0 = bj * block_size
             w = min(block_size, width - c0)
-            geoms, values = next(blocks)
+            block = next(blocks)
+            geoms, values = block.geometries(), block.values
             bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
             left = (bounds[:, 0] == c0) & (bj > 0)
             top = (bounds[:, 1] == r0) & (bi > 0)

@@ -21,7 +21,7 @@ from rasterio.io import DatasetReader
 
 from geoseg._callable import make_module_callable
 from geoseg.areas import area_m2, pixel_area_m2, to_map, to_wgs84
-from geoseg.block_workers import BlockJob, default_workers, polygonized_blocks
+from geoseg.block_workers import BlockJob, block_cache_bytes, default_workers, polygonized_blocks
 from geoseg.classes import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError
 from geoseg.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
@@ -98,7 +98,8 @@ def vectorize(
         simplify_px = simplify / abs(ds.transform.determinant) ** 0.5 if simplify else None
 
         windows = block_windows(ds.height, ds.width, block_size)
-        job = BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px)
+        job = BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
+                       block_cache_bytes(ds, block_size, size))
         reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
         blocks = polygonized_blocks(ds, windows, job, workers or default_workers(len(windows)))
         polygons = merge_block_polygons(blocks, ds.height, ds.width, block_size, on_block=reporter.advance)
