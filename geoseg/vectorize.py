@@ -30,9 +30,6 @@ from geoseg.progress import NullReporter, Reporter
 from geoseg.sieve import sieve_pixels
 from geoseg.vector_formats import FeatureBatch, resolve_format, write_features
 
-#: Features gathered before a write; bounds memory while keeping per-write overhead small.
-BATCH_FEATURES = 65536
-
 
 class VectorizeSummary(BaseModel):
     """What was written: where, how, how many polygons and the area of each class in m²."""
@@ -176,9 +173,7 @@ def _class_ids(classes: Sequence[str | int] | None, names: dict[int, str], sourc
 
 def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt: str,
               totals: dict[str, float], counter: list[int]) -> Iterator[FeatureBatch]:
-    """Pixel-space polygons -> output features, gathered into batches of about BATCH_FEATURES."""
-    pending: list[FeatureBatch] = []
-    n_pending = 0
+    """Pixel-space polygons -> output features, one batch per block (the writer gathers them)."""
     for batch in polygons:
         if not len(batch.polygons):
             continue
@@ -190,18 +185,7 @@ def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt:
         for name in np.unique(class_names):
             totals[name] = totals.get(name, 0.0) + float(areas[class_names == name].sum())
         counter[0] += len(geoms)
-        pending.append(FeatureBatch(geoms, batch.values, class_names, areas))
-        n_pending += len(geoms)
-        if n_pending >= BATCH_FEATURES:
-            yield _concat(pending)
-            pending, n_pending = [], 0
-    if pending:
-        yield _concat(pending)
-
-
-def _concat(batches: list[FeatureBatch]) -> FeatureBatch:
-    return FeatureBatch(*(np.concatenate([getattr(b, f) for b in batches])
-                          for f in ("geometry", "class_id", "class_name", "area_m2")))
+        yield FeatureBatch(geoms, batch.values, class_names, areas)
 
 
 def _dissolve(batches: Iterator[FeatureBatch], counter: list[int]) -> Iterator[FeatureBatch]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import rasterio
@@ -245,6 +246,8 @@ def test_each_format_round_trips(tmp_path, suffix):
         assert df.total_bounds[0] == pytest.approx(-113.2, abs=0.3)   # lon/lat around Zion
     else:
         assert df.geometry.area.sum() == pytest.approx(df.area_m2.sum(), rel=1e-9)
+    if suffix == "parquet":      # the blocks' few polygons each are gathered, not one row group per block
+        assert pq.ParquetFile(dst).num_row_groups == 1
     if suffix == "shp":
         assert dst.with_suffix(".prj").exists()
         assert dst.with_suffix(".cpg").read_text().strip().upper().startswith("UTF")
@@ -275,7 +278,6 @@ def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, suffix):
 
     real = geoseg.vectorize.area_m2
     monkeypatch.setattr(geoseg.vectorize, "area_m2", failing)
-    monkeypatch.setattr(geoseg.vectorize, "BATCH_FEATURES", 10)
     with pytest.raises(RuntimeError, match="disk vanished"):
         vectorize(CROP, tmp_path / f"p.{suffix}", block_size=64)
     assert list(tmp_path.iterdir()) == []
@@ -283,7 +285,6 @@ def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, suffix):
 
 def test_shapefile_past_size_limit_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setattr(geoseg.vector_formats, "SHAPEFILE_MAX_BYTES", 50_000)
-    monkeypatch.setattr(geoseg.vectorize, "BATCH_FEATURES", 50)
     with pytest.raises(InputError, match="2 GB limit.*GeoPackage"):
         vectorize(CROP, tmp_path / "big.shp", block_size=64)
     assert list(tmp_path.iterdir()) == []
