@@ -65,10 +65,9 @@ def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, 
                        ) -> Iterator[BlockPolygons]:
     """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
     if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
-        read = block_reader(ds, job.nodata, job.sieve_size)
-        with rasterio.Env(GDAL_CACHEMAX=job.cache_bytes):
-            for window in windows:
-                yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
+        read = block_reader(ds, job.nodata, job.sieve_size)      # the caller sets GDAL's cache (see vectorize)
+        for window in windows:
+            yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
         return
     # fork is cheap and needs nothing importable; macOS and Windows must spawn (fork is unsafe or absent).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")

@@ -107,7 +107,10 @@ def vectorize(
             batches = _dissolve(batches, counter)
         out_crs = "EPSG:4326" if fmt == "geojson" else (crs.to_wkt() if crs is not None else None)
         layer_name = layer or Path(dst).stem
-        with atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp:
+        # The cache setting covers blocks read in this process (no workers); a context manager in the
+        # block generator itself would be torn down out of order with rasterio's own environments.
+        with (rasterio.Env(GDAL_CACHEMAX=job.cache_bytes),
+              atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
             write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if dissolve else "Polygon")
     summary = VectorizeSummary(path=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
                                n_polygons=counter[0], area_m2=dict(sorted(totals.items())),
