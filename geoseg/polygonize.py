@@ -132,6 +132,7 @@ def _seam_rows(rings_xy: np.ndarray, ring_idx: np.ndarray, axis: int, line: floa
 class _Pending:
     """Union-find over pieces that touch a seam, with the count of their unresolved seam contacts."""
 
+    grid: SeamGrid
     geoms: dict[int, object] = field(default_factory=dict)
     value: dict[int, int] = field(default_factory=dict)
     parent: dict[int, int] = field(default_factory=dict)
@@ -175,19 +176,57 @@ class _Pending:
             del self.value[m], self.parent[m]
         if len(geoms) == 1:
             return geoms[0], value, False
-        return union_pieces(geoms), value, True
+        return union_pieces(geoms, self.grid), value, True
 
 
-def union_pieces(pieces: list[object]) -> object:
+@dataclass(frozen=True)
+class SeamGrid:
+    """Where blocks meet: the lines x = k * block_size inside the width and y = k * block_size inside the
+    height (pixel coordinates)."""
+
+    block_size: int
+    height: int
+    width: int
+
+    def densify(self, rings: np.ndarray) -> np.ndarray:
+        """Polygons from closed rings with a vertex at every pixel corner along seam lines.
+
+        Two pieces of a region then share identical unit edges along the seam between them, which makes
+        them a valid coverage: :func:`shapely.coverage_union_all` needs that and is several times faster
+        than a general union (3.4 s -> 1.1 s for the 2 442 seam unions of a noisy 10k map).
+        """
+        coords, ring = shapely.get_coordinates(rings, return_index=True)
+        a, b = coords[:-1], coords[1:]
+        same_ring = ring[:-1] == ring[1:]
+        vertical = (a[:, 0] == b[:, 0]) & self._interior(a[:, 0], self.width)
+        horizontal = (a[:, 1] == b[:, 1]) & self._interior(a[:, 1], self.height)
+        steps = np.where(vertical | horizontal, np.abs(b - a).sum(axis=1), 1).astype(np.int64)
+        steps[~same_ring] = 0                                   # no segment from one ring to the next
+        seg = np.repeat(np.arange(len(a)), steps)
+        k = np.arange(len(seg)) - np.repeat(np.cumsum(steps) - steps, steps) + 1   # 1..steps per segment
+        ends = (k == steps[seg])[:, None]
+        points = np.where(ends, b[seg], a[seg] + np.sign(b[seg] - a[seg]) * k[:, None])   # integers: exact
+        starts = np.flatnonzero(np.concatenate([[True], ring[1:] != ring[:-1]]))
+        order = np.argsort(np.concatenate([starts, seg + 1]), kind="stable")  # a ring's start, then its points
+        xy = np.concatenate([coords[starts], points])[order]
+        owner = np.concatenate([ring[starts], ring[:-1][seg]])[order]
+        return shapely.polygons(shapely.linearrings(xy, indices=owner))
+
+    def _interior(self, values: np.ndarray, extent: int) -> np.ndarray:
+        return (values % self.block_size == 0) & (values > 0) & (values < extent)
+
+
+def union_pieces(pieces: list[object], grid: SeamGrid) -> object:
     """Union of the pieces of one region cut at block seams.
 
     A piece's holes lie inside its block (a hole touching the block edge would not be closed), so they
     take no part in the merge: only the outer rings are unioned, and every piece's holes are added back.
     On noisy maps one region can carry ten thousand holes, and a union of the whole pieces spent seconds
-    on them (2.3 s of 3.1 s of merging on a 4096² noisy map; union of outer rings: 0.1 s).
+    on them (2.3 s of 3.1 s of merging on a 4096² noisy map; union of outer rings: 0.1 s). The outer
+    rings lie in disjoint blocks and meet along seams, so they form a coverage and are unioned as one.
     """
     pieces = np.array(pieces, dtype=object)
-    merged = shapely.union_all(shapely.polygons(shapely.get_exterior_ring(pieces)))
+    merged = shapely.coverage_union_all(grid.densify(shapely.get_exterior_ring(pieces)))
     if merged.geom_type != "Polygon":      # not expected for pieces joined along edges; stay correct anyway
         return shapely.union_all(pieces)
     rings, owner = shapely.get_rings(pieces, return_index=True)       # each piece: outer ring, then holes
@@ -254,7 +293,7 @@ def merge_block_polygons(
     """
     blocks = iter(blocks)
     nby, nbx = -(-height // block_size), -(-width // block_size)
-    pend = _Pending()
+    pend = _Pending(SeamGrid(block_size, height, width))
     next_id = 0
     bottom_prev = _SeamLabels(width)          # owners along the bottom edge of the previous band
     bottom_pieces_prev: list[list[int]] = [[] for _ in range(nbx)]

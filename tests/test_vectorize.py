@@ -355,16 +355,20 @@ def test_input_errors_are_clear(tmp_path):
 
 
 def test_union_of_pieces_keeps_every_hole():
-    from geoseg.polygonize import union_pieces
+    from geoseg.polygonize import SeamGrid, union_pieces
 
-    left = shapely.box(0, 0, 4, 4).difference(shapely.box(1, 1, 2, 2))         # a hole inside its block
+    grid = SeamGrid(block_size=4, height=8, width=8)
+    left = shapely.box(0, 0, 4, 4).difference(shapely.box(1, 1, 2, 2))         # holes inside their blocks
     right = shapely.box(4, 0, 8, 4).difference(shapely.box(5, 1, 6, 3))
-    top = shapely.box(2, 4, 6, 5)                                                 # closes a new hole? no: a cap
-    merged = union_pieces([left, right, top])
+    caps = [shapely.box(2, 4, 4, 5), shapely.box(4, 4, 6, 5)]                     # two blocks below
+    merged = union_pieces([left, right, *caps], grid)
     assert merged.geom_type == "Polygon" and merged.is_valid
-    assert merged.area == pytest.approx(left.area + right.area + top.area)
+    assert merged.area == pytest.approx(left.area + right.area + 2 * caps[0].area)
     assert shapely.get_num_interior_rings(merged) == 2
-    assert merged.equals(shapely.union_all([left, right, top]))
-    ring = union_pieces([shapely.box(0, 0, 3, 1), shapely.box(0, 1, 1, 3), shapely.box(1, 2, 3, 3),
-                         shapely.box(2, 1, 3, 2)])                                # pieces around a new hole
-    assert shapely.get_num_interior_rings(ring) == 1 and ring.area == 8
+    assert merged.equals(shapely.union_all([left, right, *caps]))
+    hole = shapely.box(1, 1, 3, 3)                                                # a new hole across seams
+    quarters = [shapely.box(x, y, x + 2, y + 2).difference(hole) for x in (0, 2) for y in (0, 2)]
+    ring = union_pieces(quarters, SeamGrid(block_size=2, height=4, width=4))
+    assert ring.is_valid and shapely.get_num_interior_rings(ring) == 1 and ring.area == 12
+    assert shapely.normalize(drop_collinear(np.array([ring]))[0]).equals_exact(
+        shapely.normalize(shapely.box(0, 0, 4, 4).difference(hole)), 0)
