@@ -184,9 +184,11 @@ def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt:
         areas = area_m2(batch.polygons, geoms, ds.transform, ds.crs)
         if fmt == "geojson":
             geoms = to_wgs84(geoms, ds.crs)
-        class_names = np.array([names.get(int(v), f"class_{v}") for v in batch.values], dtype=object)
-        for name in np.unique(class_names):
-            totals[name] = totals.get(name, 0.0) + float(areas[class_names == name].sum())
+        ids, which = np.unique(batch.values, return_inverse=True)      # per class, not per polygon
+        labels = np.array([names.get(int(v), f"class_{v}") for v in ids], dtype=object)
+        for label, area in zip(labels, np.bincount(which, weights=areas, minlength=len(ids))):
+            totals[label] = totals.get(label, 0.0) + float(area)
+        class_names = labels[which]
         counter[0] += len(geoms)
         yield FeatureBatch(geoms, batch.values, class_names, areas)
 
