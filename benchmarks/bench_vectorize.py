@@ -3,7 +3,9 @@
 Maps of N x N pixels are tiled from the Zion NLCD labels, mirrored so regions continue across tile
 borders: "clean" (labels sieved to 50 px, then upsampled x8: large regions) and "noisy" (labels upsampled
 x2: about 0.65 M polygons at 10k, 2.6 M at 20k). Each run is a fresh subprocess; time is wall-clock and
-peak RSS is the sum over the child and its own worker processes, sampled from /proc 20 times a second. Run by hand:
+peak memory is summed over the child and its own worker processes, sampled from /proc 20 times a second:
+PSS (shared pages split between the processes that share them: the memory the run really holds) and,
+for geoseg, RSS (counts pages its forked workers share with it once per process). Run by hand:
 
     python benchmarks/bench_vectorize.py --sizes 10000 20000 --kinds clean noisy --format fgb
 """
@@ -55,8 +57,8 @@ def make_map(path: Path, size: int, kind: str, labels: Path) -> None:
             ds.write(tile[rows][:, cols], 1, window=Window(0, r, size, h))
 
 
-def tree_rss_mib(root: int) -> float:
-    """Resident memory of a process and all its descendants (worker processes count), from /proc."""
+def process_tree(root: int) -> list[int]:
+    """A process and all its descendants (geoseg's worker processes), from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -64,33 +66,46 @@ def tree_rss_mib(root: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, stack = 0, [root]
+    tree, stack = [], [root]
     while stack:
         pid = stack.pop()
+        tree.append(pid)
         stack += children.get(pid, [])
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        except OSError:
-            pass
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return tree
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process and its own children together (sampled 20/s)."""
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of one process in MiB. PSS splits pages shared between processes (a forked worker shares
+    the parent's libraries and imports) among them, so PSS adds up across processes; RSS does not."""
+    values = {"Rss:": 0, "Pss:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(maxsplit=1)[0]
+            if key in values:
+                values[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return values["Rss:"] / 1024, values["Pss:"] / 1024
+
+
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds and peak memory (RSS sum, PSS sum; MiB) of a child process and its own children,
+    sampled 20 times a second."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak = 0.0
+    peak_rss = peak_pss = 0.0
     while True:
         pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak = max(peak, tree_rss_mib(proc.pid))
+        rss, pss = (sum(v) for v in zip(*(memory_mib(p) for p in process_tree(proc.pid))))
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         time.sleep(0.05)
     elapsed = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return elapsed, peak
+    return elapsed, peak_rss, peak_pss
 
 
 def count_features(path: Path) -> int:
@@ -113,8 +128,9 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_vectorize_"))
     work.mkdir(parents=True, exist_ok=True)
-    print("| map | polygons | gdal_polygonize s | geoseg s | time ratio | gdal RSS MiB | geoseg RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| map | polygons | gdal_polygonize s | geoseg s | time ratio | gdal peak PSS MiB | geoseg peak PSS MiB "
+          "(all processes) | geoseg peak RSS MiB (sum) |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for kind in args.kinds:
             src = work / f"{kind}_{size}.tif"
@@ -125,15 +141,15 @@ def main() -> None:
             for p in (gdal_out, ours_out):
                 for part in p.parent.glob(p.stem + ".*"):
                     part.unlink()
-            g_t, g_rss = measure([GDAL_PYTHON, GDAL_POLYGONIZE, "-q", str(src), "-f", DRIVERS[args.format],
+            g_t, _, g_pss = measure([GDAL_PYTHON, GDAL_POLYGONIZE, "-q", str(src), "-f", DRIVERS[args.format],
                                   str(gdal_out), "out", "class_id"])
             code = (f"from geoseg.vectorize import vectorize; vectorize({str(src)!r}, {str(ours_out)!r}, "
                     f"block_size={args.block_size}, workers={args.workers})")
-            o_t, o_rss = measure([sys.executable, "-c", code])
+            o_t, o_rss, o_pss = measure([sys.executable, "-c", code])
             n_gdal, n_ours = count_features(gdal_out), count_features(ours_out)
             assert n_gdal == n_ours, (n_gdal, n_ours)
             print(f"| {kind} {size}x{size} | {n_ours} | {g_t:.1f} | {o_t:.1f} | {o_t / g_t:.2f} | "
-                  f"{g_rss:.0f} | {o_rss:.0f} |", flush=True)
+                  f"{g_pss:.0f} | {o_pss:.0f} | {o_rss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
