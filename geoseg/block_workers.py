@@ -2,7 +2,7 @@
 
 GDAL's polygonize and rasterio's conversion of its output to Python both hold the GIL, so threads do not
 overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
-arrays (:class:`~geoseg.polygonize.BlockPolygons`: no per-geometry pickling); the parent merges seams and writes, which needs the
+arrays (:class:`~geoseg.polygonize.PolygonBatch`: no per-geometry pickling); the parent merges seams and writes, which needs the
 blocks in row-major order. At most ``2 × workers`` blocks are in flight, so memory stays bounded.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import rasterio
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geoseg.polygonize import BlockPolygons, ValueFilter, polygonize_block
+from geoseg.polygonize import PolygonBatch, ValueFilter, polygonize_block
 from geoseg.sieve import block_reader
 
 #: Most worker processes one vectorize run starts (block polygonizing scales to about this many cores
@@ -62,7 +62,7 @@ def default_workers(n_blocks: int) -> int:
 
 
 def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int
-                       ) -> Iterator[BlockPolygons]:
+                       ) -> Iterator[PolygonBatch]:
     """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
     if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
         read = block_reader(ds, job.nodata, job.sieve_size)      # the caller sets GDAL's cache (see vectorize)
@@ -105,7 +105,7 @@ def _start_worker(job: BlockJob) -> None:
     _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset, env=env)
 
 
-def _polygonize_window(window: tuple[int, int, int, int]) -> BlockPolygons:
+def _polygonize_window(window: tuple[int, int, int, int]) -> PolygonBatch:
     job: BlockJob = _WORKER["job"]  # type: ignore[assignment]
     win = Window(*window)
     return polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]

@@ -26,46 +26,25 @@ from affine import Affine
 from rasterio.features import shapes
 from rasterio.windows import Window
 
+from geoseg.flat_polygons import FlatPolygons
+
 #: dtypes GDALPolygonize accepts through rasterio without a cast.
 POLYGONIZE_DTYPES = ("uint8", "int16", "uint16", "int32")
 
 
 @dataclass
 class PolygonBatch:
-    """Final polygons (pixel coordinates: column, row) and their class values."""
+    """Polygons (pixel coordinates: column, row) and their class values, kept flat.
 
-    polygons: np.ndarray
+    A block's polygons as a worker returns them (three arrays and the values pickle in one go: no
+    per-geometry cost between processes), and the final polygons the merge yields.
+    """
+
+    polygons: FlatPolygons
     values: np.ndarray
 
 
-@dataclass
-class BlockPolygons:
-    """One block's polygons as flat arrays (shapely's ragged layout) and their class values.
-
-    Four arrays pickle in one go, so worker processes hand blocks to the merging process cheaply; shapely
-    objects are built only where the merge needs them (:meth:`geometries`).
-    """
-
-    coords: np.ndarray            # (n, 2) vertices in global pixel coordinates (column, row)
-    ring_offsets: np.ndarray      # ring k = coords[ring_offsets[k]:ring_offsets[k + 1]]
-    polygon_offsets: np.ndarray   # polygon i = rings polygon_offsets[i] to polygon_offsets[i + 1]
-    values: np.ndarray            # class value of each polygon
-
-    @classmethod
-    def from_geometries(cls, geoms: np.ndarray, values: np.ndarray) -> BlockPolygons:
-        if len(geoms) == 0:
-            return cls(np.empty((0, 2)), np.zeros(1, np.int64), np.zeros(1, np.int64), values)
-        _, coords, (ring_off, poly_off) = shapely.to_ragged_array(geoms)
-        return cls(coords, ring_off, poly_off, values)
-
-    def geometries(self) -> np.ndarray:
-        if len(self.values) == 0:
-            return np.empty(0, dtype=object)
-        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, self.coords,
-                                         (self.ring_offsets, self.polygon_offsets))
-
-
-def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, row_off: int) -> BlockPolygons:
+def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, row_off: int) -> PolygonBatch:
     """GDAL-polygonize one block into polygons in global pixel coordinates (4-connectivity)."""
     transform = Affine.translation(col_off, row_off)
     feats = list(shapes(data, mask=mask, connectivity=4, transform=transform))
@@ -77,7 +56,7 @@ def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, ro
     coords = np.fromiter(flat, np.float64, 2 * int(ring_sizes.sum())).reshape(-1, 2)
     ring_off = np.concatenate([[0], np.cumsum(ring_sizes)])
     poly_off = np.concatenate([[0], np.cumsum(rings_per_poly)])
-    return BlockPolygons(coords, ring_off, poly_off, values)
+    return PolygonBatch(FlatPolygons(coords, ring_off, poly_off), values)
 
 
 def drop_collinear(polys: np.ndarray) -> np.ndarray:
@@ -264,7 +243,7 @@ def block_windows(height: int, width: int, block_size: int) -> list[Window]:
 
 
 def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, simplify_px: float | None = None
-                     ) -> BlockPolygons:
+                     ) -> PolygonBatch:
     """Polygons (global pixel coordinates) and class values of one block's kept classes.
 
     With ``simplify_px`` the block's full coverage (all values) is simplified with its frame pinned, so
@@ -274,13 +253,13 @@ def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, 
     if not simplify_px:
         return polygonize_array(data, keep_value(data), c0, r0)
     block = polygonize_array(data, None, c0, r0)
-    geoms = shapely.coverage_simplify(block.geometries(), simplify_px, simplify_boundary=False)
+    geoms = shapely.coverage_simplify(block.polygons.geometries(), simplify_px, simplify_boundary=False)
     kept = keep_value(block.values)
-    return BlockPolygons.from_geometries(geoms[kept], block.values[kept])
+    return PolygonBatch(FlatPolygons.from_geometries(geoms[kept]), block.values[kept])
 
 
 def merge_block_polygons(
-    blocks: Iterable[BlockPolygons],
+    blocks: Iterable[PolygonBatch],
     height: int,
     width: int,
     block_size: int,
@@ -308,14 +287,14 @@ def merge_block_polygons(
             c0 = bj * block_size
             w = min(block_size, width - c0)
             block = next(blocks)
-            geoms, values = block.geometries(), block.values
-            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+            values = block.values
+            bounds = block.polygons.bounds()
             left = (bounds[:, 0] == c0) & (bj > 0)
             top = (bounds[:, 1] == r0) & (bi > 0)
             right = (bounds[:, 2] == c0 + w) & (bj < nbx - 1)
             bottom = (bounds[:, 3] == r0 + h) & (bi < nby - 1)
             on_seam = left | top | right | bottom
-            final = [geoms[~on_seam]]
+            final = [block.polygons.subset(~on_seam)]             # most polygons: never shapely objects
             final_values = [values[~on_seam]]
             merged: list[object] = []
             merged_values: list[int] = []
@@ -323,12 +302,12 @@ def merge_block_polygons(
             single_values: list[int] = []
 
             idx = np.flatnonzero(on_seam)
+            seam_geoms = block.polygons.subset(on_seam).geometries()
             ids = np.arange(next_id, next_id + len(idx))
             next_id += len(idx)
-            for k, pid in zip(idx, ids):
-                pend.add(int(pid), geoms[k], int(values[k]), int(right[k]) + int(bottom[k]))
-            coords, ring_idx = shapely.get_coordinates(shapely.get_exterior_ring(geoms[idx]),
-                                                       return_index=True)
+            for k, geom, pid in zip(idx, seam_geoms, ids):
+                pend.add(int(pid), geom, int(values[k]), int(right[k]) + int(bottom[k]))
+            coords, ring_idx = shapely.get_coordinates(shapely.get_exterior_ring(seam_geoms), return_index=True)
             piece_ids = ids[ring_idx] if len(idx) else ring_idx
 
             touched: set[int] = set()
@@ -353,10 +332,10 @@ def merge_block_polygons(
                     geom, value, was_merged = pend.pop_group(root)
                     (merged if was_merged else single).append(geom)
                     (merged_values if was_merged else single_values).append(value)
-            final.append(np.array(single, dtype=object))
+            final.append(FlatPolygons.from_geometries(np.array(single, dtype=object)))
             final_values.append(np.array(single_values, dtype=np.int64))
             if merged:
-                final.append(drop_collinear(np.array(merged, dtype=object)))
+                final.append(FlatPolygons.from_geometries(drop_collinear(np.array(merged, dtype=object))))
                 final_values.append(np.array(merged_values, dtype=np.int64))
 
             right_prev = right_cur
@@ -364,7 +343,7 @@ def merge_block_polygons(
             bottom_pieces_cur[bj] = [int(p) for p in ids[bottom[idx]]]
             if on_block is not None:
                 on_block()
-            yield PolygonBatch(np.concatenate(final), np.concatenate(final_values).astype(np.int64))
+            yield PolygonBatch(FlatPolygons.concat(final), np.concatenate(final_values).astype(np.int64))
         bottom_prev, bottom_pieces_prev = bottom_cur, bottom_pieces_cur
     assert not pend.members, "pending pieces left after the last block"
 

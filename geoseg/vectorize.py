@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 import rasterio
 import shapely
 from pydantic import BaseModel
@@ -180,17 +181,17 @@ def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt:
     for batch in polygons:
         if not len(batch.polygons):
             continue
-        geoms = to_map(batch.polygons, ds.transform)
-        areas = area_m2(batch.polygons, geoms, ds.transform, ds.crs)
+        polys = batch.polygons.with_coords(lambda xy: to_map(xy, ds.transform))
+        areas = area_m2(batch.polygons, polys, ds.transform, ds.crs)
         if fmt == "geojson":
-            geoms = to_wgs84(geoms, ds.crs)
+            polys = polys.with_coords(lambda xy: to_wgs84(xy, ds.crs))
         ids, which = np.unique(batch.values, return_inverse=True)      # per class, not per polygon
         labels = np.array([names.get(int(v), f"class_{v}") for v in ids], dtype=object)
         for label, area in zip(labels, np.bincount(which, weights=areas, minlength=len(ids))):
             totals[label] = totals.get(label, 0.0) + float(area)
         class_names = labels[which]
-        counter[0] += len(geoms)
-        yield FeatureBatch(geoms, batch.values, class_names, areas)
+        counter[0] += len(polys)
+        yield FeatureBatch(polys.to_wkb(), batch.values, class_names, areas)
 
 
 def _dissolve(batches: Iterator[FeatureBatch], counter: list[int]) -> Iterator[FeatureBatch]:
@@ -200,17 +201,18 @@ def _dissolve(batches: Iterator[FeatureBatch], counter: list[int]) -> Iterator[F
     area: dict[int, float] = {}
     label: dict[int, str] = {}
     for batch in batches:
+        geoms = shapely.from_wkb(batch.wkb.to_numpy(zero_copy_only=False))
         for cid in np.unique(batch.class_id):
             sel = batch.class_id == cid
-            parts.setdefault(int(cid), []).append(batch.geometry[sel])
+            parts.setdefault(int(cid), []).append(geoms[sel])
             area[int(cid)] = area.get(int(cid), 0.0) + float(batch.area_m2[sel].sum())
             label[int(cid)] = batch.class_name[sel][0]
     ids = sorted(parts)
     counter[0] = len(ids)
     if ids:
         geoms = np.array([shapely.multipolygons(np.concatenate(parts[c])) for c in ids], dtype=object)
-        yield FeatureBatch(geoms, np.array(ids), np.array([label[c] for c in ids], dtype=object),
-                           np.array([area[c] for c in ids]))
+        yield FeatureBatch(pa.array(shapely.to_wkb(geoms), pa.binary()), np.array(ids),
+                           np.array([label[c] for c in ids], dtype=object), np.array([area[c] for c in ids]))
 
 
 make_module_callable(__name__, vectorize)

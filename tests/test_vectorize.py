@@ -55,7 +55,7 @@ def blockwise(data: np.ndarray, block: int, nodata: int | None = NODATA) -> list
     pieces = (polygonize_block(data[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width], keep, w)
               for w in block_windows(*data.shape, block))
     batches = list(merge_block_polygons(pieces, *data.shape, block))
-    geoms = np.concatenate([b.polygons for b in batches])
+    geoms = np.concatenate([b.polygons.geometries() for b in batches])
     values = np.concatenate([b.values for b in batches])
     assert shapely.is_valid(geoms).all()
     return canonical(geoms, values)
