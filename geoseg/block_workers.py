@@ -2,8 +2,9 @@
 
 GDAL's polygonize and rasterio's conversion of its output to Python both hold the GIL, so threads do not
 overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
-arrays (:class:`~geoseg.polygonize.PolygonBatch`: no per-geometry pickling); the parent merges seams and writes, which needs the
-blocks in row-major order. At most ``2 × workers`` blocks are in flight, so memory stays bounded.
+arrays (:class:`~geoseg.polygonize.PolygonBatch`: no per-geometry pickling); the parent merges seams and
+writes, which needs the blocks in row-major order. At most ``2 × workers`` blocks are in flight, so
+memory stays bounded.
 """
 from __future__ import annotations
 
