@@ -177,7 +177,7 @@ def _class_ids(classes: Sequence[str | int] | None, names: dict[int, str], sourc
 
 def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt: str,
               totals: dict[str, float], counter: list[int]) -> Iterator[FeatureBatch]:
-    """Pixel-space polygons -> output features, one batch per block (the writer gathers them)."""
+    """Pixel-space polygons -> output features (map coordinates, m², class names), one batch per block."""
     for batch in polygons:
         if not len(batch.polygons):
             continue
