@@ -12,9 +12,9 @@ metadata (packed parameters). The int8 model is therefore an ONNX file carrying 
 **Pruning** removes the weakest output channels (L1 norm of their filters, the criterion of Li et al.,
 "Pruning Filters for Efficient ConvNets") of every prunable convolution (:mod:`geoseg.channels`), in the same
 proportion everywhere. The result is a smaller dense net stored as an ordinary bundle whose
-``model.pruned`` lists the kept widths. Pruning costs accuracy that a short fine-tuning on the training
-data would recover; ``fine_tune`` (a training config) is refused until the training loop
-(:mod:`geoseg.train`) can start from given weights.
+``model.pruned`` lists the kept widths. Pruning costs accuracy; ``fine_tune`` (a training config for the
+same bands and classes) trains the pruned net further from its pruned weights (:func:`geoseg.train.train`
+with ``start_from``), and the bundle then carries the scores of the fine-tuned model.
 
 Both record what was done in ``provenance["compression"]`` and move the source's validation metrics there
 (``source_metrics``): ``metrics`` describe the model in the file, and the compressed one is not measured yet.
@@ -27,19 +27,22 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
 from pydantic import BaseModel
 
-from geoseg.bundle import BundleMeta, ModelBundle
+from geoseg.bundle import BundleMeta, ModelBundle, load_bundle
 from geoseg.errors import InputError
 from geoseg.io import check_fit, gdal_env, open_raster, read_tile
 from geoseg.onnxbundle import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
 from geoseg.outputs import check_writable
 from geoseg.predict import ModelLike, Normaliser, load_model
 from geoseg.tiling import Tile, TileGrid
+
+if TYPE_CHECKING:
+    from geoseg.train import TrainConfig
 
 #: Calibration tiles: enough to see every land-cover type of a scene, few enough to calibrate in seconds.
 DEFAULT_CALIBRATION_TILES = 32
@@ -149,16 +152,18 @@ class _TileReader:
 # ------------------------------------------------------------------------------------------- prune
 def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, fine_tune: str | os.PathLike | None = None,
           half: bool = False, overwrite: bool = False) -> CompressionSummary:
-    """Write a bundle of ``model`` with ``amount`` of every prunable layer's channels removed (L1 norm)."""
+    """Write a bundle of ``model`` with ``amount`` of every prunable layer's channels removed (L1 norm),
+    fine-tuned with the training config ``fine_tune`` when given (its run folder keeps logs and reports)."""
     t0 = time.perf_counter()
     check_writable(output, overwrite)
     if Path(output).suffix.lower() != ".safetensors":
         raise InputError(f"{output}: pruned models are bundles; name the output .safetensors")
     if not 0 < amount < 1:
         raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
-    if fine_tune is not None:
-        raise InputError(f"--fine-tune {fine_tune}: fine-tuning a pruned model is not available yet (the training "
-                         "loop cannot start from given weights); prune without --fine-tune")
+    config = None
+    if fine_tune is not None:           # read first: a bad config fails before any work
+        from geoseg.train import load_config
+        config = load_config(fine_tune)
     bundle = _torch_bundle(model, "prune")
     network = bundle.build()
     before = sum(p.numel() for p in network.parameters())
@@ -171,10 +176,26 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     record: dict[str, Any] = {"method": "prune-l1", "amount": amount, "layers": len(widths),
                               "parameters_before": before, "parameters_after": after}
     meta = _compressed_meta(bundle, record).model_copy(update={"model": spec})
-    ModelBundle.from_module(meta, network).save(output, overwrite=overwrite, half=half)
+    pruned = ModelBundle.from_module(meta, network)
+    if config is not None:
+        pruned = _fine_tuned(pruned, config, overwrite)
+    pruned.save(output, overwrite=overwrite, half=half)
     return CompressionSummary(output=str(output), method="prune-l1",
                               size_bytes=Path(output).stat().st_size, source_size_bytes=_size(bundle.path),
                               parameters=after, source_parameters=before, elapsed_s=round(time.perf_counter() - t0, 2))
+
+
+def _fine_tuned(pruned: ModelBundle, config: TrainConfig, overwrite: bool) -> ModelBundle:
+    """Train the pruned net further on ``config``'s data; the result keeps the compression record."""
+    from geoseg.train import train
+
+    result = train(config, start_from=pruned, overwrite=overwrite)
+    tuned = load_bundle(result.bundle)
+    record = {**pruned.meta.provenance["compression"], "fine_tune": {
+        "config": config.name, "run": str(Path(config.output_dir).resolve()), "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch, "scored_on": result.scored_on}}
+    provenance = {**tuned.meta.provenance, "compression": record}
+    return ModelBundle(tuned.meta.model_copy(update={"provenance": provenance}), tuned.state_dict)
 
 
 def prune_module(network: Any, amount: float) -> dict[str, int]:

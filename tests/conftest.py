@@ -75,3 +75,20 @@ def crop(tmp_path: Path) -> Callable[..., Path]:
 def read_band(path: Path) -> np.ndarray:
     with rasterio.open(path) as ds:
         return ds.read(1)
+
+
+def tiny_config(tmp_path: Path, scene: Path, labels: Path, **overrides: object) -> dict:
+    """A training config small enough for a test: SimpleFCN, a few 32 px steps, the Zion bands and classes."""
+    config = {
+        "name": "tiny", "scenes": [{"scene": str(scene), "labels": str(labels)}],
+        "validation": {"axis": "rows", "start": 112, "buffer": 8},
+        "band_names": ["blue", "green", "red", "nir"], "input_dtype": "uint16", "input_nodata": 65535,
+        "classes": [{"id": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(NLCD)],
+        "model": {"architecture": "SimpleFCN", "encoder": None, "hidden": [16, 16]},
+        "tile_size": 64, "overlap": 16,
+        "optimiser": {"lr": 0.01, "schedule": "constant"},
+        "train": {"epochs": 3, "iterations_per_epoch": 8, "batch_size": 8, "window": 32, "seed": 0, "threads": 2},
+        "output_dir": str(tmp_path / "run"), "half": False,
+    }
+    config.update(overrides)
+    return config

@@ -28,7 +28,7 @@ from geoseg.train.config import AugmentSpec, SplitSpec
 from geoseg.train.data import Box, SceneData, WindowSampler, split_boxes
 from geoseg.train.loop import learning_rate
 from geoseg.train.losses import SegmentationLoss, class_weights, soft_dice_loss
-from tests.conftest import NLCD, ZION, ZION_LABELS, write_crop
+from tests.conftest import ZION, ZION_LABELS, tiny_config, write_crop
 
 CROP = Window(0, 0, 256, 160)          # a real 256 x 160 px corner of the shipped Zion sample
 
@@ -169,22 +169,6 @@ def zion_crop(tmp_path: Path) -> tuple[Path, Path]:
     scene = write_crop(ZION, tmp_path / "scene.tif", CROP)
     labels = write_crop(ZION_LABELS, tmp_path / "labels.tif", CROP)
     return scene, labels
-
-
-def tiny_config(tmp_path: Path, scene: Path, labels: Path, **overrides: object) -> dict:
-    config = {
-        "name": "tiny", "scenes": [{"scene": str(scene), "labels": str(labels)}],
-        "validation": {"axis": "rows", "start": 112, "buffer": 8},
-        "band_names": ["blue", "green", "red", "nir"], "input_dtype": "uint16", "input_nodata": 65535,
-        "classes": [{"id": i + 1, "name": n, "color": c} for i, (n, c) in enumerate(NLCD)],
-        "model": {"architecture": "SimpleFCN", "encoder": None, "hidden": [16, 16]},
-        "tile_size": 64, "overlap": 16,
-        "optimiser": {"lr": 0.01, "schedule": "constant"},
-        "train": {"epochs": 3, "iterations_per_epoch": 8, "batch_size": 8, "window": 32, "seed": 0, "threads": 2},
-        "output_dir": str(tmp_path / "run"), "half": False,
-    }
-    config.update(overrides)
-    return config
 
 
 def geoseg_cli(*args: str) -> subprocess.CompletedProcess:

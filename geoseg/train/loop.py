@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from geoseg.bundle import BundleMeta, ModelBundle, load_bundle
+from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec, load_bundle
 from geoseg.device import ExecutionPlan, plan_execution
 from geoseg.errors import InputError
 from geoseg.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
@@ -163,8 +163,11 @@ class Checkpoint:
 class Trainer:
     """Owns the data, the network and the optimiser of one training run."""
 
-    def __init__(self, config: TrainConfig, reporter: Reporter | None = None, on_epoch: EpochCallback | None = None):
+    def __init__(self, config: TrainConfig, reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
+                 start_from: ModelBundle | None = None):
         self.config = config
+        self.start_from = start_from
+        start_bands = _checked_start(start_from, config) if start_from is not None else None   # before any work
         self.reporter = reporter or NullReporter()
         self.on_epoch = on_epoch
         self.out = Path(config.output_dir)
@@ -180,17 +183,20 @@ class Trainer:
                                              config.band_names, config.nodata_id) for s in self.scenes]
         self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
                                        config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
-        stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
-        self.meta = self._meta(stats)
+        if start_from is None:
+            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
+            self.meta = self._meta(config.band_specs(stats), config.model)
+        else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
+            self.meta = self._meta(start_bands, start_from.meta.model)
         normalise_scenes(self.scenes, Normaliser(self.meta))
         self.counts = class_counts(self.scenes, self.meta.num_classes)
 
         multiple = size_multiple(self.meta)
         if config.train.window % multiple:
             raise InputError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
-                             f"{config.model.architecture} (try {config.train.window // multiple * multiple or multiple})")
+                             f"{self.meta.model.architecture} (try {config.train.window // multiple * multiple or multiple})")
         self.multiple = multiple
-        self.module = build_model(self.meta).to(self.plan.device)
+        self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
         self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes,
                                      config.train.class_balanced)
@@ -203,16 +209,20 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, stats: list[tuple[float, float, float | None, float | None]]) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
+        provenance: dict[str, Any] = {"config": config.source_dict(), "data": config.provenance}
+        if self.start_from is not None:
+            source = self.start_from
+            provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
-            name=config.name, description=config.description, model=config.model,
-            bands=config.band_specs(stats), input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            name=config.name, description=config.description, model=model,
+            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
-            provenance={"config": config.source_dict(), "data": config.provenance})
+            provenance=provenance)
 
     def _weights(self) -> torch.Tensor | None:
         spec = self.config.loss.class_weights
@@ -396,6 +406,21 @@ class Trainer:
         return [s.test_box for s in self.scenes if s.test_box] if kind == "test" else [s.val_box for s in self.scenes]
 
 
+def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
+    """The starting model's bands, after checking it reads the config's bands and predicts its classes."""
+    where = start.path or start.meta.name
+    bands = [b.name for b in start.meta.bands]
+    if bands != config.band_names:
+        raise InputError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
+                         "fine-tune with a config for the same bands")
+    theirs = [(c.id, c.name) for c in start.meta.scheme.classes]
+    ours = [(c.id, c.name) for c in config.scheme.classes]
+    if theirs != ours:
+        raise InputError(f"{where}: predicts classes {theirs}, the config has {ours}; "
+                         "fine-tune with a config for the same classes")
+    return list(start.meta.bands)
+
+
 def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
     """E.g. "404x1128 px test block (rows 1024..1428)"."""
     end = box.row1 if split.axis == "rows" else box.col1
@@ -403,11 +428,15 @@ def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
 
 
 def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
-          reporter: Reporter | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
+          reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
+          start_from: ModelBundle | None = None) -> TrainResult:
     """Train the model a config describes; returns where the bundle is and its validation scores.
 
     ``config`` is a :class:`TrainConfig` or a YAML path. ``resume`` continues from the run's checkpoint;
     without it an existing bundle in the output folder is only replaced with ``overwrite``.
+    ``start_from`` fine-tunes a model instead of training ``config.model`` from scratch: its architecture
+    (pruned widths included), weights and band normalisation are kept; its bands and classes must be the
+    config's.
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config)
@@ -415,4 +444,4 @@ def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, over
     target.parent.mkdir(parents=True, exist_ok=True)
     if not resume:
         check_writable(target, overwrite)
-    return Trainer(config, reporter, on_epoch).run(resume=resume)
+    return Trainer(config, reporter, on_epoch, start_from).run(resume=resume)
