@@ -164,8 +164,8 @@ def _fine_tune_config(tmp_path: Path, **overrides: object) -> Path:
     """A short training config on a real crop of the Zion sample, for the default model's bands and classes."""
     scene = write_crop(ZION, tmp_path / "ft_scene.tif", Window(0, 0, 512, 256))
     labels = write_crop(ZION_LABELS, tmp_path / "ft_labels.tif", Window(0, 0, 512, 256))
-    config = tiny_config(tmp_path, scene, labels, name="finetuned", validation={"axis": "rows", "start": 192,
-                                                                               "buffer": 8})
+    validation = {"axis": "rows", "start": 192, "buffer": 8}
+    config = tiny_config(tmp_path, scene, labels, name="finetuned", validation=validation)
     config["train"] = {**config["train"], "precise_bn_batches": 0}
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
