@@ -13,7 +13,6 @@ and never when the user has set glibc's own ``MALLOC_*_`` variables or ``GEOSEG_
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import sys
@@ -34,10 +33,8 @@ def keep_large_blocks() -> bool:
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False                                          # the user tuned glibc: leave it alone
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):                       # musl and others have no mallopt
+        mallopt = ctypes.CDLL(None).mallopt                 # the C library this process already runs on
+    except AttributeError:                                  # musl and others have no mallopt
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

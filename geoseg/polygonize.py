@@ -59,14 +59,14 @@ def polygonize_array(data: np.ndarray, mask: np.ndarray | None, col_off: int, ro
     return PolygonBatch(FlatPolygons(coords, ring_off, poly_off), values)
 
 
-def drop_collinear(polys: np.ndarray) -> np.ndarray:
+def drop_collinear(polys: FlatPolygons) -> FlatPolygons:
     """Remove vertices where a ring goes straight on, so equal regions get equal vertex lists.
 
     Exact on pixel-space (integer) coordinates; unions along seams leave such vertices behind.
     """
     if len(polys) == 0:
         return polys
-    _, coords, (ring_off, poly_off) = shapely.to_ragged_array(polys)
+    coords, ring_off, poly_off = polys.coords, polys.ring_offsets, polys.polygon_offsets
     sizes = np.diff(ring_off)
     ring_of = np.repeat(np.arange(len(sizes)), sizes)
     start = ring_off[:-1][ring_of]
@@ -86,7 +86,7 @@ def drop_collinear(polys: np.ndarray) -> np.ndarray:
     body[closing] = False
     out[body] = coords[keep]
     out[closing] = coords[first_kept]
-    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, out, (new_off, poly_off))
+    return FlatPolygons(out, new_off, poly_off)
 
 
 def _seam_rows(rings_xy: np.ndarray, ring_idx: np.ndarray, axis: int, line: float
@@ -335,7 +335,7 @@ def merge_block_polygons(
             final.append(FlatPolygons.from_geometries(np.array(single, dtype=object)))
             final_values.append(np.array(single_values, dtype=np.int64))
             if merged:
-                final.append(FlatPolygons.from_geometries(drop_collinear(np.array(merged, dtype=object))))
+                final.append(drop_collinear(FlatPolygons.from_geometries(np.array(merged, dtype=object))))
                 final_values.append(np.array(merged_values, dtype=np.int64))
 
             right_prev = right_cur

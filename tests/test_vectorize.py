@@ -20,6 +20,7 @@ from rasterio.windows import Window
 import geoseg.vector_formats
 import geoseg.vectorize
 from geoseg.errors import InputError, OutputExistsError
+from geoseg.flat_polygons import FlatPolygons
 from geoseg.polygonize import ValueFilter, block_windows, drop_collinear, merge_block_polygons, polygonize_block
 from geoseg.sieve import block_reader
 from geoseg.vectorize import vectorize
@@ -46,7 +47,8 @@ def gdal_reference(data: np.ndarray, nodata: int | None = NODATA) -> tuple[int, 
 
 def canonical(geoms: np.ndarray, values: np.ndarray) -> list[tuple[int, bytes]]:
     """Order- and start-vertex-independent form of a polygon set."""
-    wkb = shapely.to_wkb(shapely.normalize(drop_collinear(np.asarray(geoms))))
+    clean = drop_collinear(FlatPolygons.from_geometries(np.asarray(geoms))).geometries()
+    wkb = shapely.to_wkb(shapely.normalize(clean))
     return sorted(zip(values.tolist(), wkb))
 
 
@@ -370,5 +372,6 @@ def test_union_of_pieces_keeps_every_hole():
     quarters = [shapely.box(x, y, x + 2, y + 2).difference(hole) for x in (0, 2) for y in (0, 2)]
     ring = union_pieces(quarters, SeamGrid(block_size=2, height=4, width=4))
     assert ring.is_valid and shapely.get_num_interior_rings(ring) == 1 and ring.area == 12
-    assert shapely.normalize(drop_collinear(np.array([ring]))[0]).equals_exact(
+    clean = drop_collinear(FlatPolygons.from_geometries(np.array([ring]))).geometries()[0]
+    assert shapely.normalize(clean).equals_exact(
         shapely.normalize(shapely.box(0, 0, 4, 4).difference(hole)), 0)
