@@ -30,12 +30,14 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from geoseg.bundle import DEFAULT_MODEL_PATH, BandSpec, BundleMeta, ModelBundle, ModelSpec, load_bundle
-from geoseg.classes import ClassInfo, ClassScheme
+from geoseg.model.bundle import ModelBundle, load_bundle
+from geoseg.model.loading import DEFAULT_MODEL_PATH
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.compress import calibration_tiles, prune, quantize
-from geoseg.models import build_model
-from geoseg.onnxbundle import export_onnx
-from geoseg.predict import Predictor
+from geoseg.model.networks import build_model
+from geoseg.model.onnx import export_onnx
+from geoseg.inference.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "sample_tiles" / "zion_landsat8_b2345.tif"

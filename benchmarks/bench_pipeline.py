@@ -24,9 +24,9 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import synthesise  # noqa: E402
 
-from geoseg.io import read_tile  # noqa: E402
-from geoseg.predict import Predictor  # noqa: E402
-from geoseg.tiling import TileGrid  # noqa: E402
+from geoseg.io.rasters import read_tile  # noqa: E402
+from geoseg.inference.predictor import Predictor  # noqa: E402
+from geoseg.inference.tiling import TileGrid  # noqa: E402
 
 
 def forward_seconds(predictor: Predictor, scene: Path, sample: int = 64, passes: int = 3) -> tuple[float, int]:
@@ -84,9 +84,10 @@ def random_unet_resnet34(path: Path) -> Path:
     """A random-weight Unet / resnet34 bundle (4 bands, 8 classes): speed only, predictions meaningless."""
     import torch
 
-    from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec
-    from geoseg.classes import ClassInfo, ClassScheme
-    from geoseg.models import build_model
+    from geoseg.model.bundle import ModelBundle
+    from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+    from geoseg.io.legend import ClassInfo, ClassScheme
+    from geoseg.model.networks import build_model
 
     scheme = ClassScheme(classes=[ClassInfo(id=i, name=f"class{i}", color="#808080") for i in range(1, 9)])
     meta = BundleMeta(name="random-unet-resnet34", bands=[BandSpec(name=b, mean=10000, std=2500)

@@ -1,4 +1,4 @@
-"""Benchmark: geoseg.vectorize against gdal_polygonize.py on synthetic class maps built from real labels.
+"""Benchmark: geoseg.vector.vectorize against gdal_polygonize.py on synthetic class maps built from real labels.
 
 Maps of N x N pixels are tiled from the Zion NLCD labels, mirrored so regions continue across tile
 borders: "clean" (labels sieved to 50 px, then upsampled x8: large regions) and "noisy" (labels upsampled
@@ -143,7 +143,7 @@ def main() -> None:
                     part.unlink()
             g_t, _, g_pss = measure([GDAL_PYTHON, GDAL_POLYGONIZE, "-q", str(src), "-f", DRIVERS[args.format],
                                   str(gdal_out), "out", "class_id"])
-            code = (f"from geoseg.vectorize import vectorize; vectorize({str(src)!r}, {str(ours_out)!r}, "
+            code = (f"from geoseg.vector.vectorize import vectorize; vectorize({str(src)!r}, {str(ours_out)!r}, "
                     f"block_size={args.block_size}, workers={args.workers})")
             o_t, o_rss, o_pss = measure([sys.executable, "-c", code])
             n_gdal, n_ours = count_features(gdal_out), count_features(ours_out)

@@ -1,7 +1,8 @@
 """geoseg: satellite and aerial scenes in, georeferenced land-cover maps and polygons out.
 
 The public API is loaded lazily: ``import geoseg`` stays cheap, and vectorizing a class map never imports
-torch, nor predicting geopandas (each costs hundreds of MB and seconds of start-up).
+torch, nor predicting geopandas (each costs hundreds of MB and seconds of start-up). The layers behind it
+(io, model, inference, vector, evaluation, training) are described in docs/ARCHITECTURE.md.
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BundleMeta": "geoseg.bundle", "ModelBundle": "geoseg.bundle", "load_bundle": "geoseg.bundle",
-    "PredictionSummary": "geoseg.predict", "Predictor": "geoseg.predict", "load_model": "geoseg.predict",
-    "predict": "geoseg.predict",
-    "VectorizeSummary": "geoseg.vectorize", "vectorize": "geoseg.vectorize",
-    "EvaluationResult": "geoseg.evaluate", "evaluate": "geoseg.evaluate",
-    "TrainConfig": "geoseg.train", "TrainResult": "geoseg.train", "train": "geoseg.train",
+    "BundleMeta": "geoseg.model.meta", "ModelBundle": "geoseg.model.bundle", "load_bundle": "geoseg.model.bundle",
+    "load_model": "geoseg.model.loading",
+    "PredictionSummary": "geoseg.summaries", "Predictor": "geoseg.inference.predictor",
+    "predict": "geoseg.inference.predictor",
+    "VectorizeSummary": "geoseg.vector.vectorize", "vectorize": "geoseg.vector.vectorize",
+    "EvaluationResult": "geoseg.evaluation.evaluate", "evaluate": "geoseg.evaluation.evaluate",
+    "TrainConfig": "geoseg.training", "TrainResult": "geoseg.training", "train": "geoseg.training",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -25,11 +25,12 @@ import rasterio
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geoseg.classes import ClassInfo, ClassScheme
+from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.errors import InputError
-from geoseg.io import ClassMapWriter, gdal_env, open_raster, valid_mask
-from geoseg.outputs import atomic_output, check_writable
-from geoseg.predict import PredictionSummary
+from geoseg.io.cog import ClassMapWriter
+from geoseg.io.rasters import gdal_env, open_raster, valid_mask
+from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.summaries import PredictionSummary
 from geoseg.progress import NullReporter, Reporter
 
 MethodName = Literal["ndwi-otsu", "ndvi-otsu", "ndwi-grow"]

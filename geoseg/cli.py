@@ -117,7 +117,7 @@ def predict(
     quiet: QuietOpt = False,
 ) -> None:
     """Segment a scene into a georeferenced class map (and optionally polygons)."""
-    from geoseg.outputs import check_writable
+    from geoseg.io.outputs import check_writable
 
     if polygons is not None:
         check_writable(polygons, overwrite)  # refuse before the long prediction, not after
@@ -131,7 +131,7 @@ def predict(
         summary = runner.predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
                                  overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
     else:
-        from geoseg.predict import Predictor
+        from geoseg.inference.predictor import Predictor
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
@@ -144,7 +144,7 @@ def predict(
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
                           f"{summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision}", soft_wrap=True)
     if qml:
-        from geoseg.styles import write_qml
+        from geoseg.io.qml import write_qml
 
         write_qml(scheme, output, overwrite=overwrite)
     if polygons is not None:
@@ -177,7 +177,7 @@ def vectorize(
 
 
 def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet: bool, **options: Any) -> None:
-    from geoseg.vectorize import vectorize as run_vectorize
+    from geoseg.vector.vectorize import vectorize as run_vectorize
 
     summary = run_vectorize(class_map, output, reporter=_reporter(progress, quiet, "vectorize"), **options)
     if progress == ProgressChoice.rich and not quiet:
@@ -199,8 +199,8 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model from a YAML config; writes a bundle, logs and a validation report."""
-    from geoseg.train import load_config
-    from geoseg.train import train as run_train
+    from geoseg.training import load_config
+    from geoseg.training import train as run_train
 
     settings = load_config(config).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
 
@@ -236,8 +236,8 @@ def evaluate(
 ) -> None:
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
     from geoseg.classic import METHODS
-    from geoseg.evaluate import evaluate as run_evaluate
-    from geoseg.evaluate import load_legend
+    from geoseg.evaluation.evaluate import evaluate as run_evaluate
+    from geoseg.training.config import load_legend
 
     pair = _parse_bands(method_classes)
     if pair is not None and (len(pair) != 2 or model not in METHODS):
@@ -264,7 +264,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a model bundle, a scene (and whether a model fits it), or this installation."""
-    from geoseg import describe
+    from geoseg import info as describe
 
     if path is None:
         data = describe.installation()
@@ -287,8 +287,8 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Export a model bundle to ONNX (dynamic batch, height and width) for onnxruntime and other runtimes."""
-    from geoseg.onnxbundle import OnnxBundle, export_onnx
-    from geoseg.predict import load_model
+    from geoseg.model.onnx import OnnxBundle, export_onnx
+    from geoseg.model.loading import load_model
 
     bundle = load_model(model)
     if isinstance(bundle, OnnxBundle):

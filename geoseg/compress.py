@@ -7,13 +7,13 @@ nets not faster than fp32) otherwise. Why onnxruntime and not torch.ao: measured
 static int8 U-Net runs about 1.5x faster than onnxruntime fp32, which itself beats torch fp32, while a
 torch.ao FX int8 model was slower than onnxruntime fp32 and cannot be stored as safetensors weights plus
 metadata (packed parameters). The int8 model is therefore an ONNX file carrying the bundle metadata
-(:mod:`geoseg.onnxbundle`) and runs with ``--backend onnx`` (``auto`` picks it for ``.onnx`` files).
+(:mod:`geoseg.model.onnx`) and runs with ``--backend onnx`` (``auto`` picks it for ``.onnx`` files).
 
 **Pruning** removes the weakest output channels (L1 norm of their filters, the criterion of Li et al.,
-"Pruning Filters for Efficient ConvNets") of every prunable convolution (:mod:`geoseg.channels`), in the same
+"Pruning Filters for Efficient ConvNets") of every prunable convolution (:mod:`geoseg.model.channels`), in the same
 proportion everywhere. The result is a smaller dense net stored as an ordinary bundle whose
 ``model.pruned`` lists the kept widths. Pruning costs accuracy; ``fine_tune`` (a training config for the
-same bands and classes) trains the pruned net further from its pruned weights (:func:`geoseg.train.train`
+same bands and classes) trains the pruned net further from its pruned weights (:func:`geoseg.training.train`
 with ``start_from``), and the bundle then carries the scores of the fine-tuned model.
 
 Both record what was done in ``provenance["compression"]`` and move the source's validation metrics there
@@ -33,16 +33,19 @@ import numpy as np
 import rasterio
 from pydantic import BaseModel
 
-from geoseg.bundle import BundleMeta, ModelBundle, load_bundle
+from geoseg.model.bundle import ModelBundle, load_bundle
+from geoseg.model.meta import BundleMeta
 from geoseg.errors import InputError
-from geoseg.io import check_fit, gdal_env, open_raster, read_tile
-from geoseg.onnxbundle import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
-from geoseg.outputs import check_writable
-from geoseg.predict import ModelLike, Normaliser, load_model
-from geoseg.tiling import Tile, TileGrid
+from geoseg.io.rasters import gdal_env, open_raster, read_tile
+from geoseg.model.fit import check_fit
+from geoseg.model.onnx import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
+from geoseg.io.outputs import check_writable
+from geoseg.model.loading import ModelLike, load_model
+from geoseg.model.normalise import Normaliser
+from geoseg.inference.tiling import Tile, TileGrid
 
 if TYPE_CHECKING:
-    from geoseg.train import TrainConfig
+    from geoseg.training import TrainConfig
 
 #: Calibration tiles: enough to see every land-cover type of a scene, few enough to calibrate in seconds.
 DEFAULT_CALIBRATION_TILES = 32
@@ -162,7 +165,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
         raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
     config = None
     if fine_tune is not None:           # read first: a bad config fails before any work
-        from geoseg.train import load_config
+        from geoseg.training import load_config
         config = load_config(fine_tune)
     bundle = _torch_bundle(model, "prune")
     network = bundle.build()
@@ -187,7 +190,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
 
 def _fine_tuned(pruned: ModelBundle, config: TrainConfig, overwrite: bool) -> ModelBundle:
     """Train the pruned net further on ``config``'s data; the result keeps the compression record."""
-    from geoseg.train import train
+    from geoseg.training import train
 
     result = train(config, start_from=pruned, overwrite=overwrite)
     tuned = load_bundle(result.bundle)
@@ -207,7 +210,7 @@ def prune_module(network: Any, amount: float) -> dict[str, int]:
     """
     import torch
 
-    from geoseg.channels import narrow, prunable_pairs
+    from geoseg.model.channels import narrow, prunable_pairs
 
     widths: dict[str, int] = {}
     for pair in prunable_pairs(network):

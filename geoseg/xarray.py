@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import InputError
-from geoseg.predict import PREDICTOR_OPTIONS, ModelLike, Predictor
+from geoseg.inference.predictor import PREDICTOR_OPTIONS, Predictor
+from geoseg.model.loading import ModelLike
 
 
 def predict_dataarray(data: Any, model: ModelLike | Predictor = None, **options: Any) -> Any:

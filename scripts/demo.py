@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from geoseg import evaluate, predict, vectorize
-from geoseg.preview import write_preview
+from geoseg.io.preview import write_preview
 from geoseg.progress import make_reporter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@
     python scripts/train_default_model.py --skip-train --bundle runs/zion_landcover/zion_landcover.safetensors
 
 Needs ../shared/data/zion_landsat8_nlcd (developers only). Every row of the table is scored by
-geoseg.metrics on the test block (rows 1024-1427, shipped as sample_tiles/): the model and the
-index methods through `geoseg.evaluate` (the pipeline users run), the constant and RandomForest baselines
+geoseg.evaluation.metrics on the test block (rows 1024-1427, shipped as sample_tiles/): the model and the
+index methods through `geoseg.evaluation.evaluate` (the pipeline users run), the constant and RandomForest baselines
 on the same pixels in memory. Prints a Markdown table and writes it to runs/zion_landcover/baselines.md.
 """
 from __future__ import annotations
@@ -22,14 +22,14 @@ import rasterio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geoseg.bundle import DEFAULT_MODEL_PATH  # noqa: E402
+from geoseg.model.loading import DEFAULT_MODEL_PATH  # noqa: E402
 from geoseg.classic import ndvi, ndwi  # noqa: E402
-from geoseg.evaluate import evaluate  # noqa: E402
-from geoseg.labels import ids_to_indices  # noqa: E402
-from geoseg.metrics import IGNORE_INDEX, ConfusionMatrix, Scores  # noqa: E402
+from geoseg.evaluation.evaluate import evaluate  # noqa: E402
+from geoseg.evaluation.labels import ids_to_indices  # noqa: E402
+from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores  # noqa: E402
 from geoseg.progress import make_reporter  # noqa: E402
-from geoseg.train import load_config, train  # noqa: E402
-from geoseg.train.data import split_boxes  # noqa: E402
+from geoseg.training import load_config, train  # noqa: E402
+from geoseg.training.data import split_boxes  # noqa: E402
 
 CONFIG = ROOT / "configs" / "zion_landcover.yaml"
 RF_SAMPLES = 200_000

@@ -10,9 +10,10 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec
-from geoseg.classes import ClassInfo, ClassScheme
-from geoseg.models import build_model
+from geoseg.model.bundle import ModelBundle
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.model.networks import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_tiles"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.classes import ClassScheme
+from geoseg.io.legend import ClassScheme
 from geoseg.classic import ClassicMethod, ndvi, ndwi, otsu_threshold, region_grow
 from geoseg.errors import InputError
-from geoseg.evaluate import evaluate
+from geoseg.evaluation.evaluate import evaluate
 from tests.conftest import NLCD, ROOT, ZION, ZION_LABELS
 
 
@@ -80,7 +80,7 @@ def test_bands_must_be_green_red_nir(tmp_path: Path) -> None:
 
 
 def test_evaluate_a_method_against_eight_class_labels(tmp_path: Path) -> None:
-    from geoseg.evaluate import load_legend
+    from geoseg.training.config import load_legend
 
     result = evaluate("ndvi-otsu", ZION, ZION_LABELS, tmp_path / "report", method_classes=(4, 5),
                       legend=load_legend(ROOT / "configs" / "zion_landcover.yaml"))

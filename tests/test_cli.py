@@ -101,8 +101,12 @@ def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
 
 def test_public_functions_survive_importing_their_modules(tmp_path: Path, zion_bundle_path: Path) -> None:
     import geoseg
-    import geoseg.predict  # noqa: F401  (binds the package attribute to the module)
-    import geoseg.vectorize  # noqa: F401
+    import geoseg.evaluation.evaluate  # noqa: F401  (importing a module never shadows a public function)
+    import geoseg.inference.predictor  # noqa: F401
+    import geoseg.training  # noqa: F401
+    import geoseg.vector.vectorize  # noqa: F401
+
+    assert all(callable(getattr(geoseg, name)) for name in ("predict", "vectorize", "evaluate", "train"))
 
     geoseg.predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
     summary = geoseg.vectorize(tmp_path / "c.tif", tmp_path / "p.gpkg")

@@ -17,14 +17,15 @@ import torch
 import yaml
 from rasterio.windows import Window
 
-from geoseg.bundle import DEFAULT_MODEL_PATH, ModelBundle, load_bundle
-from geoseg.channels import prunable_pairs
+from geoseg.model.bundle import ModelBundle, load_bundle
+from geoseg.model.loading import DEFAULT_MODEL_PATH
+from geoseg.model.channels import prunable_pairs
 from geoseg.compress import calibration_tiles, prune, prune_module, quantize
 from geoseg.errors import InputError
-from geoseg.evaluate import evaluate
-from geoseg.models import build_model
-from geoseg.onnxbundle import load_onnx
-from geoseg.predict import Predictor
+from geoseg.evaluation.evaluate import evaluate
+from geoseg.model.networks import build_model
+from geoseg.model.onnx import load_onnx
+from geoseg.inference.predictor import Predictor
 
 from .conftest import (LANDSAT7_FRAME, NAIP, ROOT, ZION, ZION_LABELS, read_band, tiny_bundle, tiny_config, tiny_meta,
                        write_crop)

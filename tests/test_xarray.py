@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from geoseg.errors import InputError
-from geoseg.predict import Predictor
+from geoseg.inference.predictor import Predictor
 
 from .conftest import ZION, read_band
 

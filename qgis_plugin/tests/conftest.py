@@ -28,9 +28,10 @@ SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
 #: A tiny random-weight bundle for when the geoseg under test has no default model yet.
 MAKE_BUNDLE = textwrap.dedent("""
     import sys, torch
-    from geoseg.bundle import BandSpec, BundleMeta, ModelBundle, ModelSpec
-    from geoseg.classes import ClassInfo, ClassScheme
-    from geoseg.models import build_model
+    from geoseg.model.bundle import ModelBundle
+    from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+    from geoseg.io.legend import ClassInfo, ClassScheme
+    from geoseg.model.networks import build_model
     torch.manual_seed(0)
     classes = [ClassInfo(id=1, name="water", color="#466b9f"), ClassInfo(id=4, name="forest", color="#1c5f2c"),
                ClassInfo(id=5, name="shrubland", color="#ccb879"), ClassInfo(id=3, name="barren", color="#b3ac9f")]

@@ -1,0 +1,3 @@
+"""Scoring a map against reference labels: labels on the scene grid (``labels``), confusion-matrix metrics
+(``metrics``), plots and the report (``plots``, ``evaluate``).
+"""

@@ -1,0 +1,187 @@
+"""Evaluate a model (or a classic method) against reference labels on a scene, the way users run it.
+
+The prediction is made by the real pipeline (:class:`~geoseg.inference.predictor.Predictor`, or
+:class:`~geoseg.classic.ClassicMethod`) into ``prediction.tif``; the confusion matrix is then accumulated
+block by block against the labels warped or rasterised onto the scene grid, so memory stays bounded.
+Pixels without a reference label, and pixels the prediction marks as nodata, are left out.
+
+Writes ``metrics.json``, ``report.md``, ``confusion.png``, ``per_class.png`` and ``preview.png``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from geoseg.model.bundle import ModelBundle
+from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.errors import InputError
+from geoseg.io.rasters import gdal_env, open_raster
+from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
+from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
+from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.progress import Reporter
+
+OUTPUTS = ("prediction.tif", "metrics.json", "report.md", "confusion.png", "per_class.png", "preview.png")
+BLOCK_ROWS = 512
+
+
+@dataclass
+class EvaluationResult:
+    """Scores, the matrix they came from (to add up over scenes), and the files written."""
+
+    scores: Scores
+    confusion: ConfusionMatrix
+    files: dict[str, Path] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _label_scheme(labels: Path) -> ClassScheme | None:
+    if is_vector(labels):
+        return None
+    with open_raster(labels) as dataset:
+        return ClassScheme.from_dataset(dataset)
+
+
+def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, legend: ClassScheme | None
+             ):  # noqa: ANN202
+    """The classic method and the scheme to score it in (the labels' legend plus the method's classes)."""
+    from geoseg.classic import ClassicMethod, default_scheme
+
+    legend = legend or _label_scheme(labels)
+    known = {c.id: c for c in legend.classes} if legend else {}
+    if method_classes is None:
+        above, below = default_scheme(method).classes
+    else:
+        defaults = default_scheme(method).classes
+        above, below = (known.get(i) or ClassInfo(id=i, name=d.name, color=d.color)
+                        for i, d in zip(method_classes, defaults))
+    merged = dict(known)
+    for info in (above, below):
+        merged.setdefault(info.id, info)
+    nodata = legend.nodata_id if legend else 255
+    scheme = ClassScheme(classes=[merged[i] for i in sorted(merged)], nodata_id=nodata)
+    return ClassicMethod(method, above, below), scheme
+
+
+def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
+             output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
+             method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
+             overwrite: bool = False,
+             reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
+    """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
+
+    ``model`` is a bundle, a bundle path, None (the embedded default model) or a classic method name
+    (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``); for a method, ``method_classes`` says which label ids
+    its two outputs stand for (above threshold, below threshold) and ``legend`` names the label ids
+    (default: the label raster's own legend).
+    """
+    from geoseg.classic import METHODS
+
+    out = Path(output_dir)
+    labels = Path(labels)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; pass a folder for the report")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in OUTPUTS}
+    for path in files.values():
+        check_writable(path, overwrite)
+    t0 = time.perf_counter()
+    if isinstance(model, str) and model in METHODS:
+        runner, scheme = _classic(model, labels, method_classes, legend)
+        summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
+        described = model
+    else:
+        from geoseg.inference.predictor import Predictor
+
+        predictor = Predictor(model, **predictor_options)
+        scheme = predictor.meta.scheme
+        summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
+                                    reporter=reporter)
+        described = str(predictor.bundle.path or predictor.meta.name)
+    source = LabelSource(labels, scheme, class_column)
+    confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)
+    names = [c.name for c in scheme.classes]
+    scores = confusion.scores(names)
+    if scores.pixels == 0:
+        raise InputError(f"{labels}: no labelled pixel of the scheme ({', '.join(names)}) falls on {scene}; check "
+                         "the CRS, the extent and the class ids")
+    info = {"model": described, "scene": str(scene), "labels": str(labels), "classes": [c.model_dump() for c in scheme.classes],
+            "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,
+            "seconds": round(time.perf_counter() - t0, 2)}
+    _write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
+    _write_text(files["report.md"], markdown_report(scores, info))
+    from geoseg.evaluation.plots import confusion_png, per_class_png, preview_png
+
+    confusion_png(scores, files["confusion.png"], overwrite=True)
+    per_class_png(scores, files["per_class.png"], overwrite=True)
+    with rasterio.open(files["prediction.tif"]) as dataset:
+        shape = (dataset.height, dataset.width)
+        reference = _reference_ids(source, scheme, dataset, shape)
+    preview_png(scene, [("reference", reference), (f"prediction ({Path(described).name})", files["prediction.tif"])],
+                scheme, files["preview.png"], overwrite=True)
+    return EvaluationResult(scores, confusion, files, info)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(text)
+
+
+def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> tuple[ConfusionMatrix, int]:
+    """Confusion matrix of a class-map file against the labels, in row blocks."""
+    matrix = ConfusionMatrix(len(scheme.classes))
+    unpredicted = 0
+    with gdal_env(), rasterio.open(prediction) as dataset:
+        for row in range(0, dataset.height, BLOCK_ROWS):
+            window = Window(0, row, dataset.width, min(BLOCK_ROWS, dataset.height - row))
+            predicted = ids_to_indices(dataset.read(1, window=window), scheme)
+            reference = source.read(dataset.crs, dataset.window_transform(window), int(window.height), dataset.width)
+            labelled = reference != IGNORE_INDEX
+            unpredicted += int((labelled & (predicted == IGNORE_INDEX)).sum())
+            matrix.update(reference, predicted, predicted != IGNORE_INDEX)
+    return matrix, unpredicted
+
+
+def _reference_ids(source: LabelSource, scheme: ClassScheme, dataset: rasterio.DatasetReader,
+                   shape: tuple[int, int]) -> np.ndarray:
+    """Reference class ids for the preview (decimated to at most the preview size)."""
+    from geoseg.evaluation.plots import preview_shape
+
+    small = preview_shape(*shape)
+    transform = dataset.transform @ dataset.transform.scale(shape[1] / small[1], shape[0] / small[0])
+    indices = source.read(dataset.crs, transform, *small)
+    lut = np.full(256, scheme.nodata_id, np.uint8)
+    lut[:len(scheme.classes)] = [c.id for c in scheme.classes]
+    return lut[indices]
+
+
+def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
+    """A short Markdown report: what was compared, the headline numbers, a per-class table."""
+    def fmt(value: float) -> str:
+        return "–" if value is None or np.isnan(value) else f"{value:.3f}"
+
+    lines = [f"# Evaluation of {info['model']}", "",
+             f"- scene: `{info['scene']}`", f"- labels: `{info['labels']}`",
+             f"- labelled pixels compared: {scores.pixels}"
+             f" (labelled pixels without a prediction, left out: {info['labelled_pixels_without_prediction']})", "",
+             "| overall accuracy | mean IoU | frequency-weighted IoU | mean F1 |", "|---|---|---|---|",
+             f"| {fmt(scores.overall_accuracy)} | {fmt(scores.mean_iou)} | {fmt(scores.frequency_weighted_iou)} | "
+             f"{fmt(scores.mean_dice)} |", "",
+             "| class | reference px | predicted px | IoU | F1 | precision | recall |", "|---|---|---|---|---|---|---|"]
+    for c in scores.per_class:
+        lines.append(f"| {c.name} | {c.support} | {c.predicted} | {fmt(c.iou)} | {fmt(c.dice)} | "
+                     f"{fmt(c.precision)} | {fmt(c.recall)} |")
+    lines += ["", "Undefined scores (–) belong to classes absent from both the reference and the prediction, "
+              "and are left out of the means.", "",
+              "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", "",
+              "![preview](preview.png)", ""]
+    return "\n".join(lines)
+

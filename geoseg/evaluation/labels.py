@@ -1,0 +1,130 @@
+"""Reference labels on a scene's pixel grid, from a class raster on any grid or from polygons.
+
+Training and evaluation both need "the label of every scene pixel": a raster on another CRS or resolution
+is reprojected by nearest neighbour (class ids must not be averaged); polygons with a class column are
+rasterised, and pixels that no polygon covers are unlabelled, so sparse hand-drawn polygons work.
+Labels come back as class *indices* into a scheme (``IGNORE_INDEX`` where unlabelled or unknown).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.warp import reproject
+from rasterio.windows import Window
+
+from geoseg.io.legend import ClassScheme
+from geoseg.errors import InputError
+from geoseg.io.rasters import open_raster
+from geoseg.evaluation.metrics import IGNORE_INDEX
+
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".gml", ".kml"}
+
+
+def is_vector(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VECTOR_SUFFIXES
+
+
+def ids_to_indices(ids: np.ndarray, scheme: ClassScheme) -> np.ndarray:
+    """Class ids → indices of ``scheme.classes``; ids outside the scheme (nodata too) → IGNORE_INDEX."""
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    for index, info in enumerate(scheme.classes):
+        lut[info.id] = index
+    return lut[np.clip(ids, 0, 255).astype(np.uint8)]
+
+
+class LabelSource:
+    """Labels from ``path`` (raster or vector) readable window by window on a target grid."""
+
+    def __init__(self, path: str | os.PathLike, scheme: ClassScheme, class_column: str = "class"):
+        self.path = Path(path)
+        self.scheme = scheme
+        if not self.path.exists():
+            raise InputError(f"{self.path}: label file not found; check the path")
+        self._shapes: list[tuple[object, int]] | None = None
+        self._vector_crs: CRS | None = None
+        if is_vector(self.path):
+            self._load_vector(class_column)
+
+    def _load_vector(self, column: str) -> None:
+        import geopandas as gpd
+
+        try:
+            frame = gpd.read_file(self.path)
+        except Exception as err:  # pyogrio raises several types for unreadable files
+            raise InputError(f"{self.path}: cannot read polygons ({err}); pass a GeoPackage/GeoJSON/Shapefile") from err
+        if column not in frame.columns:
+            raise InputError(f"{self.path}: no class column {column!r} (columns: {', '.join(map(str, frame.columns))});"
+                             " pass --class-column / class_column")
+        if frame.crs is None:
+            raise InputError(f"{self.path}: the polygons have no CRS; assign one (e.g. ogr2ogr -a_srs)")
+        known = {c.id for c in self.scheme.classes}
+        values = frame[column]
+        if not np.issubdtype(values.dtype, np.number):
+            by_name = {c.name: c.id for c in self.scheme.classes}
+            unknown = sorted(set(values) - set(by_name))
+            if unknown:
+                raise InputError(f"{self.path}: class names {unknown[:5]} are not in the scheme "
+                                 f"({', '.join(by_name)}); fix column {column!r}")
+            values = values.map(by_name)
+        frame = frame.assign(_id=values.astype(int))
+        frame = frame[frame["_id"].isin(known) & frame.geometry.notna() & ~frame.geometry.is_empty]
+        self._vector_crs = CRS.from_user_input(frame.crs)
+        self._shapes = list(zip(frame.geometry.values, frame["_id"].astype(int)))
+
+    def read(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
+        """Class indices (height, width) uint8 for the grid ``crs``/``transform``; IGNORE_INDEX where unlabelled."""
+        if self._shapes is not None:
+            return ids_to_indices(self._rasterise(crs, transform, height, width), self.scheme)
+        return ids_to_indices(self._warp(crs, transform, height, width), self.scheme)
+
+    def _rasterise(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
+        shapes = self._shapes or []
+        if crs is not None and self._vector_crs is not None and CRS.from_user_input(crs) != self._vector_crs:
+            import geopandas as gpd
+
+            series = gpd.GeoSeries([g for g, _ in shapes], crs=self._vector_crs).to_crs(crs)
+            shapes = list(zip(series.values, [v for _, v in shapes]))
+        if not shapes:
+            return np.full((height, width), 255, np.uint8)
+        return rasterize(shapes, out_shape=(height, width), transform=transform, fill=255, dtype="uint8")
+
+    def _warp(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
+        with open_raster(self.path) as src:
+            if src.count != 1:
+                raise InputError(f"{self.path}: a label raster has one band of class ids, this one has {src.count}")
+            if _aligned(src.crs, src.transform, crs, transform) or src.crs is None or crs is None:
+                if src.crs is None or crs is None:
+                    if (src.crs is None) != (crs is None) or not _aligned(None, src.transform, None, transform):
+                        raise InputError(f"{self.path}: labels or scene lack a CRS, so the labels must be on the "
+                                         "scene's own grid; assign CRSs to both")
+                col, row = ~src.transform @ (transform.c, transform.f)
+                data = src.read(1, window=Window(round(col), round(row), width, height), boundless=True,
+                                fill_value=src.nodata if src.nodata is not None else 255)
+                return _as_ids(data, src.nodata)
+            out = np.full((height, width), 255, np.uint8)
+            # nearest neighbour: class ids must never be averaged; GDAL reads only the source area it needs
+            reproject(rasterio.band(src, 1), out, src_nodata=src.nodata, dst_transform=transform, dst_crs=crs,
+                      dst_nodata=255, resampling=Resampling.nearest)
+            return out
+
+
+def _as_ids(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    invalid = (data < 0) | (data > 255)
+    if nodata is not None:
+        invalid |= data == nodata
+    return np.where(invalid, 255, data).astype(np.uint8)
+
+
+def _aligned(crs_a: CRS | None, a: Affine, crs_b: CRS | None, b: Affine, tol: float = 1e-6) -> bool:
+    """Same CRS, same pixel size and orientation, origins a whole number of pixels apart."""
+    if crs_a != crs_b or not np.allclose([a.a, a.b, a.d, a.e], [b.a, b.b, b.d, b.e], rtol=tol, atol=0):
+        return False
+    col, row = ~a @ (b.c, b.f)
+    return abs(col - round(col)) < 1e-3 and abs(row - round(row)) < 1e-3

@@ -1,0 +1,95 @@
+"""What ``geoseg info`` reports about a bundle, a scene or the installation, as plain JSON-able dicts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from geoseg.model.loading import DEFAULT_MODEL_PATH, read_meta
+from geoseg.errors import InputError
+
+
+def bundle(path: Path) -> dict[str, Any]:
+    meta = read_meta(path)
+    data = meta.model_dump()
+    data["kind"] = "model"
+    data["path"] = str(path)
+    data["classes"] = [c.model_dump() for c in meta.scheme.classes]
+    data["nodata_id"] = meta.scheme.nodata_id
+    data["size_bytes"] = path.stat().st_size
+    return data
+
+
+def scene(path: Path, model: Path | None = None) -> dict[str, Any]:
+    from geoseg.io.rasters import describe, gdal_env, open_raster
+    from geoseg.model.fit import check_fit
+
+    model_path = model or (DEFAULT_MODEL_PATH if DEFAULT_MODEL_PATH.is_file() else None)
+    with gdal_env(), open_raster(path) as dataset:
+        data: dict[str, Any] = describe(dataset).model_dump()
+        data["kind"] = "scene"
+        if model_path is not None:
+            fit = check_fit(dataset, read_meta(model_path))
+            data["fits"] = {"model": str(model_path), **fit.model_dump()}
+    return data
+
+
+def installation() -> dict[str, Any]:
+    import rasterio
+    import torch
+
+    from geoseg import __version__
+    from geoseg.inference.device import available_devices
+
+    default = None
+    if DEFAULT_MODEL_PATH.is_file():
+        try:
+            default = bundle(DEFAULT_MODEL_PATH)
+        except InputError as err:
+            default = {"path": str(DEFAULT_MODEL_PATH), "error": str(err)}
+    return {"kind": "installation", "geoseg_version": __version__, "torch_version": torch.__version__,
+            "gdal_version": rasterio.__gdal_version__, "devices": available_devices(), "default_model": default}
+
+
+def print_human(data: dict[str, Any], console: Console) -> None:
+    """A readable rendering of any of the three dicts."""
+    kind = data.get("kind")
+    table = Table(show_header=False, box=None)
+    if kind == "model":
+        table.add_row("model", f"{data['name']} ({data['model']['architecture']}/{data['model'].get('encoder')})")
+        table.add_row("file", f"{data['path']} ({data['size_bytes'] / 1e6:.1f} MB, format {data['format_version']})")
+        table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})" for b in data["bands"]))
+        table.add_row("input", f"{data['input_dtype']}, nodata {data['input_nodata']}")
+        table.add_row("classes", ", ".join(f"{c['id']} {c['name']} {c['color']}" for c in data["classes"]))
+        table.add_row("nodata class", str(data["nodata_id"]))
+        table.add_row("resolution", f"{data['gsd']} m" if data["gsd"] else "unknown")
+        table.add_row("tile / overlap", f"{data['tile_size']} / {data['overlap']} px")
+        for key, value in (data.get("metrics") or {}).items():
+            table.add_row(f"metric {key}", f"{value:.4f}" if isinstance(value, float) else str(value))
+        compression = (data.get("provenance") or {}).get("compression")
+        if compression:
+            table.add_row("compression", f"{compression.get('method')} of {compression.get('source')}")
+        table.add_row("created", f"{data['created']} by geoseg {data['geoseg_version']}")
+    elif kind == "scene":
+        table.add_row("scene", data["path"])
+        table.add_row("size", f"{data['width']} x {data['height']} px, {data['count']} bands, {data['dtype']}")
+        table.add_row("crs", str(data["crs"]))
+        gsd = f" (~{data['gsd_m']:.2f} m)" if data["gsd_m"] else ""
+        table.add_row("resolution", f"{data['res'][0]:.6g} x {data['res'][1]:.6g}{gsd}")
+        table.add_row("nodata", str(data["nodata"]))
+        table.add_row("band names", ", ".join(str(n) for n in data["band_names"]))
+        fits = data.get("fits")
+        if fits:
+            verdict = "yes" if fits["ok"] else "NO: " + "; ".join(fits["problems"])
+            table.add_row("model fits", f"{verdict} ({fits['model']})")
+            for warning in fits["warnings"]:
+                table.add_row("warning", warning)
+    else:
+        table.add_row("geoseg", data["geoseg_version"])
+        table.add_row("torch / GDAL", f"{data['torch_version']} / {data['gdal_version']}")
+        table.add_row("devices", ", ".join(str(d["name"]) for d in data["devices"]))
+        default = data["default_model"]
+        table.add_row("default model", default.get("path", "?") if default else "none installed")
+    console.print(table)

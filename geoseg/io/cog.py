@@ -1,0 +1,64 @@
+"""Class maps (and probability rasters) out: window-by-window writes into a staging GeoTIFF, then a COG."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from geoseg.io.legend import ClassScheme
+
+
+class ClassMapWriter:
+    """Writes a uint8 class map (and optionally uint8 probabilities) window by window, then a COG.
+
+    Windows go into a tiled DEFLATE GeoTIFF beside the target; ``finish`` converts it to a Cloud Optimized
+    GeoTIFF with mode-resampled overviews and the legend (colour table, class names) embedded.
+    """
+
+    def __init__(self, tmp_path: Path, profile: dict[str, Any], scheme: ClassScheme, block_size: int,
+                 count: int = 1, dtype: str = "uint8", band_names: Sequence[str] | None = None,
+                 legend: bool = True, nodata: int | None = None):
+        self.tmp_path = tmp_path
+        self.stage_path = tmp_path.with_name(tmp_path.name + ".stage.tif")
+        self.scheme = scheme
+        self.legend = legend
+        block = max(16, block_size // 16 * 16)
+        self.block = block
+        creation = dict(driver="GTiff", width=profile["width"], height=profile["height"], count=count,
+                        dtype=dtype, crs=profile.get("crs"), transform=profile["transform"], tiled=True,
+                        blockxsize=block, blockysize=block, compress="deflate", predictor=2,
+                        nodata=scheme.nodata_id if nodata is None and legend else nodata,
+                        BIGTIFF="IF_SAFER")
+        self.dataset = rasterio.open(self.stage_path, "w", **creation)
+        if legend:
+            self.dataset.write_colormap(1, scheme.colormap())
+            self.dataset.update_tags(**scheme.to_tags())
+            self.dataset.set_band_description(1, "class")
+        for i, name in enumerate(band_names or [], start=1):
+            self.dataset.set_band_description(i, name)
+
+    def write(self, array: np.ndarray, y: int, x: int) -> None:
+        if array.ndim == 2:
+            array = array[None]
+        self.dataset.write(array, window=Window(x, y, array.shape[2], array.shape[1]))
+
+    def finish(self) -> None:
+        """Close the staging file and copy it into a COG at ``tmp_path`` (mode overviews for classes)."""
+        self.dataset.close()
+        resampling = "MODE" if self.legend else "AVERAGE"
+        try:
+            rasterio.shutil.copy(self.stage_path, self.tmp_path, driver="COG", COMPRESS="DEFLATE",
+                                 PREDICTOR="2", OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
+                                 BLOCKSIZE=str(max(128, self.block)))
+        finally:
+            self.stage_path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        if not self.dataset.closed:
+            self.dataset.close()
+        self.stage_path.unlink(missing_ok=True)

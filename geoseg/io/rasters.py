@@ -1,0 +1,123 @@
+"""Rasters in: open and describe scenes, read windows with their validity mask, and the GDAL environment.
+
+GDAL settings that matter for windowed reads of big compressed GeoTIFFs (block cache) are applied by
+:func:`gdal_env`; every reader and writer runs inside it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from pydantic import BaseModel
+from rasterio.errors import NodataShadowWarning, RasterioIOError
+from rasterio.windows import Window
+
+from geoseg.errors import InputError
+
+DEFAULT_CACHE_MB = 256
+MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
+
+
+def gdal_env(cache_mb: int | None = None) -> rasterio.Env:
+    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size."""
+    override = os.environ.get("GEOSEG_GDAL_CACHEMAX")
+    mb = int(override) if override else (cache_mb or DEFAULT_CACHE_MB)
+    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS")
+
+
+def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: int, output_bands: int) -> int:
+    """A GDAL block cache that holds one pass's working set and no more.
+
+    Reading a row of tiles touches up to ``tile + source block height`` rows of every band; writing keeps
+    two rows of output blocks dirty. A bigger cache only hoards blocks (memory would then grow with the
+    scene until the cap); a smaller one decodes compressed blocks twice.
+    """
+    block_h = dataset.block_shapes[0][0]
+    itemsize = np.dtype(dataset.dtypes[0]).itemsize
+    source = dataset.width * (tile + block_h) * dataset.count * itemsize
+    output = 2 * block_size * dataset.width * output_bands
+    return int(min(MAX_CACHE_MB, max(MIN_CACHE_MB, 1.25 * (source + output) / 2**20)))
+
+
+def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
+    """Open a raster or raise a one-line :class:`InputError` that names the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as err:
+        raise InputError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
+                         "pass a GeoTIFF or another GDAL raster") from err
+
+
+class SceneInfo(BaseModel):
+    """What ``geoseg info SCENE`` prints and what fitting a model to a scene looks at."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: str | None
+    res: tuple[float, float]
+    gsd_m: float | None
+    nodata: float | None
+    band_names: list[str | None]
+    transform: tuple[float, ...]
+
+
+def describe(dataset: rasterio.DatasetReader) -> SceneInfo:
+    return SceneInfo(path=str(dataset.name), width=dataset.width, height=dataset.height, count=dataset.count,
+                     dtype=dataset.dtypes[0], crs=dataset.crs.to_string() if dataset.crs else None,
+                     res=dataset.res, gsd_m=ground_sample_distance(dataset), nodata=dataset.nodata,
+                     band_names=list(dataset.descriptions), transform=tuple(dataset.transform)[:6])
+
+
+def ground_sample_distance(dataset: rasterio.DatasetReader) -> float | None:
+    """Pixel size in metres (geographic CRSs converted at the scene centre), or None without a CRS."""
+    crs = dataset.crs
+    if crs is None:
+        return None
+    xres, yres = dataset.res
+    if crs.is_geographic:
+        lat = math.radians((dataset.bounds.top + dataset.bounds.bottom) / 2)
+        metres_per_degree = 111_320.0
+        return float(math.sqrt(xres * math.cos(lat) * yres) * metres_per_degree)
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return float(math.sqrt(xres * yres) * factor)
+
+
+def valid_mask(dataset: rasterio.DatasetReader, window: Window) -> np.ndarray:
+    """GDAL's dataset mask as bool. When a file has both a nodata value and an alpha band (NAIP often
+    does), GDAL uses the nodata value; rasterio's warning about that says nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return dataset.dataset_mask(window=window) > 0
+
+
+def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x: int, height: int,
+              width: int, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (bands, h, w) as float32 and the validity mask (h, w) of one window.
+
+    A pixel is invalid where the dataset mask says so (nodata value, mask band or alpha), where any
+    band is NaN, or where every band equals ``nodata`` (the bundle's input nodata, for files without one).
+    """
+    window = Window(x, y, width, height)
+    data = dataset.read(list(indexes), window=window, out_dtype="float32")
+    valid = valid_mask(dataset, window)
+    if np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating):
+        valid &= ~np.isnan(data).any(axis=0)
+    if nodata is not None and dataset.nodata is None:
+        valid &= ~(data == nodata).all(axis=0)
+    return data, valid
+
+
+__all__ = ["SceneInfo", "describe",
+           "gdal_env", "ground_sample_distance", "streaming_cache_mb", "open_raster", "read_tile", "valid_mask"]

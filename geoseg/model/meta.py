@@ -1,0 +1,124 @@
+"""What a model is, apart from its weights: :class:`BundleMeta`, its JSON form and its format upgraders.
+
+The same metadata JSON travels in a ``.safetensors`` header (:mod:`geoseg.model.bundle`) and in ONNX
+``metadata_props`` (:mod:`geoseg.model.onnx`); both read it through :func:`parse_meta`, which upgrades older
+format versions and refuses newer ones with a message that says to upgrade geoseg.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from geoseg.errors import InputError
+from geoseg.io.legend import ClassScheme
+
+FORMAT_VERSION = 1
+METADATA_KEY = "geoseg"
+
+
+class BandSpec(BaseModel):
+    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``."""
+
+    name: str
+    mean: float = 0.0
+    std: float = Field(default=1.0, gt=0)
+    clip_low: float | None = None
+    clip_high: float | None = None
+
+
+class ModelSpec(BaseModel):
+    """What network to build. ``architecture`` is an smp architecture name, ``SimpleFCN`` or ``ContextFCN``.
+
+    ContextFCN reads ``hidden[0]`` as its width and ``encoder_depth`` as its number of context levels.
+    """
+
+    architecture: str = "Unet"
+    encoder: str | None = "resnet18"
+    encoder_depth: int | None = None
+    decoder_channels: list[int] | None = None
+    #: SimpleFCN only: hidden widths of its 3x3 convolutions (receptive field 2·len+1 px).
+    hidden: list[int] | None = None
+    #: Structured pruning (geoseg.model.channels): output channels kept by each pruned convolution, by module name.
+    #: Empty for unpruned nets, so bundles written before pruning existed read unchanged.
+    pruned: dict[str, int] = Field(default_factory=dict)
+
+
+class BundleMeta(BaseModel):
+    """Everything about a model except its weights."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    description: str = ""
+    model: ModelSpec
+    bands: list[BandSpec]
+    input_dtype: str = "float32"
+    input_nodata: float | None = None
+    scheme: ClassScheme
+    gsd: float | None = Field(default=None, gt=0, description="ground sample distance in metres")
+    crs_hint: str | None = None
+    tile_size: int = Field(default=256, ge=16)
+    overlap: int = Field(default=32, ge=0)
+    created: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    geoseg_version: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "BundleMeta":
+        if not self.bands:
+            raise ValueError("a bundle needs at least one band")
+        if self.overlap * 2 > self.tile_size:
+            raise ValueError(f"overlap {self.overlap} must be at most half the tile size {self.tile_size}")
+        return self
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.bands)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.scheme.classes)
+
+    def class_ids(self) -> np.ndarray:
+        """Model output channel ``i`` means class id ``class_ids()[i]``."""
+        return np.array([c.id for c in self.scheme.classes], dtype=np.uint8)
+
+
+# Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
+_UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _upgrade(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = int(raw.get("format_version", 0))
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path}: bundle format {version} is newer than this geoseg reads "
+                         f"({FORMAT_VERSION}); upgrade geoseg")
+    while version < FORMAT_VERSION:
+        if version not in _UPGRADERS:
+            raise InputError(f"{path}: bundle format {version} is not supported; re-export the model")
+        raw = _UPGRADERS[version](raw)
+        version = int(raw["format_version"])
+    return raw
+
+
+def parse_meta(text: str, path: Path) -> BundleMeta:
+    """Validate and upgrade metadata JSON from any container (safetensors header, ONNX metadata_props)."""
+    try:
+        raw = _upgrade(json.loads(text), path)
+        return BundleMeta.model_validate(raw)
+    except (json.JSONDecodeError, ValidationError) as err:
+        first = str(err).splitlines()[0] if isinstance(err, json.JSONDecodeError) else _pydantic_summary(err)
+        raise InputError(f"{path}: invalid geoseg metadata ({first}); re-export the model") from err
+
+
+def _pydantic_summary(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "metadata"
+    return f"{where}: {first['msg']}"
+

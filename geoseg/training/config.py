@@ -1,0 +1,218 @@
+"""The training configuration: one YAML file, validated by pydantic before any work starts.
+
+Relative paths in the YAML are relative to the YAML file, so a config and its data travel together.
+Every section has defaults that train a reasonable model; the config is stored verbatim in the bundle's
+provenance, so a shipped model says exactly how it was made.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+import numpy as np
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+
+from geoseg.model.meta import BandSpec, ModelSpec
+from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.errors import InputError
+from geoseg.model.loading import read_meta
+
+
+class SceneSpec(BaseModel):
+    """One (scene, labels) pair. ``labels``: a class raster on any grid, or polygons with ``class_column``."""
+
+    scene: Path
+    labels: Path
+    class_column: str = "class"
+    bands: list[int] | None = Field(default=None, description="1-based scene bands in the model's band order")
+
+
+class SplitSpec(BaseModel):
+    """A spatial split: a block of each scene held out for validation, with a buffer nobody trains on.
+
+    The block is rows ``[start, stop)`` (axis ``rows``) or columns (axis ``cols``) in scene pixels; ``stop``
+    None means to the end. Training windows never reach into the block or its buffer.
+    """
+
+    axis: Literal["rows", "cols"] = "rows"
+    start: int = Field(ge=0)
+    stop: int | None = None
+    buffer: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SplitSpec":
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError(f"split stop {self.stop} must be greater than start {self.start}")
+        return self
+
+
+class AugmentSpec(BaseModel):
+    """Random augmentation of training windows; geometric ones move image and labels together."""
+
+    flip: bool = True
+    rot90: bool = True
+    rotate_degrees: float = Field(default=0.0, ge=0, le=180, description="free rotation in [-d, d]")
+    rotate_probability: float = Field(default=0.5, ge=0, le=1)
+    brightness: float = Field(default=0.1, ge=0, description="per-band additive shift, in std units")
+    contrast: float = Field(default=0.1, ge=0, lt=1, description="per-band gain in [1-c, 1+c]")
+    noise_std: float = Field(default=0.02, ge=0, description="Gaussian noise, in std units")
+
+
+class LossSpec(BaseModel):
+    """``ce_weight·CE + dice_weight·Dice``; class weights: none, a list, or ``auto`` (inverse sqrt frequency)."""
+
+    ce_weight: float = Field(default=1.0, ge=0)
+    dice_weight: float = Field(default=0.5, ge=0)
+    class_weights: Literal["none", "auto"] | list[float] = "auto"
+    max_class_weight: float = Field(default=10.0, gt=0)
+
+
+class OptimSpec(BaseModel):
+    name: Literal["adam", "adamw"] = "adamw"
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
+    warmup_fraction: float = Field(default=0.1, ge=0, lt=1, description="onecycle: fraction of steps warming up")
+
+
+class TrainSpec(BaseModel):
+    epochs: int = Field(default=20, ge=1)
+    iterations_per_epoch: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    window: int = Field(default=128, ge=16, description="training window side in px")
+    class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
+                                  "a class drawn uniformly (the rest: uniform over the training area)")
+    patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
+    min_delta: float = Field(default=0.0, ge=0)
+    precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
+                                    "statistics as the plain average over this many training batches (0: keep the "
+                                    "running averages, which drift with the last few correlated windows)")
+    time_limit_minutes: float | None = Field(default=None, gt=0, description="stop after the epoch that passes it; "
+                                             "the LR schedule then runs on time, ending annealed")
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
+class TrainConfig(BaseModel):
+    """Everything ``geoseg train`` needs (see configs/zion_landcover.yaml)."""
+
+    name: str
+    description: str = ""
+    scenes: list[SceneSpec] = Field(min_length=1)
+    validation: SplitSpec
+    #: A second block kept from training *and* from model selection (which uses ``validation``), so the
+    #: scores recorded in the bundle are not tuned on the pixels they are measured on.
+    test: SplitSpec | None = None
+    band_names: list[str] = Field(min_length=1)
+    input_dtype: str = "uint16"
+    input_nodata: float | None = None
+    classes: list[ClassInfo] = Field(min_length=1)
+    nodata_id: int = 255
+    model: ModelSpec = ModelSpec()
+    tile_size: int = Field(default=256, ge=16, description="tile size recorded for inference")
+    overlap: int = Field(default=32, ge=0)
+    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    augment: AugmentSpec = AugmentSpec()
+    loss: LossSpec = LossSpec()
+    optimiser: OptimSpec = OptimSpec()
+    train: TrainSpec = TrainSpec()
+    output_dir: Path = Path("runs")
+    half: bool = Field(default=True, description="store the final bundle's weights as fp16")
+    provenance: dict[str, str] = Field(default_factory=dict, description="data sources and credits")
+    _source: dict | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        for scene in self.scenes:
+            if scene.bands is not None and len(scene.bands) != len(self.band_names):
+                raise ValueError(f"{scene.scene}: bands {scene.bands} do not match band_names {self.band_names}")
+        if isinstance(self.loss.class_weights, list) and len(self.loss.class_weights) != len(self.classes):
+            raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
+                             f"{len(self.classes)} classes")
+        ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.test is not None:
+            val, test = self.validation, self.test
+            if test.axis != val.axis:
+                raise ValueError(f"test.axis {test.axis!r} must equal validation.axis {val.axis!r}")
+            if test.start < (val.stop if val.stop is not None else math.inf) and val.start < (
+                    test.stop if test.stop is not None else math.inf):
+                raise ValueError(f"the test block ({test.start}..{test.stop or 'end'}) overlaps the validation "
+                                 f"block ({val.start}..{val.stop or 'end'})")
+        return self
+
+    @property
+    def scheme(self) -> ClassScheme:
+        return ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+
+    @property
+    def scheme_ids(self) -> np.ndarray:
+        """Class id of each model output channel."""
+        return np.array([c.id for c in self.classes], np.uint8)
+
+    def source_dict(self) -> dict:
+        """The config as written (YAML paths unresolved, so no local paths leak into a shipped bundle)."""
+        return self._source if self._source is not None else self.model_dump(mode="json")
+
+    def band_specs(self, stats: list[tuple[float, float, float | None, float | None]]) -> list[BandSpec]:
+        return [BandSpec(name=n, mean=m, std=s, clip_low=lo, clip_high=hi)
+                for n, (m, s, lo, hi) in zip(self.band_names, stats)]
+
+    def with_overrides(self, epochs: int | None = None, device: str | None = None,
+                       output_dir: Path | None = None) -> "TrainConfig":
+        """The command line's overrides of a loaded config (the source text is kept for provenance)."""
+        train = self.train.model_copy(update={k: v for k, v in (("epochs", epochs), ("device", device))
+                                              if v is not None})
+        update: dict = {"train": TrainSpec.model_validate(train.model_dump())}
+        if output_dir is not None:
+            update["output_dir"] = output_dir.resolve()
+        changed = self.model_copy(update=update)
+        changed._source = self._source
+        return changed
+
+    def resolved(self, base: Path) -> "TrainConfig":
+        """Paths made absolute against ``base`` (the YAML file's folder)."""
+        scenes = [s.model_copy(update={"scene": _under(base, s.scene), "labels": _under(base, s.labels)})
+                  for s in self.scenes]
+        resolved = self.model_copy(update={"scenes": scenes, "output_dir": _under(base, self.output_dir)})
+        resolved._source = self.source_dict()
+        return resolved
+
+
+def _under(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """Read and validate a YAML config; errors name the file and the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise InputError(f"{path}: {where}: {first['msg']}") from err
+    config._source = raw
+    return config.resolved(path.parent.resolve())
+
+
+def load_legend(path: str | os.PathLike) -> ClassScheme:
+    """The class legend of a model bundle (.safetensors) or a training config (.yaml)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return read_meta(path).scheme
+    if path.suffix in (".yaml", ".yml"):
+        return load_config(path).scheme
+    raise InputError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

@@ -1,0 +1,248 @@
+"""Training data: scenes with their labels in memory, a spatial split, normalisation, window sampling.
+
+Windows are sampled by bounds (TorchGeo style): the training area of each scene is a set of pixel boxes
+that exclude the validation block and its buffer; a box is picked in proportion to the window positions
+it offers, then a window inside it, so no training window ever touches validation pixels. With class
+balancing, a share of the windows is placed around a random pixel of a class drawn uniformly, which shows
+the network rare classes (water, wetlands) far more often than their share of the area; the rest stay
+uniform so that the common classes keep their true proportions.
+
+Training scenes are held in memory (a 10k x 10k 4-band scene is 1.6 GB as float32); the area a user
+labels for training is usually far smaller than the scenes they later predict on.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from geoseg.errors import InputError
+from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile
+from geoseg.model.fit import check_fit
+from geoseg.evaluation.labels import LabelSource
+from geoseg.evaluation.metrics import IGNORE_INDEX
+from geoseg.training.config import SceneSpec, SplitSpec, TrainConfig
+
+STATS_SAMPLE = 2_000_000
+
+
+@dataclass(frozen=True)
+class Box:
+    """Pixel rows ``[row0, row1)`` and columns ``[col0, col1)`` of a scene."""
+
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+    @property
+    def height(self) -> int:
+        return self.row1 - self.row0
+
+    @property
+    def width(self) -> int:
+        return self.col1 - self.col0
+
+    def positions(self, window: int) -> int:
+        """How many window origins fit inside."""
+        return max(0, self.height - window + 1) * max(0, self.width - window + 1)
+
+    def window(self) -> Window:
+        return Window(self.col0, self.row0, self.width, self.height)
+
+
+def split_boxes(height: int, width: int, split: SplitSpec, test: SplitSpec | None = None
+                ) -> tuple[list[Box], Box, Box | None]:
+    """Training boxes, the validation block and the test block (None without one).
+
+    Training gets the scene minus both blocks and their buffers; both blocks span the scene across ``axis``.
+    """
+    length = height if split.axis == "rows" else width
+    blocks = [("validation", split)] + ([("test", test)] if test is not None else [])
+    excluded = []
+    for name, block in blocks:
+        if block.start >= length:
+            raise InputError(f"{name} start {block.start} is outside the scene ({length} {block.axis})")
+        excluded.append((max(0, block.start - block.buffer), min(length, (block.stop or length) + block.buffer)))
+    pieces, cursor = [], 0
+    for a, b in sorted(excluded):
+        pieces.append((cursor, a))
+        cursor = max(cursor, b)
+    pieces.append((cursor, length))
+    train = [_band_box(height, width, split.axis, a, b) for a, b in pieces if b > a]
+
+    def block_box(block: SplitSpec) -> Box:
+        return _band_box(height, width, block.axis, block.start, min(block.stop or length, length))
+
+    return train, block_box(split), (block_box(test) if test is not None else None)
+
+
+def _band_box(height: int, width: int, axis: str, start: int, stop: int) -> Box:
+    """Rows (or columns) ``[start, stop)`` across the whole scene."""
+    return Box(start, stop, 0, width) if axis == "rows" else Box(0, height, start, stop)
+
+
+@dataclass
+class SceneData:
+    """One scene's pixels (raw values, float32) and label indices, with its split."""
+
+    path: Path
+    image: np.ndarray
+    labels: np.ndarray
+    valid: np.ndarray
+    train_boxes: list[Box]
+    val_box: Box
+    profile: dict = field(default_factory=dict)
+    gsd: float | None = None
+    test_box: Box | None = None
+
+
+def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
+    """Read a scene and its labels onto the scene grid; invalid pixels are labelled IGNORE_INDEX."""
+    scheme = config.scheme
+    with gdal_env(), open_raster(spec.scene) as dataset:
+        fit = check_fit(dataset, _meta_for_fit(config), spec.bands)
+        if not fit.ok:
+            raise InputError(f"{spec.scene}: {'; '.join(fit.problems)}")
+        image, valid = read_tile(dataset, fit.band_indexes, 0, 0, dataset.height, dataset.width,
+                                 config.input_nodata)
+        labels = LabelSource(spec.labels, scheme, spec.class_column).read(
+            dataset.crs, dataset.transform, dataset.height, dataset.width)
+        profile = {"crs": dataset.crs, "transform": dataset.transform, "dtype": dataset.dtypes[0],
+                   "indexes": fit.band_indexes, "nodata": dataset.nodata}
+        gsd = ground_sample_distance(dataset)
+    labels[~valid] = IGNORE_INDEX
+    if not (labels != IGNORE_INDEX).any():
+        raise InputError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
+                         f"and that the class ids match the config's classes")
+    train, val, test = split_boxes(image.shape[1], image.shape[2], config.validation, config.test)
+    if not any(b.positions(config.train.window) for b in train):
+        raise InputError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
+                         "and test blocks and their buffers; lower train.window or move the blocks")
+    return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
+
+
+def _meta_for_fit(config: TrainConfig):  # noqa: ANN202 - a BundleMeta, built lazily to avoid a cycle
+    from geoseg.model.meta import BandSpec, BundleMeta
+
+    return BundleMeta(name=config.name, model=config.model, bands=[BandSpec(name=n) for n in config.band_names],
+                      input_dtype=config.input_dtype, scheme=config.scheme)
+
+
+def training_pixels(scene: SceneData) -> np.ndarray:
+    """Mask of the pixels training may look at (inside the training boxes)."""
+    mask = np.zeros(scene.labels.shape, bool)
+    for box in scene.train_boxes:
+        mask[box.row0:box.row1, box.col0:box.col1] = True
+    return mask
+
+
+def normalisation_stats(scenes: list[SceneData], clip: tuple[float, float] | None, seed: int = 0
+                        ) -> list[tuple[float, float, float | None, float | None]]:
+    """Per band (mean, std, clip_low, clip_high) of the valid training pixels, after clipping to percentiles."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for scene in scenes:
+        pixels = scene.image[:, training_pixels(scene) & scene.valid]
+        if pixels.shape[1] > STATS_SAMPLE:
+            pixels = pixels[:, rng.choice(pixels.shape[1], STATS_SAMPLE, replace=False)]
+        samples.append(pixels)
+    values = np.concatenate(samples, axis=1).astype(np.float64)
+    stats = []
+    for band in values:
+        low, high = (np.percentile(band, clip) if clip else (None, None))
+        clipped = np.clip(band, low, high) if clip else band
+        std = float(clipped.std()) or 1.0
+        stats.append((float(clipped.mean()), std, None if low is None else float(low),
+                      None if high is None else float(high)))
+    return stats
+
+
+def class_counts(scenes: list[SceneData], num_classes: int) -> np.ndarray:
+    """Labelled training pixels per class index."""
+    counts = np.zeros(num_classes, np.int64)
+    for scene in scenes:
+        labels = scene.labels[training_pixels(scene)]
+        counts += np.bincount(labels[labels != IGNORE_INDEX], minlength=num_classes)[:num_classes]
+    return counts
+
+
+def normalise_scenes(scenes: list[SceneData], normalise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """Replace raw pixels by model inputs once (the predictor's own normaliser: training sees what inference sees)."""
+    for scene in scenes:
+        scene.image = normalise(scene.image, scene.valid)
+
+
+class WindowSampler:
+    """Random training windows (image float32 (C, s, s), labels uint8 (s, s)) from the training boxes."""
+
+    def __init__(self, scenes: list[SceneData], size: int, num_classes: int, class_balanced: float = 0.0):
+        self.scenes = scenes
+        self.size = size
+        self.boxes = [(i, box) for i, scene in enumerate(scenes) for box in scene.train_boxes
+                      if box.positions(size)]
+        weights = np.array([box.positions(size) for _, box in self.boxes], np.float64)
+        self.box_p = weights / weights.sum()
+        self.balanced = class_balanced
+        self.by_class: list[list[np.ndarray]] = []
+        if class_balanced > 0:
+            self.by_class = self._pixels_by_class(num_classes)
+
+    def _pixels_by_class(self, num_classes: int) -> list[list[np.ndarray]]:
+        """For every class present: per box, the flat positions of its labelled pixels."""
+        found: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+        for scene_index, box in self.boxes:
+            labels = self.scenes[scene_index].labels[box.row0:box.row1, box.col0:box.col1]
+            for c in range(num_classes):
+                found[c].append(np.flatnonzero(labels == c))
+        return [per_box for per_box in found if sum(len(p) for p in per_box)]
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.by_class and rng.random() < self.balanced:
+            per_box = self.by_class[rng.integers(len(self.by_class))]
+            sizes = np.array([len(p) for p in per_box], np.float64)
+            b = rng.choice(len(per_box), p=sizes / sizes.sum())
+            scene_index, box = self.boxes[b]
+            row, col = divmod(int(per_box[b][rng.integers(len(per_box[b]))]), box.width)
+            half = self.size // 2
+            r0 = int(np.clip(row - half + rng.integers(-half // 2, half // 2 + 1), 0, box.height - self.size))
+            c0 = int(np.clip(col - half + rng.integers(-half // 2, half // 2 + 1), 0, box.width - self.size))
+        else:
+            b = rng.choice(len(self.boxes), p=self.box_p)
+            scene_index, box = self.boxes[b]
+            r0 = int(rng.integers(box.height - self.size + 1))
+            c0 = int(rng.integers(box.width - self.size + 1))
+        scene = self.scenes[scene_index]
+        rows = slice(box.row0 + r0, box.row0 + r0 + self.size)
+        cols = slice(box.col0 + c0, box.col0 + c0 + self.size)
+        return scene.image[:, rows, cols], scene.labels[rows, cols]
+
+    def batch(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.sample(rng) for _ in range(n)]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def write_block(scene: SceneData, box: Box, kind: str, index_to_id: np.ndarray, folder: Path,
+                band_names: list[str], nodata_id: int) -> tuple[Path, Path]:
+    """A held-out block of a scene as a GeoTIFF pair (scene bands, label ids) for evaluation by the Predictor."""
+    folder.mkdir(parents=True, exist_ok=True)
+    transform = rasterio.windows.transform(box.window(), scene.profile["transform"])
+    common = dict(driver="GTiff", width=box.width, height=box.height, crs=scene.profile["crs"],
+                  transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    image_path = folder / f"{scene.path.stem}_{kind}.tif"
+    labels_path = folder / f"{scene.path.stem}_{kind}_labels.tif"
+    image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
+    with rasterio.open(image_path, "w", count=image.shape[0], dtype=scene.profile["dtype"],
+                       nodata=scene.profile.get("nodata"), **common) as out:
+        out.write(image.astype(scene.profile["dtype"]))
+        for i, name in enumerate(band_names, start=1):
+            out.set_band_description(i, name)
+    lut = np.append(index_to_id, np.full(256 - len(index_to_id), nodata_id)).astype(np.uint8)
+    labels = lut[scene.labels[box.row0:box.row1, box.col0:box.col1]]
+    with rasterio.open(labels_path, "w", count=1, dtype="uint8", nodata=nodata_id, **common) as out:
+        out.write(labels, 1)
+    return image_path, labels_path

@@ -1,0 +1,447 @@
+"""The training loop: sample, augment, optimise, validate each epoch, keep the best, write a bundle.
+
+The best epoch (validation mIoU) is kept as a bundle; after training it is re-evaluated through the real
+:class:`~geoseg.inference.predictor.Predictor` (tiles, blending, fp16 weights if stored so) on the validation block,
+and those numbers — what a user will get — go into the bundle's metadata with the config.
+
+A checkpoint after every epoch makes training resumable: weights, optimiser moments and RNG states in
+safetensors, counters and the log in JSON. Nothing is unpickled, so a checkpoint from elsewhere is safe.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from geoseg.model.bundle import ModelBundle, load_bundle
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.inference.device import ExecutionPlan, plan_execution
+from geoseg.errors import InputError
+from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
+from geoseg.model.networks import build_model, size_multiple
+from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.model.normalise import Normaliser
+from geoseg.progress import NullReporter, Reporter
+from geoseg.training.augment import Augmenter
+from geoseg.training.config import SplitSpec, TrainConfig, load_config
+from geoseg.training.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats, normalise_scenes, write_block)
+from geoseg.training.losses import SegmentationLoss, class_weights
+
+EpochCallback = Callable[[dict[str, Any]], None]
+LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_mean_iou", "val_overall_accuracy", "seconds", "best")
+
+
+@dataclass
+class TrainResult:
+    """Where training put things and how the model did on the validation block (through the Predictor)."""
+
+    bundle: Path
+    scores: Scores
+    best_epoch: int
+    epochs_run: int
+    elapsed_s: float
+    log_csv: Path
+    log_json: Path
+    report_dir: Path
+    #: "test" when ``scores`` come from the config's test block, else "validation".
+    scored_on: str = "validation"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def learning_rate(progress: float, base: float, schedule: str, warmup: float) -> float:
+    """LR at ``progress`` in [0, 1]: constant, cosine to 0, or one-cycle (linear warm-up, cosine down to 1 %)."""
+    if schedule == "constant":
+        return base
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    if progress < warmup:
+        return base * (0.04 + 0.96 * progress / warmup)
+    rest = (progress - warmup) / max(1 - warmup, 1e-9)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * rest)))
+
+
+def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, plan: ExecutionPlan,
+                    tile: int = 512, halo: int = 64) -> np.ndarray:
+    """Class indices (H, W) of a normalised image, in tiles with a ``halo`` of context each side.
+
+    Used for the per-epoch validation (fast, no files); the final metrics come from the Predictor.
+    """
+    _, height, width = image.shape
+    out = np.empty((height, width), np.uint8)
+    module.eval()
+    with torch.inference_mode(), _autocast(plan):
+        for row in range(0, height, tile):
+            for col in range(0, width, tile):
+                r0, c0 = max(0, row - halo), max(0, col - halo)
+                r1, c1 = min(height, row + tile + halo), min(width, col + tile + halo)
+                chunk = image[:, r0:r1, c0:c1]
+                h, w = chunk.shape[1:]
+                ph, pw = (-h) % multiple, (-w) % multiple
+                if ph or pw:
+                    chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+                logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
+                classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
+                keep_h, keep_w = min(tile, height - row), min(tile, width - col)
+                out[row:row + keep_h, col:col + keep_w] = classes[row - r0:row - r0 + keep_h,
+                                                                  col - c0:col - c0 + keep_w]
+    return out
+
+
+def _autocast(plan: ExecutionPlan) -> contextlib.AbstractContextManager:
+    if plan.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(plan.device.type, dtype=plan.autocast_dtype)
+
+
+def _config_digest(config: TrainConfig) -> str:
+    return hashlib.sha256(config.model_dump_json(exclude={"train": {"epochs", "time_limit_minutes"}}).encode()
+                          ).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------- checkpoint
+class Checkpoint:
+    """``last.safetensors`` (model, optimiser tensors, RNG) + ``last.json`` (counters, log, param groups)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.weights = folder / "last.safetensors"
+        self.state = folder / "last.json"
+
+    def exists(self) -> bool:
+        return self.weights.is_file() and self.state.is_file()
+
+    def save(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
+             state: dict[str, Any], rng: np.random.Generator) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        optim_state = optimiser.state_dict()
+        for index, slots in optim_state["state"].items():
+            for name, value in slots.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.augment"] = generator.get_state()
+        payload = {**state, "param_groups": optim_state["param_groups"], "numpy_rng": rng.bit_generator.state}
+        with atomic_output(self.weights, overwrite=True) as tmp:
+            save_file(tensors, str(tmp))
+        with atomic_output(self.state, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(payload, indent=1))
+
+    def load(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
+             rng: np.random.Generator) -> dict[str, Any]:
+        try:
+            tensors = load_file(str(self.weights))
+            payload = json.loads(self.state.read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without --resume") from err
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value
+        optimiser.load_state_dict({"state": slots, "param_groups": payload.pop("param_groups")})
+        torch.set_rng_state(tensors["rng.torch"])
+        generator.set_state(tensors["rng.augment"])
+        rng.bit_generator.state = payload.pop("numpy_rng")
+        return payload
+
+
+# -------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Owns the data, the network and the optimiser of one training run."""
+
+    def __init__(self, config: TrainConfig, reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
+                 start_from: ModelBundle | None = None):
+        self.config = config
+        self.start_from = start_from
+        start_bands = _checked_start(start_from, config) if start_from is not None else None   # before any work
+        self.reporter = reporter or NullReporter()
+        self.on_epoch = on_epoch
+        self.out = Path(config.output_dir)
+        self.bundle_path = self.out / f"{config.name}.safetensors"
+        self.plan = plan_execution(config.train.device, config.train.precision)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        torch.manual_seed(config.train.seed)
+        self.rng = np.random.default_rng(config.train.seed)
+
+        self.scenes = [load_scene(spec, config) for spec in config.scenes]
+        self.validation_files = [write_block(s, s.val_box, "validation", config.scheme_ids, self.out / "validation_data",
+                                             config.band_names, config.nodata_id) for s in self.scenes]
+        self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
+                                       config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
+        if start_from is None:
+            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
+            self.meta = self._meta(config.band_specs(stats), config.model)
+        else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
+            self.meta = self._meta(start_bands, start_from.meta.model)
+        normalise_scenes(self.scenes, Normaliser(self.meta))
+        self.counts = class_counts(self.scenes, self.meta.num_classes)
+
+        multiple = size_multiple(self.meta)
+        if config.train.window % multiple:
+            raise InputError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
+                             f"{self.meta.model.architecture} (try {config.train.window // multiple * multiple or multiple})")
+        self.multiple = multiple
+        self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
+        self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
+        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes,
+                                     config.train.class_balanced)
+        self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
+                                     IGNORE_INDEX).to(self.plan.device)
+        optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
+        self.optimiser = optimiser(self.module.parameters(), lr=config.optimiser.lr,
+                                   weight_decay=config.optimiser.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.plan.autocast_dtype == torch.float16)
+        self.checkpoint = Checkpoint(self.out / "checkpoint")
+        self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
+
+    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
+        config = self.config
+        first = self.scenes[0]
+        crs = first.profile.get("crs")
+        provenance: dict[str, Any] = {"config": config.source_dict(), "data": config.provenance}
+        if self.start_from is not None:
+            source = self.start_from
+            provenance["started_from"] = source.path.name if source.path else source.meta.name
+        return BundleMeta(
+            name=config.name, description=config.description, model=model,
+            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
+            crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
+            provenance=provenance)
+
+    def _weights(self) -> torch.Tensor | None:
+        spec = self.config.loss.class_weights
+        if spec == "none":
+            return None
+        values = class_weights(self.counts, self.config.loss.max_class_weight) if spec == "auto" else np.array(spec)
+        return torch.tensor(values, dtype=torch.float32)
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self, resume: bool = False) -> TrainResult:
+        config = self.config.train
+        total_steps = config.epochs * config.iterations_per_epoch
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": 0, "stale": 0,
+                                 "log": [], "elapsed_s": 0.0, "digest": _config_digest(self.config)}
+        if resume and self.checkpoint.exists():
+            loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
+            if loaded.get("digest") != state["digest"]:
+                raise InputError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
+                                 "delete it or train without --resume")
+            state = loaded
+        best_path = self.checkpoint.folder / "best.safetensors"
+        t0 = time.perf_counter() - state["elapsed_s"]
+        self.reporter.start(total_steps, "steps")
+        self.reporter.advance(state["step"])
+        stop = state["epoch"] >= config.epochs
+        while not stop:
+            epoch_loss = self._epoch(state, total_steps, t0)
+            self._precise_batchnorm()
+            scores = self.validate()
+            state["epoch"] += 1
+            state["elapsed_s"] = time.perf_counter() - t0
+            better = scores.mean_iou > state["best_miou"] + self.config.train.min_delta
+            if better:
+                state.update(best_miou=scores.mean_iou, best_epoch=state["epoch"], stale=0)
+                ModelBundle.from_module(self.meta, self.module).save(best_path, overwrite=True)
+            else:
+                state["stale"] += 1
+            row = {"epoch": state["epoch"], "step": state["step"], "lr": self.optimiser.param_groups[0]["lr"],
+                   "train_loss": epoch_loss, "val_mean_iou": scores.mean_iou,
+                   "val_overall_accuracy": scores.overall_accuracy, "seconds": round(state["elapsed_s"], 1),
+                   "best": better}
+            state["log"].append(row)
+            self.checkpoint.save(self.module, self.optimiser, self.augmenter.generator, state, self.rng)
+            self._write_logs(state["log"])
+            if self.on_epoch:
+                self.on_epoch(row)
+            stop = (state["epoch"] >= config.epochs
+                    or (config.patience is not None and state["stale"] >= config.patience)
+                    or (config.time_limit_minutes is not None and state["elapsed_s"] > 60 * config.time_limit_minutes))
+        result = self._finish(best_path, state)
+        self.reporter.done(bundle=str(result.bundle), best_epoch=result.best_epoch, epochs=result.epochs_run,
+                           **result.scores.summary())
+        return result
+
+    def _progress(self, step: int, total_steps: int, elapsed: float) -> float:
+        """How far through training we are: by steps, or by the time budget when that runs out first.
+
+        With ``time_limit_minutes`` the schedule is stretched to the budget, so a slow or busy machine
+        still ends with an annealed learning rate instead of stopping at its peak.
+        """
+        progress = step / max(total_steps, 1)
+        limit = self.config.train.time_limit_minutes
+        return max(progress, elapsed / (60 * limit)) if limit else progress
+
+    def _epoch(self, state: dict[str, Any], total_steps: int, t0: float) -> float:
+        config = self.config.train
+        self.module.train()
+        losses = []
+        for _ in range(config.iterations_per_epoch):
+            progress = self._progress(state["step"], total_steps, time.perf_counter() - t0)
+            lr = learning_rate(progress, self.config.optimiser.lr, self.config.optimiser.schedule,
+                               self.config.optimiser.warmup_fraction)
+            for group in self.optimiser.param_groups:
+                group["lr"] = lr
+            x, y = self._training_batch()
+            with _autocast(self.plan):
+                logits = self.module(x)
+            loss = self.loss(logits.float(), y)
+            self.optimiser.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimiser)
+            self.scaler.update()
+            losses.append(float(loss.detach()))
+            state["step"] += 1
+            self.reporter.advance(1)
+        return float(np.mean(losses))
+
+    def _training_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.sampler.batch(self.config.train.batch_size, self.rng)
+        x, y = self.augmenter(torch.from_numpy(images), torch.from_numpy(labels).long())
+        x, y = x.to(self.plan.device), y.to(self.plan.device)
+        if self.plan.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _precise_batchnorm(self) -> None:
+        """Replace BatchNorm running averages by the plain mean over ``precise_bn_batches`` fresh batches.
+
+        Running averages weight the last few batches most; with batches of spatially correlated windows
+        they swing from step to step, and validation scores swing with them. Averaging many batches with
+        the weights frozen removes that part of the epoch-to-epoch noise ("precise BN").
+        """
+        count = self.config.train.precise_bn_batches
+        norms = [m for m in self.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not count or not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None                          # cumulative average over the batches below
+        self.module.train()
+        with torch.no_grad(), _autocast(self.plan):
+            for _ in range(count):
+                self.module(self._training_batch()[0])
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
+    def validate(self) -> Scores:
+        """Scores on every scene's validation block (in-memory tiled forward pass)."""
+        matrix = ConfusionMatrix(self.meta.num_classes)
+        for scene in self.scenes:
+            box = scene.val_box
+            image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
+            predicted = predict_indices(self.module, image, self.multiple, self.plan)
+            matrix.update(scene.labels[box.row0:box.row1, box.col0:box.col1], predicted)
+        return matrix.scores([c.name for c in self.meta.scheme.classes])
+
+    def _write_logs(self, rows: list[dict[str, Any]]) -> None:
+        with atomic_output(self.out / "log.csv", overwrite=True) as tmp:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+        with atomic_output(self.out / "log.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(rows, indent=1))
+
+    def _finish(self, best_path: Path, state: dict[str, Any]) -> TrainResult:
+        """Evaluate the best weights as shipped (Predictor, stored precision) and write the final bundle.
+
+        The recorded metrics are the test block's when the config has one (untouched by model selection),
+        else the validation block's.
+        """
+        best = load_bundle(best_path)
+        staged = self.out / "checkpoint" / "best_shipped.safetensors"
+        best.save(staged, overwrite=True, half=self.config.half)
+        config = self.config
+        validation = self._evaluate(staged, self.validation_files, self.out / "validation")
+        kind, files, split = (("test", self.test_files, config.test) if self.test_files
+                              else ("validation", self.validation_files, config.validation))
+        report_dir = self.out / kind
+        scores = self._evaluate(staged, files, report_dir) if kind == "test" else validation
+        metrics = {**{k: round(v, 6) for k, v in scores.summary().items()}, "pixels": scores.pixels,
+                   "per_class_iou": {c.name: (None if math.isnan(c.iou) else round(c.iou, 6)) for c in scores.per_class},
+                   "evaluated_on": [f"{image.name}: {_block_label(kind, split, box)}"
+                                    for (image, _), box in zip(files, self._boxes(kind))],
+                   "evaluated_with": f"Predictor tile {self.meta.tile_size}, overlap {self.meta.overlap}, hann blend"}
+        training = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "steps": state["step"],
+                    "elapsed_s": round(state["elapsed_s"], 1), "device": str(self.plan.device),
+                    "precision": self.plan.precision, "class_pixels": self.counts.tolist(),
+                    "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
+                    "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
+                                         "pixels": validation.pixels}}
+        meta = best.meta.model_copy(update={"metrics": metrics,
+                                            "provenance": {**best.meta.provenance, "training": training}})
+        check_writable(self.bundle_path, overwrite=True)
+        ModelBundle(meta, best.state_dict).save(self.bundle_path, overwrite=True, half=self.config.half)
+        return TrainResult(self.bundle_path, scores, state["best_epoch"], state["epoch"],
+                           round(state["elapsed_s"], 1), self.out / "log.csv", self.out / "log.json", report_dir,
+                           kind)
+
+    def _evaluate(self, bundle: Path, files: list[tuple[Path, Path]], folder: Path) -> Scores:
+        """Scores of a bundle over block files, through ``geoseg.evaluation.evaluate`` (what users will get)."""
+        from geoseg.evaluation.evaluate import evaluate
+
+        matrix = ConfusionMatrix(self.meta.num_classes)
+        for image_path, labels_path in files:
+            matrix += evaluate(bundle, image_path, labels_path, folder / image_path.stem, overwrite=True).confusion
+        return matrix.scores([c.name for c in self.meta.scheme.classes])
+
+    def _boxes(self, kind: str) -> list[Box]:
+        return [s.test_box for s in self.scenes if s.test_box] if kind == "test" else [s.val_box for s in self.scenes]
+
+
+def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
+    """The starting model's bands, after checking it reads the config's bands and predicts its classes."""
+    where = start.path or start.meta.name
+    bands = [b.name for b in start.meta.bands]
+    if bands != config.band_names:
+        raise InputError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
+                         "fine-tune with a config for the same bands")
+    theirs = [(c.id, c.name) for c in start.meta.scheme.classes]
+    ours = [(c.id, c.name) for c in config.scheme.classes]
+    if theirs != ours:
+        raise InputError(f"{where}: predicts classes {theirs}, the config has {ours}; "
+                         "fine-tune with a config for the same classes")
+    return list(start.meta.bands)
+
+
+def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
+    """E.g. "404x1128 px test block (rows 1024..1428)"."""
+    end = box.row1 if split.axis == "rows" else box.col1
+    return f"{box.height}x{box.width} px {kind} block ({split.axis} {split.start}..{end})"
+
+
+def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+          reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
+          start_from: ModelBundle | None = None) -> TrainResult:
+    """Train the model a config describes; returns where the bundle is and its validation scores.
+
+    ``config`` is a :class:`TrainConfig` or a YAML path. ``resume`` continues from the run's checkpoint;
+    without it an existing bundle in the output folder is only replaced with ``overwrite``.
+    ``start_from`` fine-tunes a model instead of training ``config.model`` from scratch: its architecture
+    (pruned widths included), weights and band normalisation are kept; its bands and classes must be the
+    config's.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    target = Path(config.output_dir) / f"{config.name}.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        check_writable(target, overwrite)
+    return Trainer(config, reporter, on_epoch, start_from).run(resume=resume)

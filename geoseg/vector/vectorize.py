@@ -1,0 +1,215 @@
+"""Class map -> land-cover polygons, block by block, merged across block borders, in any OGR format.
+
+The pipeline: read a block (sieved with a halo when a minimum area is asked) -> GDAL polygonize in pixel
+coordinates -> merge pieces across block seams (:mod:`geoseg.vector.polygonize`) -> map coordinates, area in m²,
+class names -> stream to the output under a temporary name, renamed when complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import rasterio
+import shapely
+from pydantic import BaseModel
+from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
+
+from geoseg.vector.areas import area_m2, pixel_area_m2, to_map, to_wgs84
+from geoseg.vector.workers import BlockJob, block_cache_bytes, default_workers, polygonized_blocks
+from geoseg.io.legend import NODATA_TAG, ClassScheme
+from geoseg.errors import InputError
+from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
+from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
+from geoseg.progress import NullReporter, Reporter
+from geoseg.vector.sieve import sieve_pixels
+from geoseg.vector.formats import FeatureBatch, resolve_format, write_features
+
+
+class VectorizeSummary(BaseModel):
+    """What was written: where, how, how many polygons and the area of each class in m²."""
+
+    path: str
+    format: str
+    layer: str | None
+    n_polygons: int
+    area_m2: dict[str, float]
+    crs: str | None
+
+
+def vectorize(
+    src: str | os.PathLike | DatasetReader,
+    dst: str | os.PathLike,
+    *,
+    fmt: str | None = None,
+    layer: str | None = None,
+    min_area: float | None = None,
+    min_area_unit: Literal["map", "pixels"] = "map",
+    simplify: float | None = None,
+    dissolve: bool = False,
+    classes: Sequence[str | int] | None = None,
+    block_size: int = 2048,
+    workers: int | None = None,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+) -> VectorizeSummary:
+    """Write the polygons of a single-band class map to ``dst`` and return a summary.
+
+    ``min_area`` removes regions smaller than it (square map units, or pixels with
+    ``min_area_unit="pixels"``; for geographic CRSs square metres at the scene centre) by GDAL's sieve.
+    ``simplify`` is a tolerance in map units (shapely ``coverage_simplify``, per block with the block frame
+    pinned so pieces still meet at seams): neighbours stay edge-matched, no gaps or overlaps, but the
+    simplified shapes depend slightly on ``block_size``.
+    ``dissolve`` writes one (multi)polygon per class. ``classes`` keeps only these names or ids.
+    Polygons are identical whatever ``block_size`` (without ``simplify``); it bounds memory.
+    ``workers`` processes polygonize blocks in parallel (default: one per core); the output is the same
+    whatever their number.
+    """
+    if block_size < 2:
+        raise InputError(f"block_size must be at least 2 pixels, got {block_size}")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if min_area_unit not in ("map", "pixels"):
+        raise InputError(f"min_area_unit must be 'map' or 'pixels', got {min_area_unit!r}")
+    fmt = resolve_format(dst, fmt)
+    check_writable(dst, overwrite)
+    reporter = reporter or NullReporter()
+    with _open_class_map(src) as ds:
+        scheme = ClassScheme.from_dataset(ds)
+        names = scheme.names() if scheme else {}
+        nodata = _nodata(ds)
+        keep = _class_ids(classes, names, ds.name)
+        crs = ds.crs
+        if fmt == "geojson" and crs is None:
+            raise InputError(f"{ds.name}: has no CRS, so it cannot be written as RFC 7946 GeoJSON (WGS84); "
+                             "choose another format or assign a CRS")
+        geographic = crs is not None and crs.is_geographic
+        pixel_area = (pixel_area_m2(ds.transform, crs, ds.height, ds.width) if geographic
+                      else abs(ds.transform.determinant))
+        size = sieve_pixels(min_area, min_area_unit, pixel_area)
+        simplify_px = simplify / abs(ds.transform.determinant) ** 0.5 if simplify else None
+
+        windows = block_windows(ds.height, ds.width, block_size)
+        job = BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
+                       block_cache_bytes(ds, block_size, size))
+        reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
+        blocks = polygonized_blocks(ds, windows, job, workers or default_workers(len(windows)))
+        polygons = merge_block_polygons(blocks, ds.height, ds.width, block_size, on_block=reporter.advance)
+        totals: dict[str, float] = {}
+        counter = [0]
+        batches = _features(polygons, ds, names, fmt, totals, counter)
+        if dissolve:
+            batches = _dissolve(batches, counter)
+        out_crs = "EPSG:4326" if fmt == "geojson" else (crs.to_wkt() if crs is not None else None)
+        layer_name = layer or Path(dst).stem
+        # The cache setting covers blocks read in this process (no workers); a context manager in the
+        # block generator itself would be torn down out of order with rasterio's own environments.
+        with (rasterio.Env(GDAL_CACHEMAX=job.cache_bytes),
+              atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
+            write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if dissolve else "Polygon")
+    summary = VectorizeSummary(path=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
+                               n_polygons=counter[0], area_m2=dict(sorted(totals.items())),
+                               crs="EPSG:4326" if fmt == "geojson" else (crs.to_string() if crs else None))
+    reporter.done(**summary.model_dump())
+    return summary
+
+
+@contextlib.contextmanager
+def _open_class_map(src: str | os.PathLike | DatasetReader) -> Iterator[DatasetReader]:
+    """Open (or take) a raster and check it is a single-band integer class map."""
+    if isinstance(src, DatasetReader):
+        _check_class_map(src)
+        yield src
+        return
+    if not Path(src).exists():
+        raise InputError(f"{src}: no such file; check the path of the class map")
+    try:
+        ds = rasterio.open(src)
+    except RasterioIOError as exc:
+        raise InputError(f"{src}: cannot be read as a raster ({exc}); give a GeoTIFF class map") from None
+    with ds:
+        _check_class_map(ds)
+        yield ds
+
+
+def _check_class_map(ds: DatasetReader) -> None:
+    if ds.count != 1:
+        raise InputError(f"{ds.name}: has {ds.count} bands; vectorize needs a single-band class map "
+                         "(the output of geoseg predict, or a label raster)")
+    if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        raise InputError(f"{ds.name}: is {ds.dtypes[0]}, not integer class ids; vectorize a class map "
+                         "(e.g. from geoseg predict), not probabilities or imagery")
+
+
+def _nodata(ds: DatasetReader) -> int | None:
+    """The value not to vectorize: the band's nodata, else geoseg's nodata tag, else none."""
+    if ds.nodata is not None:
+        return int(ds.nodata)
+    tag = ds.tags().get(NODATA_TAG)
+    return int(tag) if tag is not None else None
+
+
+def _class_ids(classes: Sequence[str | int] | None, names: dict[int, str], source: str) -> np.ndarray | None:
+    """Class ids for names or ids; unknown names are refused with the list of known ones."""
+    if classes is None:
+        return None
+    by_name = {name.lower(): cid for cid, name in names.items()}
+    ids = []
+    for item in classes:
+        text = str(item).strip()
+        if text.lower() in by_name:
+            ids.append(by_name[text.lower()])
+        elif text.lstrip("-").isdigit():
+            ids.append(int(text))
+        elif text.lower().startswith("class_") and text[6:].isdigit():
+            ids.append(int(text[6:]))
+        else:
+            known = ", ".join(names.values()) or "none: the raster has no class names, use ids"
+            raise InputError(f"{source}: unknown class {text!r}; known classes: {known}")
+    return np.array(sorted(set(ids)), dtype=np.int64)
+
+
+def _features(polygons: Iterator, ds: DatasetReader, names: dict[int, str], fmt: str,
+              totals: dict[str, float], counter: list[int]) -> Iterator[FeatureBatch]:
+    """Pixel-space polygons -> output features (map coordinates, m², class names), one batch per block."""
+    for batch in polygons:
+        if not len(batch.polygons):
+            continue
+        polys = batch.polygons.with_coords(lambda xy: to_map(xy, ds.transform))
+        areas = area_m2(batch.polygons, polys, ds.transform, ds.crs)
+        if fmt == "geojson":
+            polys = polys.with_coords(lambda xy: to_wgs84(xy, ds.crs))
+        ids, which = np.unique(batch.values, return_inverse=True)      # per class, not per polygon
+        labels = np.array([names.get(int(v), f"class_{v}") for v in ids], dtype=object)
+        for label, area in zip(labels, np.bincount(which, weights=areas, minlength=len(ids))):
+            totals[label] = totals.get(label, 0.0) + float(area)
+        class_names = labels[which]
+        counter[0] += len(polys)
+        yield FeatureBatch(polys.to_wkb(), batch.values, class_names, areas)
+
+
+def _dissolve(batches: Iterator[FeatureBatch], counter: list[int]) -> Iterator[FeatureBatch]:
+    """One MultiPolygon per class. Polygons of a class never share an edge (they would be one region),
+    so collecting them is their union; memory holds the output, which is unavoidable for one feature."""
+    parts: dict[int, list[np.ndarray]] = {}
+    area: dict[int, float] = {}
+    label: dict[int, str] = {}
+    for batch in batches:
+        geoms = shapely.from_wkb(batch.wkb.to_numpy(zero_copy_only=False))
+        for cid in np.unique(batch.class_id):
+            sel = batch.class_id == cid
+            parts.setdefault(int(cid), []).append(geoms[sel])
+            area[int(cid)] = area.get(int(cid), 0.0) + float(batch.area_m2[sel].sum())
+            label[int(cid)] = batch.class_name[sel][0]
+    ids = sorted(parts)
+    counter[0] = len(ids)
+    if ids:
+        geoms = np.array([shapely.multipolygons(np.concatenate(parts[c])) for c in ids], dtype=object)
+        yield FeatureBatch(pa.array(shapely.to_wkb(geoms), pa.binary()), np.array(ids),
+                           np.array([label[c] for c in ids], dtype=object), np.array([area[c] for c in ids]))
+

@@ -1,0 +1,112 @@
+"""Read, sieve and polygonize the blocks of a class map in parallel worker processes, results in order.
+
+GDAL's polygonize and rasterio's conversion of its output to Python both hold the GIL, so threads do not
+overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
+arrays (:class:`~geoseg.vector.polygonize.PolygonBatch`: no per-geometry pickling); the parent merges seams and
+writes, which needs the blocks in row-major order. At most ``2 × workers`` blocks are in flight, so
+memory stays bounded.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from geoseg.vector.polygonize import PolygonBatch, ValueFilter, polygonize_block
+from geoseg.vector.sieve import block_reader
+
+#: Most worker processes one vectorize run starts (block polygonizing scales to about this many cores
+#: before the parent's merging and writing becomes the bottleneck).
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs besides the window (sent once, when the worker starts)."""
+
+    path: str
+    nodata: int | None
+    sieve_size: int
+    keep_value: ValueFilter
+    simplify_px: float | None
+    cache_bytes: int
+
+
+def block_cache_bytes(ds: DatasetReader, block_size: int, halo: int) -> int:
+    """A GDAL block cache for one reading process: what one block's read touches, no more.
+
+    GDAL's default (5 % of RAM in *each* process) keeps every block read until it is full, so a long run
+    grew by that much per worker. Blocks go to workers in turn, so a worker rarely reuses another block's
+    source tiles; a striped file is the exception (each strip spans the width and serves every block of
+    a band), so there the cache holds one band of strips.
+    """
+    tile_h, tile_w = ds.block_shapes[0]
+    rows = block_size + 2 * halo + tile_h
+    cols = ds.width if tile_w >= ds.width else min(ds.width, block_size + 2 * halo + tile_w)
+    return max(16 * 2**20, rows * cols * np.dtype(ds.dtypes[0]).itemsize * 5 // 4)
+
+
+def default_workers(n_blocks: int) -> int:
+    """One worker per core (at most :data:`MAX_WORKERS`), never more than there are blocks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS, n_blocks))
+
+
+def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int
+                       ) -> Iterator[PolygonBatch]:
+    """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
+    if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
+        read = block_reader(ds, job.nodata, job.sieve_size)      # the caller sets GDAL's cache (see vectorize)
+        for window in windows:
+            yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
+        return
+    # fork is cheap and needs nothing importable; macOS and Windows must spawn (fork is unsafe or absent).
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
+        in_flight: deque[Future] = deque()
+        pending = iter(windows)
+        try:
+            for window in pending:
+                in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
+                if len(in_flight) >= 2 * workers:
+                    break
+            while in_flight:
+                result = in_flight.popleft().result()
+                window = next(pending, None)
+                if window is not None:
+                    in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
+                yield result
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def _window_tuple(window: Window) -> tuple[int, int, int, int]:
+    return int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+
+
+# ------------------------------------------------------------------------------------ worker process
+_WORKER: dict[str, object] = {}
+
+
+def _start_worker(job: BlockJob) -> None:
+    env = rasterio.Env(GDAL_CACHEMAX=job.cache_bytes)
+    env.__enter__()                     # for the worker's lifetime
+    dataset = rasterio.open(job.path)
+    _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset, env=env)
+
+
+def _polygonize_window(window: tuple[int, int, int, int]) -> PolygonBatch:
+    job: BlockJob = _WORKER["job"]  # type: ignore[assignment]
+    win = Window(*window)
+    return polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]

@@ -1,0 +1,73 @@
+"""Grid arithmetic and blending windows: coverage, placement inside the scene, partition of unity."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.inference.tiling import TileGrid, axis_starts
+
+
+@given(size=st.integers(1, 3000), tile=st.integers(16, 512), frac=st.floats(0, 0.49))
+def test_axis_starts_cover_every_pixel_and_stay_inside(size: int, tile: int, frac: float) -> None:
+    overlap = int(tile * frac)
+    starts = axis_starts(size, tile, overlap)
+    assert starts[0] == 0
+    assert list(starts) == sorted(set(starts))
+    if size <= tile:
+        assert starts == (0,)
+        return
+    assert all(0 <= s <= size - tile for s in starts)
+    assert starts[-1] == size - tile
+    covered = np.zeros(size, bool)
+    for s in starts:
+        covered[s:s + tile] = True
+    assert covered.all()
+    gaps = np.diff(starts)
+    assert (gaps[:-1] == tile - overlap).all() and (gaps <= tile - overlap).all()
+
+
+def test_axis_starts_rejects_bad_overlap() -> None:
+    with pytest.raises(ValueError):
+        axis_starts(100, 32, 32)
+
+
+def _total_weight(grid: TileGrid) -> np.ndarray:
+    total = np.zeros((grid.height, grid.width), np.float64)
+    for tile in grid:
+        total[tile.slices] += grid.weights(tile)
+    return total
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(1, 400), width=st.integers(1, 400), tile=st.sampled_from([32, 64, 128]),
+       overlap_frac=st.sampled_from([0.125, 0.25, 0.375]), blend=st.sampled_from(["hann", "gaussian", "none"]))
+def test_every_pixel_gets_positive_weight(height: int, width: int, tile: int, overlap_frac: float, blend: str) -> None:
+    grid = TileGrid(height, width, tile, int(tile * overlap_frac), blend)  # type: ignore[arg-type]
+    assert (_total_weight(grid) > 0).all()
+
+
+def test_hann_windows_sum_to_one_on_a_regular_grid() -> None:
+    # 4 strides of 48 + 16 overlap: every start is regular, so opposite ramps must sum to exactly 1.
+    grid = TileGrid(16 + 4 * 48, 16 + 4 * 48, 64, 16, "hann")
+    np.testing.assert_allclose(_total_weight(grid), 1.0, atol=1e-6)
+
+
+def test_scene_borders_keep_full_weight() -> None:
+    grid = TileGrid(300, 300, 64, 32, "hann")
+    first = grid.tile_at(0, 0)
+    w = grid.weights(first)
+    assert w[0, 0] == 1.0 and w[0, 20] == 1.0 and w[20, 0] == 1.0
+    assert w[-1, -1] == 0.0  # interior corner: inside the margin
+    last = grid.tile_at(grid.shape[0] - 1, grid.shape[1] - 1)
+    assert grid.weights(last)[-1, -1] == 1.0
+
+
+def test_small_scene_gets_one_clipped_tile() -> None:
+    grid = TileGrid(50, 70, 64, 16)
+    tiles = list(grid)
+    assert len(tiles) == 2 and (tiles[0].height, tiles[0].width) == (50, 64) and tiles[1].x == 6
+    single = list(TileGrid(50, 60, 64, 16))
+    assert len(single) == 1 and (single[0].height, single[0].width) == (50, 60)
+    assert (TileGrid(50, 60, 64, 16).weights(single[0]) == 1).all()
