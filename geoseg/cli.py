@@ -58,7 +58,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except InputError as err:
-            _fail(str(err), 2, json_mode)
+            _fail(err.render(flag_for), 2, json_mode)
         except KeyboardInterrupt:
             _fail("interrupted; no output was written", 130, json_mode)
         except Exception as err:  # a bug: say so, keep the traceback for the report
@@ -67,6 +67,16 @@ def reports_errors(command: F) -> F:
                   json_mode)
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Library parameters whose flag is not ``--`` plus the parameter with dashes.
+FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels",
+         "max_tiles": "--calibration-tiles"}
+
+
+def flag_for(parameter: str) -> str:
+    """The command-line spelling of a library parameter named in an error message."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
 def _fail(message: str, code: int, json_mode: Any) -> None:
