@@ -20,7 +20,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from geoseg.io.legend import ClassScheme
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError
 from geoseg.io.rasters import open_raster
 from geoseg.evaluation.metrics import IGNORE_INDEX
 
@@ -46,7 +46,7 @@ class LabelSource:
         self.path = Path(path)
         self.scheme = scheme
         if not self.path.exists():
-            raise InputError(f"{self.path}: label file not found; check the path")
+            raise InputFileError(f"{self.path}: label file not found; check the path")
         self._shapes: list[tuple[object, int]] | None = None
         self._vector_crs: CRS | None = None
         if is_vector(self.path):
@@ -58,19 +58,19 @@ class LabelSource:
         try:
             frame = gpd.read_file(self.path)
         except Exception as err:  # pyogrio raises several types for unreadable files
-            raise InputError(f"{self.path}: cannot read polygons ({err}); pass a GeoPackage/GeoJSON/Shapefile") from err
+            raise InputFileError(f"{self.path}: cannot read polygons ({err}); pass a GeoPackage/GeoJSON/Shapefile") from err
         if column not in frame.columns:
-            raise InputError(f"{self.path}: no class column {column!r} (columns: {', '.join(map(str, frame.columns))});"
+            raise InputFileError(f"{self.path}: no class column {column!r} (columns: {', '.join(map(str, frame.columns))});"
                              " pass --class-column / class_column")
         if frame.crs is None:
-            raise InputError(f"{self.path}: the polygons have no CRS; assign one (e.g. ogr2ogr -a_srs)")
+            raise InputFileError(f"{self.path}: the polygons have no CRS; assign one (e.g. ogr2ogr -a_srs)")
         known = {c.id for c in self.scheme.classes}
         values = frame[column]
         if not np.issubdtype(values.dtype, np.number):
             by_name = {c.name: c.id for c in self.scheme.classes}
             unknown = sorted(set(values) - set(by_name))
             if unknown:
-                raise InputError(f"{self.path}: class names {unknown[:5]} are not in the scheme "
+                raise InputFileError(f"{self.path}: class names {unknown[:5]} are not in the scheme "
                                  f"({', '.join(by_name)}); fix column {column!r}")
             values = values.map(by_name)
         frame = frame.assign(_id=values.astype(int))
@@ -98,11 +98,11 @@ class LabelSource:
     def _warp(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
         with open_raster(self.path) as src:
             if src.count != 1:
-                raise InputError(f"{self.path}: a label raster has one band of class ids, this one has {src.count}")
+                raise InputFileError(f"{self.path}: a label raster has one band of class ids, this one has {src.count}")
             if _aligned(src.crs, src.transform, crs, transform) or src.crs is None or crs is None:
                 if src.crs is None or crs is None:
                     if (src.crs is None) != (crs is None) or not _aligned(None, src.transform, None, transform):
-                        raise InputError(f"{self.path}: labels or scene lack a CRS, so the labels must be on the "
+                        raise InputFileError(f"{self.path}: labels or scene lack a CRS, so the labels must be on the "
                                          "scene's own grid; assign CRSs to both")
                 col, row = ~src.transform @ (transform.c, transform.f)
                 data = src.read(1, window=Window(round(col), round(row), width, height), boundless=True,

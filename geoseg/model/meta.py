@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from geoseg.errors import InputError
+from geoseg.errors import ModelError
 from geoseg.io.legend import ClassScheme
+from geoseg.versioning import Upgrader, upgrade
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geoseg"
@@ -90,31 +90,19 @@ class BundleMeta(BaseModel):
         return np.array([c.id for c in self.scheme.classes], dtype=np.uint8)
 
 
-# Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
-_UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
-def _upgrade(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    version = int(raw.get("format_version", 0))
-    if version > FORMAT_VERSION:
-        raise InputError(f"{path}: bundle format {version} is newer than this geoseg reads "
-                         f"({FORMAT_VERSION}); upgrade geoseg")
-    while version < FORMAT_VERSION:
-        if version not in _UPGRADERS:
-            raise InputError(f"{path}: bundle format {version} is not supported; re-export the model")
-        raw = _UPGRADERS[version](raw)
-        version = int(raw["format_version"])
-    return raw
+#: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
+_UPGRADERS: dict[int, Upgrader] = {}
 
 
 def parse_meta(text: str, path: Path) -> BundleMeta:
     """Validate and upgrade metadata JSON from any container (safetensors header, ONNX metadata_props)."""
     try:
-        raw = _upgrade(json.loads(text), path)
+        raw = upgrade(json.loads(text), current=FORMAT_VERSION, upgraders=_UPGRADERS, unversioned=0, where=path,
+                      what="bundle", error=ModelError, fix_old="re-export the model")
         return BundleMeta.model_validate(raw)
     except (json.JSONDecodeError, ValidationError) as err:
         first = str(err).splitlines()[0] if isinstance(err, json.JSONDecodeError) else _pydantic_summary(err)
-        raise InputError(f"{path}: invalid geoseg metadata ({first}); re-export the model") from err
+        raise ModelError(f"{path}: invalid geoseg metadata ({first}); re-export the model") from err
 
 
 def _pydantic_summary(err: ValidationError) -> str:

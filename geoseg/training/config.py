@@ -1,6 +1,8 @@
 """The training configuration: one YAML file, validated by pydantic before any work starts.
 
 Relative paths in the YAML are relative to the YAML file, so a config and its data travel together.
+Configs carry ``format_version`` (absent means 1); older versions are upgraded on load like bundles
+(:mod:`geoseg.versioning`), newer ones are refused.
 Every section has defaults that train a reasonable model; the config is stored verbatim in the bundle's
 provenance, so a shipped model says exactly how it was made.
 """
@@ -15,10 +17,15 @@ import yaml
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
-from geoseg.model.meta import BandSpec, ModelSpec
+from geoseg.errors import ConfigError
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputError
 from geoseg.model.loading import read_meta
+from geoseg.model.meta import BandSpec, ModelSpec
+from geoseg.versioning import Upgrader, upgrade
+
+CONFIG_VERSION = 1
+#: Upgraders turn a config dict of version N into version N+1. Keep every one, forever.
+_UPGRADERS: dict[int, Upgrader] = {}
 
 
 class SceneSpec(BaseModel):
@@ -101,6 +108,7 @@ class TrainSpec(BaseModel):
 class TrainConfig(BaseModel):
     """Everything ``geoseg train`` needs (see configs/zion_landcover.yaml)."""
 
+    format_version: int = CONFIG_VERSION
     name: str
     description: str = ""
     scenes: list[SceneSpec] = Field(min_length=1)
@@ -191,19 +199,21 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     """Read and validate a YAML config; errors name the file and the offending key."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
+        raise ConfigError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
     if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    raw = upgrade(raw, current=CONFIG_VERSION, upgraders=_UPGRADERS, unversioned=1, where=path,
+                  what="training config", error=ConfigError, fix_old="write it again for this geoseg")
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise InputError(f"{path}: {where}: {first['msg']}") from err
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from err
     config._source = raw
     return config.resolved(path.parent.resolve())
 
@@ -215,4 +225,4 @@ def load_legend(path: str | os.PathLike) -> ClassScheme:
         return read_meta(path).scheme
     if path.suffix in (".yaml", ".yml"):
         return load_config(path).scheme
-    raise InputError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")
+    raise ConfigError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

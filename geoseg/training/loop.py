@@ -107,8 +107,10 @@ def _autocast(plan: ExecutionPlan) -> contextlib.AbstractContextManager:
 
 
 def _config_digest(config: TrainConfig) -> str:
-    return hashlib.sha256(config.model_dump_json(exclude={"train": {"epochs", "time_limit_minutes"}}).encode()
-                          ).hexdigest()[:16]
+    """What a checkpoint must match to be resumed (not the epoch budget, nor the format version: upgraded
+    configs are the same run)."""
+    excluded = {"format_version": True, "train": {"epochs", "time_limit_minutes"}}
+    return hashlib.sha256(config.model_dump_json(exclude=excluded).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------- checkpoint

@@ -1,0 +1,35 @@
+"""The training config's format version: absent means 1, newer versions are refused before any work."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geoseg.errors import ConfigError, InputError
+from geoseg.training.config import CONFIG_VERSION, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _copy(tmp_path: Path, **changes: object) -> Path:
+    raw = yaml.safe_load((ROOT / "configs" / "zion_landcover.yaml").read_text())
+    raw.update(changes)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_configs_without_a_version_are_the_first_format(tmp_path: Path) -> None:
+    assert load_config(_copy(tmp_path)).format_version == CONFIG_VERSION == 1
+
+
+def test_a_newer_config_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="format 99 is newer than this geoseg reads .*upgrade geoseg") as err:
+        load_config(_copy(tmp_path, format_version=99))
+    assert isinstance(err.value, InputError)
+
+
+def test_bad_settings_are_config_errors_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config.yaml: tile_size: "):
+        load_config(_copy(tmp_path, tile_size=3))
