@@ -1,72 +1,102 @@
 """Atomic outputs: write under a temporary name in the target folder, rename only when complete.
 
-A crash or a cancel therefore never leaves a half-written file under the name the user asked for, and an
-existing file is never replaced unless ``overwrite`` is true.
+A crash or a cancel therefore never leaves a half-written file under the name the user asked for. Nothing
+here ever deletes a folder or an input: a target that is a folder, or one of the run's inputs, is refused
+even with ``overwrite``. An existing file is replaced only with ``overwrite``, and that is checked again at
+the moment of the rename (a file that appeared during the run is not clobbered: the rename is a hard link
+that fails when the name is taken).
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import OutputError, OutputExistsError
 
 #: Sidecar extensions that belong to a main file (Shapefile parts, GDAL aux files).
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
+PathLike = str | os.PathLike
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse early (before hours of work) when ``path`` exists without overwrite or its folder is missing."""
+def check_writable(path: PathLike, overwrite: bool, inputs: Sequence[PathLike] = ()) -> Path:
+    """Refuse early (before hours of work) a target that exists without overwrite, is a folder, is one of
+    ``inputs``, or whose folder is missing or read-only."""
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; pass a file path for the output (geoseg never replaces a folder)")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise OutputError(f"{path}: is also an input of this run; write the output to another path")
     if path.exists() and not overwrite:
         raise OutputExistsError(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"{path}: output folder {parent} does not exist; create it first")
+        raise OutputError(f"{path}: output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
-        raise InputError(f"{path}: output folder {parent} is not writable; choose another output path")
+        raise OutputError(f"{path}: output folder {parent} is not writable; choose another output path")
     return path
 
 
 @contextlib.contextmanager
-def atomic_output(
-    path: str | os.PathLike, overwrite: bool = False, sidecars: Sequence[str] = ()
-) -> Iterator[Path]:
+def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[str] = (),
+                  inputs: Sequence[PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it (and its sidecars) into place.
 
     ``sidecars`` lists extensions of files that travel with the main one (e.g. Shapefile parts); GDAL's
     ``.aux.xml`` and ``.ovr`` are always carried. On any exception, every temporary file is removed.
     """
-    final = check_writable(path, overwrite)
+    final = check_writable(path, overwrite, inputs)
     tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
     carried = [s for s in sidecars if s != final.suffix]
-
-    def tmp_parts() -> list[tuple[Path, Path]]:
-        pairs = [(tmp, final)]
-        pairs += [(tmp.with_suffix(s), final.with_suffix(s)) for s in carried]
-        pairs += [(Path(str(tmp) + s), Path(str(final) + s)) for s in (".aux.xml", ".ovr")]
-        return pairs
-
+    pairs = [(tmp, final)]
+    pairs += [(tmp.with_suffix(s), final.with_suffix(s)) for s in carried]
+    pairs += [(Path(str(tmp) + s), Path(str(final) + s)) for s in (".aux.xml", ".ovr")]
     try:
         yield tmp
-    except BaseException:
-        for src, _ in tmp_parts():
-            _remove(src)
-        raise
+        check_writable(final, overwrite, inputs)        # again: the world may have changed during the run
+        if overwrite:
+            for _, dst in pairs[1:]:
+                _remove_file(dst)                        # stale sidecars of the file being replaced
+        for src, dst in pairs:
+            if src.exists():
+                _move(src, dst, overwrite)
+    finally:
+        for src, _ in pairs:
+            _remove_file(src)
+
+
+def _move(src: Path, dst: Path, overwrite: bool) -> None:
+    """Rename ``src`` to ``dst``; without ``overwrite`` fail rather than replace a file that appeared."""
     if overwrite:
-        for _, dst in tmp_parts():
-            _remove(dst)
-    for src, dst in tmp_parts():
-        if src.exists():
-            os.replace(src, dst)
+        if dst.is_dir():
+            raise OutputError(f"{dst}: is a folder; pass a file path for the output")
+        os.replace(src, dst)
+        return
+    try:
+        os.link(src, dst)                                # atomic, and fails if dst exists
+    except FileExistsError:
+        raise OutputExistsError(dst) from None
+    except OSError:                                      # file systems without hard links
+        if dst.exists():
+            raise OutputExistsError(dst) from None
+        os.replace(src, dst)
+        return
+    src.unlink()
 
 
-def _remove(path: Path) -> None:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _remove_file(path: Path) -> None:
+    """Remove a file we own; never a folder."""
     if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        return
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

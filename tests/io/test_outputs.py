@@ -1,0 +1,64 @@
+"""Atomic outputs never lose data: no folder deleted, no input replaced, no file clobbered that appeared."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geoseg.errors import OutputError, OutputExistsError
+from geoseg.io.outputs import atomic_output, check_writable
+
+
+def test_a_folder_is_never_a_target_even_with_overwrite(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    (folder / "keep").mkdir(parents=True)
+    (folder / "keep" / "a.txt").write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="is a folder"):
+            with atomic_output(folder, overwrite=overwrite) as tmp:
+                tmp.write_text("x")
+    assert (folder / "keep" / "a.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_an_input_is_never_a_target_even_with_overwrite(tmp_path: Path) -> None:
+    scene = tmp_path / "scene.tif"
+    scene.write_bytes(b"scene")
+    with pytest.raises(OutputError, match="also an input"):
+        check_writable(tmp_path / "." / "scene.tif", overwrite=True, inputs=[scene])
+    link = tmp_path / "alias.tif"
+    link.symlink_to(scene)
+    with pytest.raises(OutputError, match="also an input"):
+        check_writable(link, overwrite=True, inputs=[scene])
+    assert scene.read_bytes() == b"scene"
+
+
+def test_a_file_that_appears_during_the_run_is_not_clobbered(tmp_path: Path) -> None:
+    target = tmp_path / "map.tif"
+    with pytest.raises(OutputExistsError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("ours")
+            target.write_text("theirs")                  # someone else, mid-run
+    assert target.read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["map.tif"]
+
+
+def test_success_moves_the_file_and_sidecars_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.shp"
+    with atomic_output(target, sidecars=(".shp", ".dbf")) as tmp:
+        tmp.write_text("shp")
+        tmp.with_suffix(".dbf").write_text("dbf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dbf", "out.shp"]
+    with atomic_output(target, overwrite=True, sidecars=(".shp", ".dbf")) as tmp:
+        tmp.write_text("shp2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.shp"]   # stale sidecar of the old file removed
+    assert target.read_text() == "shp2"
+
+
+def test_failure_removes_every_temporary_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with atomic_output(tmp_path / "x.tif") as tmp:
+            tmp.write_text("half")
+            Path(str(tmp) + ".aux.xml").write_text("aux")
+            raise RuntimeError("cancelled")
+    assert list(tmp_path.iterdir()) == []
