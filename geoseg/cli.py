@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 
 from geoseg.errors import InputError
+from geoseg.interrupts import Interrupted, raise_on_signals
 
 app = typer.Typer(help="Segment satellite and aerial scenes into land-cover maps and polygons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -59,8 +61,12 @@ def reports_errors(command: F) -> F:
             return command(*args, **kwargs)
         except InputError as err:
             _fail(err.render(flag_for), 2, json_mode)
-        except KeyboardInterrupt:
-            _fail("interrupted; no output was written", 130, json_mode)
+        except KeyboardInterrupt as err:
+            name = err.args[0] if isinstance(err, Interrupted) else "SIGINT"
+            _fail(f"interrupted ({name}); no output was written", getattr(err, "exit_code", 130), json_mode)
+        except BrokenPipeError:  # `geoseg info --json | head`: the reader left, nothing to say to it
+            _quiet_stdout()
+            raise typer.Exit(141) from None
         except Exception as err:  # a bug: say so, keep the traceback for the report
             traceback.print_exc()
             _fail(f"internal error ({type(err).__name__}: {err}); please report it with the traceback above", 1,
@@ -356,7 +362,14 @@ def _sizes(summary: Any) -> str:
     return f"{summary.size_bytes / 1e6:.1f} MB{source}"
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main() -> None:
+    raise_on_signals()
     app(prog_name="geoseg")
 
 

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geoseg"
 
 #: Lowest first. A module belongs to the first entry that its dotted name starts with.
 LAYERS: list[tuple[str, ...]] = [
-    ("geoseg", "geoseg.errors", "geoseg.versioning", "geoseg.progress", "geoseg.summaries", "geoseg.events"),
+    ("geoseg", "geoseg.errors", "geoseg.interrupts", "geoseg.versioning", "geoseg.progress", "geoseg.summaries",
+     "geoseg.events"),
     ("geoseg.io",),
     ("geoseg.model",),
     ("geoseg.inference",),
