@@ -8,8 +8,10 @@ provenance, so a shipped model says exactly how it was made.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -208,6 +210,7 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     raw = upgrade(raw, current=CONFIG_VERSION, upgraders=_UPGRADERS, unversioned=1, where=path,
                   what="training config", error=ConfigError, fix_old="write it again for this geoseg")
+    _refuse_unknown_keys(raw, TrainConfig, path)
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as err:
@@ -216,6 +219,29 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         raise ConfigError(f"{path}: {where}: {first['msg']}") from err
     config._source = raw
     return config.resolved(path.parent.resolve())
+
+
+def _refuse_unknown_keys(raw: object, model: type[BaseModel], path: Path, where: str = "") -> None:
+    """A misspelt key (``epoch:``, ``output_dri:``) is an error with a suggestion, never silently ignored."""
+    if not isinstance(raw, dict):
+        return
+    fields = model.model_fields
+    for key, value in raw.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean '{where}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            raise ConfigError(f"{path}: unknown key '{where}{key}'; {hint}")
+        for nested in _models_in(fields[key].annotation):
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                _refuse_unknown_keys(item, nested, path, f"{where}{key}.")
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``Spec``, ``Spec | None``, ``list[Spec]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def load_legend(path: str | os.PathLike) -> ClassScheme:

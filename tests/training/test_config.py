@@ -33,3 +33,23 @@ def test_a_newer_config_is_refused_with_the_fix(tmp_path: Path) -> None:
 def test_bad_settings_are_config_errors_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config.yaml: tile_size: "):
         load_config(_copy(tmp_path, tile_size=3))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epoch": 3}, "unknown key 'epoch'; "),
+    ({"output_dri": "elsewhere"}, "unknown key 'output_dri'; did you mean 'output_dir'"),
+    ({"train": {"epoch": 3}}, "unknown key 'train.epoch'; did you mean 'train.epochs'"),
+    ({"validation": {"start": 832, "stopp": 992}}, "unknown key 'validation.stopp'; did you mean 'validation.stop'"),
+])
+def test_misspelt_keys_are_refused_with_a_suggestion(tmp_path: Path, changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_copy(tmp_path, **changes))
+
+
+def test_misspelt_keys_in_lists_are_refused(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "configs" / "zion_landcover.yaml").read_text())
+    raw["classes"][0]["colour"] = raw["classes"][0].pop("color")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="unknown key 'classes.colour'; did you mean 'classes.color'"):
+        load_config(path)
