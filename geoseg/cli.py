@@ -191,8 +191,8 @@ def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet
 
     summary = run_vectorize(class_map, output, reporter=_reporter(progress, quiet, "vectorize"), **options)
     if progress == ProgressChoice.rich and not quiet:
-        areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2.items())
-        err_console.print(f"wrote {summary.n_polygons} polygons to {summary.path} ({summary.format}): {areas}",
+        areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2_per_class.items())
+        err_console.print(f"wrote {summary.n_polygons} polygons to {summary.output} ({summary.format}): {areas}",
                           soft_wrap=True)
 
 
