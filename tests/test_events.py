@@ -108,6 +108,13 @@ def test_predict_and_vectorize_summaries_share_their_keys() -> None:
     assert "output" in TrainDoneEvent.model_fields
 
 
+def test_vectorize_summary_keeps_its_old_attribute_names() -> None:
+    """``path`` and ``area_m2`` (before the summaries shared their keys) still read, but never reach JSON."""
+    summary = EXAMPLES[7]
+    assert summary.path == summary.output and summary.area_m2 == summary.area_m2_per_class
+    assert not {"path", "area_m2"} & set(json.loads(json_line(summary)))
+
+
 def test_committed_schema_matches_the_models() -> None:
     assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing: run python scripts/write_event_schema.py"
     assert SCHEMA_PATH.read_text(encoding="utf-8") == event_schema_text(), (
