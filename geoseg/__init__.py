@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_model": "geoseg.model.loading",
     "PredictionSummary": "geoseg.summaries", "Predictor": "geoseg.inference.predictor",
     "predict": "geoseg.inference.predictor",
-    "VectorizeSummary": "geoseg.vector.vectorize", "vectorize": "geoseg.vector.vectorize",
+    "VectorizeSummary": "geoseg.summaries", "vectorize": "geoseg.vector.vectorize",
     "EvaluationResult": "geoseg.evaluation.evaluate", "evaluate": "geoseg.evaluation.evaluate",
     "TrainConfig": "geoseg.training", "TrainResult": "geoseg.training", "train": "geoseg.training",
 }

@@ -222,8 +222,9 @@ class ClassicMethod:
             device="cpu", precision=f"{self.method} threshold {threshold:.4f}",
             pixels_per_class={names[i]: int(class_counts[i]) for i in names if class_counts[i]},
             area_m2_per_class=({names[i]: float(class_counts[i] * pixel_area * unit ** 2) for i in names
-                                if class_counts[i]} if unit else {}))
-        reporter.done(**summary.model_dump(), threshold=threshold)
+                                if class_counts[i]} if unit else {}),
+            threshold=float(threshold))
+        reporter.done(**summary.model_dump())
         return summary
 
     def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float

@@ -57,20 +57,21 @@ def reports_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         json_mode = kwargs.get("progress") == ProgressChoice.json or kwargs.get("as_json")
+        json_task = command.__name__ if json_mode else None
         try:
             return command(*args, **kwargs)
         except InputError as err:
-            _fail(err.render(flag_for), 2, json_mode)
+            _fail(err.render(flag_for), 2, json_task)
         except KeyboardInterrupt as err:
             name = err.args[0] if isinstance(err, Interrupted) else "SIGINT"
-            _fail(f"interrupted ({name}); no output was written", getattr(err, "exit_code", 130), json_mode)
+            _fail(f"interrupted ({name}); no output was written", getattr(err, "exit_code", 130), json_task)
         except BrokenPipeError:  # `geoseg info --json | head`: the reader left, nothing to say to it
             _quiet_stdout()
             raise typer.Exit(141) from None
         except Exception as err:  # a bug: say so, keep the traceback for the report
             traceback.print_exc()
             _fail(f"internal error ({type(err).__name__}: {err}); please report it with the traceback above", 1,
-                  json_mode)
+                  json_task)
 
     return wrapper  # type: ignore[return-value]
 
@@ -85,10 +86,13 @@ def flag_for(parameter: str) -> str:
     return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
-def _fail(message: str, code: int, json_mode: Any) -> None:
+def _fail(message: str, code: int, json_task: str | None) -> None:
+    """One line on stderr; with JSON output also an error event for ``json_task`` (the command's name)."""
     err_console.print(f"geoseg: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    if json_mode:
-        print(json.dumps({"event": "error", "message": message, "exit_code": code}), flush=True)
+    if json_task:
+        from geoseg.events import ErrorEvent, write_event
+
+        write_event(ErrorEvent(task=json_task, message=message, exit_code=code))
     raise typer.Exit(code)
 
 
@@ -197,8 +201,8 @@ def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet
 
     summary = run_vectorize(class_map, output, reporter=_reporter(progress, quiet, "vectorize"), **options)
     if progress == ProgressChoice.rich and not quiet:
-        areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2.items())
-        err_console.print(f"wrote {summary.n_polygons} polygons to {summary.path} ({summary.format}): {areas}",
+        areas = ", ".join(f"{name} {area / 1e6:.2f} km²" for name, area in summary.area_m2_per_class.items())
+        err_console.print(f"wrote {summary.n_polygons} polygons to {summary.output} ({summary.format}): {areas}",
                           soft_wrap=True)
 
 
@@ -222,7 +226,9 @@ def train(
 
     def on_epoch(row: dict[str, Any]) -> None:
         if progress == ProgressChoice.json:
-            print(json.dumps({"event": "epoch", "task": "train", **row}), flush=True)
+            from geoseg.events import EpochEvent, write_event
+
+            write_event(EpochEvent(**row))
         elif progress == ProgressChoice.rich and not quiet:
             err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_mean_iou']:.4f}, "
                               f"OA {row['val_overall_accuracy']:.4f}{' (best)' if row['best'] else ''}", soft_wrap=True)
@@ -265,7 +271,9 @@ def evaluate(
                           reporter=_reporter(progress, quiet, "evaluate"))
     scores = result.scores
     if progress == ProgressChoice.json:
-        print(json.dumps({"event": "metrics", "task": "evaluate", "output": str(output_dir), **scores.summary()}))
+        from geoseg.events import MetricsEvent, write_event
+
+        write_event(MetricsEvent(output=str(output_dir), **scores.summary()))
     elif not quiet:
         err_console.print(f"OA {scores.overall_accuracy:.4f}, mIoU {scores.mean_iou:.4f}, fwIoU "
                           f"{scores.frequency_weighted_iou:.4f} over {scores.pixels} labelled pixels; report in "

@@ -1,23 +1,21 @@
 """Progress reporting shared by every long job (predict, vectorize, train).
 
-Three modes: ``rich`` (a bar on stderr for people), ``json`` (one JSON object per line on stdout for
-programs such as the QGIS plugin) and ``none``. Library code only calls ``start``/``advance``/``done``.
+Three modes: ``rich`` (a bar on stderr for people), ``json`` (one JSON event per line on stdout for
+programs such as the QGIS plugin) and ``none``. Library code only calls ``start``/``advance``/``warn``/``done``.
 
-JSON protocol, one object a line::
-
-    {"event": "start", "task": "predict", "total": 120, "unit": "tiles"}
-    {"event": "progress", "task": "predict", "done": 12, "total": 120, "elapsed_s": 3.1, "rate": 4.2}
-    {"event": "warning", "task": "predict", "message": "..."}
-    {"event": "done", "task": "predict", ... summary fields ...}
-    {"event": "error", "message": "...", "exit_code": 2}          (written by the CLI)
+The JSON lines are the event protocol of :mod:`geoseg.events` (the models, the schema the plugin checks, and
+examples of every line): this reporter writes its start, progress, warning and done events; the CLI writes
+the rest (epoch, metrics, error) through the same module.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
 from typing import Any, Literal, Protocol
+
+from geoseg.events import (BaseEvent, ProgressEvent, StartEvent, Task, WarningEvent, done_event,
+                           write_event)
 
 ProgressMode = Literal["rich", "json", "none"]
 
@@ -50,9 +48,9 @@ class NullReporter:
 
 
 class JsonReporter:
-    """One JSON object per line, throttled to ``min_interval`` seconds except for the last step."""
+    """One protocol event (geoseg.events) per line, progress throttled to ``min_interval`` s except the last step."""
 
-    def __init__(self, task: str, stream: Any = None, min_interval: float = 0.25) -> None:
+    def __init__(self, task: Task, stream: Any = None, min_interval: float = 0.25) -> None:
         self.task = task
         self.stream = stream if stream is not None else sys.stdout
         self.min_interval = min_interval
@@ -61,13 +59,12 @@ class JsonReporter:
         self.t0 = time.perf_counter()
         self.last = 0.0
 
-    def emit(self, event: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": event, "task": self.task, **fields}, default=str) + "\n")
-        self.stream.flush()
+    def emit(self, event: BaseEvent) -> None:
+        write_event(event, self.stream)
 
     def start(self, total: int, unit: str = "tiles", megapixels: float | None = None) -> None:
         self.total, self.count, self.t0 = total, 0, time.perf_counter()
-        self.emit("start", total=total, unit=unit, megapixels=megapixels)
+        self.emit(StartEvent(task=self.task, total=total, unit=unit, megapixels=megapixels))
 
     def advance(self, n: int = 1) -> None:
         self.count += n
@@ -76,14 +73,15 @@ class JsonReporter:
             self.last = now
             elapsed = now - self.t0
             rate = self.count / elapsed if elapsed > 0 else 0.0
-            self.emit("progress", done=self.count, total=self.total, elapsed_s=round(elapsed, 3),
-                      rate=round(rate, 3))
+            self.emit(ProgressEvent(task=self.task, done=self.count, total=self.total, elapsed_s=round(elapsed, 3),
+                                    rate=round(rate, 3)))
 
     def warn(self, message: str) -> None:
-        self.emit("warning", message=message)
+        self.emit(WarningEvent(task=self.task, message=message))
 
     def done(self, **summary: Any) -> None:
-        self.emit("done", **{"elapsed_s": round(time.perf_counter() - self.t0, 3), **summary})
+        """The done event of this task; ``summary`` holds a run summary's keys (geoseg.summaries)."""
+        self.emit(done_event(self.task, {"elapsed_s": round(time.perf_counter() - self.t0, 3), **summary}))
 
 
 class RichReporter:
@@ -127,7 +125,7 @@ class RichReporter:
             self.progress.stop()
 
 
-def make_reporter(mode: ProgressMode | None, task: str) -> Reporter:
+def make_reporter(mode: ProgressMode | None, task: Task) -> Reporter:
     """The reporter for a CLI ``--progress`` value (``None`` means silent)."""
     if mode == "json":
         return JsonReporter(task)

@@ -1,11 +1,26 @@
 """Run summaries: what a job did, returned to Python callers, printed by the CLI, sent with ``done`` events.
 
-Every producer of class maps (the model predictor and the classic methods) returns the same
-:class:`PredictionSummary`, so faces and the plugin read one set of keys.
+One set of keys for the same things, whatever the job: ``output`` is the file written, ``area_m2_per_class``
+the area of each class in m², ``elapsed_s`` the wall time. Every producer of class maps (the model predictor
+and the classic methods) returns :class:`PredictionSummary`; vectorize returns :class:`VectorizeSummary`;
+training :class:`TrainingSummary`. The CLI's ``done`` events (:mod:`geoseg.events`) carry them unchanged,
+so faces and the QGIS plugin read the same keys.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel
+import math
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, BeforeValidator
+
+
+def _nan_to_none(value: Any) -> Any:
+    """Strict JSON has no NaN: an undefined score (no pixel of any class) is ``None``."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+#: A score that may be undefined (NaN in numpy, ``None`` here, ``null`` in JSON).
+Score = Annotated[Optional[float], BeforeValidator(_nan_to_none)]
 
 
 class PredictionSummary(BaseModel):
@@ -24,3 +39,42 @@ class PredictionSummary(BaseModel):
     precision: str
     pixels_per_class: dict[str, int]
     area_m2_per_class: dict[str, float]
+    #: The index threshold a classic method chose (Otsu); ``None`` for a model.
+    threshold: float | None = None
+
+
+class VectorizeSummary(BaseModel):
+    """What vectorize wrote: where, how, how many polygons and the area of each class in m²."""
+
+    output: str
+    format: str
+    layer: str | None
+    n_polygons: int
+    area_m2_per_class: dict[str, float]
+    crs: str | None
+    elapsed_s: float
+
+    @property
+    def path(self) -> str:
+        """The polygon file (the name before summaries shared their keys); same as ``output``."""
+        return self.output
+
+    @property
+    def area_m2(self) -> dict[str, float]:
+        """Area per class in m² (the name before summaries shared their keys); same as ``area_m2_per_class``."""
+        return self.area_m2_per_class
+
+
+class TrainingSummary(BaseModel):
+    """What training wrote (the bundle) and how the shipped model scored on the held-out block."""
+
+    output: str
+    best_epoch: int
+    epochs_run: int
+    elapsed_s: float
+    #: "test" when the scores come from the config's test block, else "validation".
+    scored_on: str
+    overall_accuracy: Score
+    mean_iou: Score
+    frequency_weighted_iou: Score
+    mean_dice: Score

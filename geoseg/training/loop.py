@@ -34,6 +34,7 @@ from geoseg.model.networks import build_model, size_multiple
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
+from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.config import SplitSpec, TrainConfig, load_config
 from geoseg.training.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats, normalise_scenes, write_block)
@@ -57,6 +58,12 @@ class TrainResult:
     report_dir: Path
     #: "test" when ``scores`` come from the config's test block, else "validation".
     scored_on: str = "validation"
+
+    def summary(self) -> TrainingSummary:
+        """The JSON-able part: what the CLI's done event carries."""
+        return TrainingSummary(output=str(self.bundle), best_epoch=self.best_epoch, epochs_run=self.epochs_run,
+                               elapsed_s=round(self.elapsed_s, 3), scored_on=self.scored_on,
+                               **self.scores.summary())
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -275,8 +282,7 @@ class Trainer:
                     or (config.patience is not None and state["stale"] >= config.patience)
                     or (config.time_limit_minutes is not None and state["elapsed_s"] > 60 * config.time_limit_minutes))
         result = self._finish(best_path, state)
-        self.reporter.done(bundle=str(result.bundle), best_epoch=result.best_epoch, epochs=result.epochs_run,
-                           **result.scores.summary())
+        self.reporter.done(**result.summary().model_dump())
         return result
 
     def _progress(self, step: int, total_steps: int, elapsed: float) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import rasterio
 import shapely
-from pydantic import BaseModel
 from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
@@ -27,19 +27,9 @@ from geoseg.errors import InputError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
 from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
+from geoseg.summaries import VectorizeSummary
 from geoseg.vector.sieve import sieve_pixels
 from geoseg.vector.formats import FeatureBatch, resolve_format, write_features
-
-
-class VectorizeSummary(BaseModel):
-    """What was written: where, how, how many polygons and the area of each class in m²."""
-
-    path: str
-    format: str
-    layer: str | None
-    n_polygons: int
-    area_m2: dict[str, float]
-    crs: str | None
 
 
 def vectorize(
@@ -76,6 +66,7 @@ def vectorize(
         raise InputError(f"workers must be at least 1, got {workers}")
     if min_area_unit not in ("map", "pixels"):
         raise InputError(f"min_area_unit must be 'map' or 'pixels', got {min_area_unit!r}")
+    t0 = time.perf_counter()
     fmt = resolve_format(dst, fmt)
     check_writable(dst, overwrite)
     reporter = reporter or NullReporter()
@@ -112,9 +103,10 @@ def vectorize(
         with (rasterio.Env(GDAL_CACHEMAX=job.cache_bytes),
               atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
             write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if dissolve else "Polygon")
-    summary = VectorizeSummary(path=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
-                               n_polygons=counter[0], area_m2=dict(sorted(totals.items())),
-                               crs="EPSG:4326" if fmt == "geojson" else (crs.to_string() if crs else None))
+    summary = VectorizeSummary(output=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
+                               n_polygons=counter[0], area_m2_per_class=dict(sorted(totals.items())),
+                               crs="EPSG:4326" if fmt == "geojson" else (crs.to_string() if crs else None),
+                               elapsed_s=round(time.perf_counter() - t0, 3))
     reporter.done(**summary.model_dump())
     return summary
 

@@ -173,10 +173,12 @@ class SegmentDialog(QDialog):
         if not bundle:
             self.model_info.setText("<b>No default model</b> in this geoseg: choose a model file.")
             return
+        if bundle.get("error"):  # the installation's default model could not be read
+            self.model_info.setText(f"<b>Default model unusable:</b> {html.escape(bundle['error'])}")
+            return
         classes = " ".join(f"<span style='color:{html.escape(c.get('color', '#808080'))}'>■</span>"
                            f"&nbsp;{html.escape(str(c.get('name')))}" for c in bundle.get("classes", []))
-        bands = ", ".join(str(b.get("name", b)) if isinstance(b, dict) else str(b)
-                          for b in bundle.get("bands", []))
+        bands = ", ".join(str(b.get("name")) for b in bundle.get("bands", []))
         self.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> {html.escape(bands)}")
 
     def _show_fit(self, data: dict[str, Any]) -> None:
@@ -206,12 +208,9 @@ class SegmentDialog(QDialog):
         return self.queries["check"]
 
     def _show_check(self, data: dict[str, Any]) -> None:
-        model = data.get("default_model") or {}
-        name = model.get("name") or model.get("title") or ("present" if model else "none")
-        devices = ", ".join(str(d.get("name", d)) if isinstance(d, dict) else str(d)
-                            for d in data.get("devices", []))
+        devices = ", ".join(str(d.get("name")) for d in data.get("devices", []))
         self.status.setText(f"✔ geoseg {data.get('geoseg_version')} (torch {data.get('torch_version')}) · "
-                            f"devices: {devices} · default model: {name}")
+                            f"devices: {devices} · default model: {_model_name(data.get('default_model'))}")
         self._show_model(data)
 
     def _ask_save_copy(self) -> None:
@@ -255,6 +254,13 @@ class SegmentDialog(QDialog):
         worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
         return GeosegTask(f"geoseg: segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
                           self.iface.messageBar())
+
+
+def _model_name(model: dict[str, Any] | None) -> str:
+    """The default model as ``geoseg info --json`` describes it: its bundle's name, or why it is unusable."""
+    if not model:
+        return "none"
+    return f"unusable ({model['error']})" if model.get("error") else str(model.get("name"))
 
 
 def _spin(low: int, high: int, special: str) -> QSpinBox:

@@ -32,29 +32,25 @@ def add_outputs(project: QgsProject, classmap: str | None, polygons: str | None,
     return layers
 
 
+#: What each task's ``output`` is, as the message bar names it.
+_WROTE = {"predict": "class map", "vectorize": "polygons"}
+
+
 def summary(dones: list[Mapping[str, Any]], seconds: float) -> str:
-    """One line for the message bar: time, area per class (largest first), where the files are."""
+    """One line for the message bar: time, area per class (largest first), each file the run wrote.
+
+    ``dones`` are geoseg's done events (events.schema.json): predict and vectorize both name their file
+    ``output`` and their areas ``area_m2_per_class`` (class name -> m²).
+    """
     parts = [f"done in {seconds:.1f} s"]
-    areas = next((_areas(d.get("area_m2_per_class", d.get("area_per_class"))) for d in dones
-                  if d.get("area_m2_per_class") or d.get("area_per_class")), [])
+    areas = next((d["area_m2_per_class"] for d in dones if d.get("area_m2_per_class")), {})
     if areas:
-        parts.append(", ".join(f"{name} {_area(m2)}" for name, m2 in areas[:8]))
-    files = [str(d["output"]) for d in dones if d.get("output")]
+        largest = sorted(areas.items(), key=lambda item: -item[1])[:8]
+        parts.append(", ".join(f"{name} {_area(m2)}" for name, m2 in largest))
+    files = [f"{_WROTE.get(d.get('task'), 'output')} {d['output']}" for d in dones if d.get("output")]
     if files:
-        parts.append("files: " + ", ".join(files))
+        parts.append("wrote " + ", ".join(files))
     return "; ".join(parts)
-
-
-def _areas(value: Any) -> list[tuple[str, float]]:
-    """``area_per_class`` as (name, m²) pairs, whether geoseg sent a mapping or a list of records."""
-    if isinstance(value, Mapping):
-        pairs = [(str(k), v.get("area_m2", 0.0) if isinstance(v, Mapping) else v) for k, v in value.items()]
-    elif isinstance(value, list):
-        pairs = [(str(r.get("name", r.get("class_name", r.get("id")))), r.get("area_m2", 0.0))
-                 for r in value if isinstance(r, Mapping)]
-    else:
-        return []
-    return sorted(((n, float(a)) for n, a in pairs), key=lambda p: -p[1])
 
 
 def _area(m2: float) -> str:

@@ -161,7 +161,11 @@ def segment_steps(python: str, opts: PredictOptions) -> list[Step]:
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
-    """One protocol object from a stdout line, or ``None`` for anything else (stray prints, warnings)."""
+    """One protocol object from a stdout line, or ``None`` for anything else (stray prints, warnings).
+
+    geoseg's events are described by ``events.schema.json`` beside this module (generated from
+    geoseg/events.py); the plugin's tests check every event a real geoseg sends against it.
+    """
     line = line.strip()
     if not line.startswith("{"):
         return None

@@ -6,6 +6,7 @@ Nothing here imports qgis at module level, so that the pure worker tests run in 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO / "qgis_plugin"))
 from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, info_command, parse_info  # noqa: E402
 
 SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
+EVENT_SCHEMA = REPO / "qgis_plugin" / "geoseg_qgis" / "events.schema.json"
 
 #: A tiny random-weight bundle for when the geoseg under test has no default model yet.
 MAKE_BUNDLE = textwrap.dedent("""
@@ -89,9 +91,48 @@ def sample_tile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
+@pytest.fixture(scope="session")
+def event_validator() -> Any:
+    """A validator for geoseg's event lines built from the schema the plugin ships (not from geoseg)."""
+    jsonschema = pytest.importorskip("jsonschema", reason="the event checks need jsonschema: run "
+                                     ".ci/install_qgis.sh (or pip install jsonschema)")
+    schema = json.loads(EVENT_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
+
+
 @pytest.fixture
-def worker_env(geoseg_python: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The plugin configured through ``GEOSEG_PYTHON`` only (the saved setting cleared)."""
+def checked_events(event_validator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Every event the plugin parses during the test, each validated against events.schema.json.
+
+    The check wraps ``worker.parse_event``, so it sees exactly what the plugin reads, on whatever thread a
+    task runs; an invalid event raises there (the run fails) and fails the test here too.
+    """
+    from geoseg_qgis import worker
+
+    seen: list[dict[str, Any]] = []
+    invalid: list[str] = []
+    parse = worker.parse_event
+
+    def parse_and_check(line: str) -> dict[str, Any] | None:
+        event = parse(line)
+        if event is not None:
+            errors = [e.message for e in event_validator.iter_errors(event)]
+            if errors:
+                invalid.append(f"{line.strip()}: {'; '.join(errors)}")
+                raise ValueError(f"geoseg sent an event outside events.schema.json: {invalid[-1]}")
+            seen.append(event)
+        return event
+
+    monkeypatch.setattr(worker, "parse_event", parse_and_check)
+    yield seen
+    assert not invalid, "events outside events.schema.json:\n" + "\n".join(invalid)
+
+
+@pytest.fixture
+def worker_env(geoseg_python: str, checked_events: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The plugin configured through ``GEOSEG_PYTHON`` only (the saved setting cleared); events checked."""
     from geoseg_qgis import settings
 
     settings.set_configured_python("")

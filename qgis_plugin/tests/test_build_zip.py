@@ -15,7 +15,7 @@ def test_zip_holds_the_plugin_folder_only(tmp_path: Path) -> None:
     (build_zip.PACKAGE / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"")
     names = zipfile.ZipFile(build_zip.build(tmp_path / "dist" / "geoseg_qgis.zip")).namelist()
     assert {n.split("/")[0] for n in names} == {"geoseg_qgis"}
-    for required in ("metadata.txt", "__init__.py", "plugin.py", "worker.py", "icon.svg",
+    for required in ("metadata.txt", "__init__.py", "plugin.py", "worker.py", "icon.svg", "events.schema.json",
                      "processing/provider.py", "processing/algorithms.py"):
         assert f"geoseg_qgis/{required}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]

@@ -130,7 +130,7 @@ def _choose(dialog: Any, layer: QgsRasterLayer, model: dict, out: Path) -> None:
 
 def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: Any, sample_tile: Path,
                                                        model: dict, worker_env: str, tmp_path: Path,
-                                                       wait_until: Any) -> None:
+                                                       wait_until: Any, checked_events: list[dict]) -> None:
     scene = QgsRasterLayer(str(sample_tile), "scene", "gdal")
     QgsProject.instance().addMapLayer(scene)
     dialog = plugin.show_dialog()
@@ -161,8 +161,10 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     assert set(QgsProject.instance().mapLayers().values()) >= {raster, polygons}
 
     success = qgis_iface.messageBar().get_messages(Qgis.Success)
-    assert len(success) == 1 and "done in" in success[0] and str(tmp_path / "classes.tif") in success[0]
+    assert len(success) == 1 and "done in" in success[0]
+    assert f"class map {tmp_path / 'classes.tif'}" in success[0] and f"polygons {tmp_path / 'classes.gpkg'}" in success[0]
     assert any(f"{c['name']} " in success[0] for c in model["classes"])  # area per class
+    assert [e["task"] for e in checked_events if e["event"] == "done"] == ["predict", "vectorize"]
 
     png = render_result(scene, raster, polygons, tmp_path / "qgis_result.png")
     DOCS_PNG.parent.mkdir(exist_ok=True)

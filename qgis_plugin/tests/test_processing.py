@@ -22,7 +22,7 @@ def provider(plugin: Any, qgis_processing: None) -> Any:
 
 
 def test_segment_then_vectorize(provider: Any, sample_tile: Path, model: dict, worker_env: str,
-                                tmp_path: Path) -> None:
+                                tmp_path: Path, checked_events: list[dict]) -> None:
     classes, polygons = tmp_path / "classes.tif", tmp_path / "classes.gpkg"
     result = processing.run("geoseg:segment", {"INPUT": str(sample_tile), "MODEL": model["path"],
                                                "DEVICE": 1, "OUTPUT": str(classes)})
@@ -39,6 +39,8 @@ def test_segment_then_vectorize(provider: Any, sample_tile: Path, model: dict, w
     names = {f["class_name"] for f in layer.getFeatures()}
     assert names and names <= {c["name"] for c in model["classes"]}
     assert min(f["area_m2"] for f in layer.getFeatures()) >= 1800.0
+    dones = [e for e in checked_events if e["event"] == "done"]  # each checked against events.schema.json
+    assert [(d["task"], d["output"]) for d in dones] == [("predict", str(classes)), ("vectorize", str(polygons))]
 
 
 def test_segment_reports_a_missing_geoseg(provider: Any, sample_tile: Path, tmp_path: Path,

@@ -192,3 +192,26 @@ def test_worker_runs_outside_the_callers_folder(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     probe = "import importlib.util as u; emit(event='done', shadowed=u.find_spec('shadow_probe') is not None)"
     assert WorkerRun([Step(script(probe), [])], tmp_path / "run.log").run().dones[0]["shadowed"] is False
+
+
+# ---------------------------------------------------------------------- a real geoseg, events checked
+def test_real_segment_run_sends_schema_events_with_shared_keys(geoseg_python: str, model: dict, sample_tile: Path,
+                                                                checked_events: list[dict], tmp_path: Path) -> None:
+    classes, polygons = tmp_path / "c.tif", tmp_path / "c.gpkg"
+    opts = PredictOptions(str(sample_tile), str(classes), model=model["path"], tile=64, overlap=16, device="cpu",
+                          polygons=str(polygons))
+    result = WorkerRun(segment_steps(geoseg_python, opts), tmp_path / "run.log").run()
+    assert [(d["task"], d["output"]) for d in result.dones] == [("predict", str(classes)),
+                                                                ("vectorize", str(polygons))]
+    predicted, vectorized = (d["area_m2_per_class"] for d in result.dones)
+    assert predicted and vectorized.keys() == predicted.keys()
+    assert {e["event"] for e in checked_events} >= {"start", "progress", "done"}
+
+
+def test_real_refusal_arrives_as_a_schema_error_event(geoseg_python: str, model: dict, checked_events: list[dict],
+                                                      tmp_path: Path) -> None:
+    opts = PredictOptions(str(tmp_path / "missing.tif"), str(tmp_path / "c.tif"), model=model["path"],
+                          device="cpu")
+    with pytest.raises(WorkerError, match=r"missing.tif: file not found"):
+        WorkerRun(segment_steps(geoseg_python, opts), tmp_path / "run.log").run()
+    assert [(e["event"], e["task"], e["exit_code"]) for e in checked_events] == [("error", "predict", 2)]
