@@ -23,8 +23,10 @@ from geoseg.vector.polygonize import POLYGONIZE_DTYPES
 
 
 def sieve_pixels(min_area: float | None, unit: str, pixel_area: float) -> int:
-    """GDAL threshold: regions with fewer pixels than this are merged into a neighbour (0: no sieve)."""
-    if not min_area or min_area <= 0:
+    """GDAL threshold: regions with fewer pixels than this are merged into a neighbour (0: no sieve).
+
+    ``min_area`` is 0 or more (:class:`~geoseg.vector.config.VectorizeConfig` checks it)."""
+    if not min_area:
         return 0
     pixels = min_area if unit == "pixels" else min_area / pixel_area
     return max(0, math.ceil(pixels - 1e-9))
