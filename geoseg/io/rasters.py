@@ -24,11 +24,15 @@ DEFAULT_CACHE_MB = 256
 MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
 
 
-def gdal_env(cache_mb: int | None = None) -> rasterio.Env:
-    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size."""
+def gdal_env(cache_mb: int | None = None, threads: int | str = "ALL_CPUS") -> rasterio.Env:
+    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size.
+
+    ``threads`` decode compressed blocks; worker processes pass 1: they are the parallelism, and a forked
+    worker that used the thread pool its parent had started would wait forever on threads fork did not copy.
+    """
     override = os.environ.get("GEOSEG_GDAL_CACHEMAX")
     mb = int(override) if override else (cache_mb or DEFAULT_CACHE_MB)
-    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS")
+    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS=str(threads))
 
 
 def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: int, output_bands: int) -> int:

@@ -33,7 +33,9 @@ def sieve_pixels(min_area: float | None, unit: str, pixel_area: float) -> int:
 
 
 def block_reader(ds: DatasetReader, nodata: int | None, size: int) -> Callable[[Window], np.ndarray]:
-    """A function reading a window of band 1 as a polygonizable integer array, sieved when ``size > 1``."""
+    """A function reading a window of band 1 as a polygonizable integer array, sieved when ``size > 1``.
+
+    Its reads run in the caller's :func:`~geoseg.io.rasters.gdal_env` (a worker's, or vectorize's)."""
     cast = None if ds.dtypes[0] in POLYGONIZE_DTYPES else np.int32
 
     def read(win: Window) -> np.ndarray:

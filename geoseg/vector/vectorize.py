@@ -21,10 +21,11 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
 from geoseg.vector.areas import area_m2, pixel_area_m2, to_map, to_wgs84
-from geoseg.vector.workers import BlockJob, block_cache_bytes, default_workers, polygonized_blocks
+from geoseg.vector.workers import BlockJob, block_cache_mb, default_workers, polygonized_blocks
 from geoseg.io.legend import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError, ParameterError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
+from geoseg.io.rasters import gdal_env
 from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
 from geoseg.vector.sieve import sieve_pixels
@@ -81,7 +82,7 @@ def vectorize(
     fmt = config.fmt or format_of(dst)
     check_writable(dst, overwrite)
     reporter = reporter or NullReporter()
-    with _open_class_map(src) as ds:
+    with gdal_env(), _open_class_map(src) as ds:
         scheme = ClassScheme.from_dataset(ds)
         names = scheme.names() if scheme else {}
         nodata = _nodata(ds)
@@ -102,9 +103,9 @@ def vectorize(
             batches = _dissolve(batches, counter)
         out_crs = "EPSG:4326" if fmt == "geojson" else (crs.to_wkt() if crs is not None else None)
         layer_name = config.layer or Path(dst).stem
-        # The cache setting covers blocks read in this process (no workers); a context manager in the
-        # block generator itself would be torn down out of order with rasterio's own environments.
-        with (rasterio.Env(GDAL_CACHEMAX=job.cache_bytes),
+        # The block cache for blocks read in this process (no workers; each worker sets its own). An
+        # environment entered in the block generator itself would be torn down out of order with rasterio's.
+        with (gdal_env(job.cache_mb),
               atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
             write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if config.dissolve else "Polygon")
     summary = VectorizeSummary(path=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
@@ -134,7 +135,7 @@ def _block_job(ds: DatasetReader, config: VectorizeConfig, nodata: int | None, k
     size = sieve_pixels(config.min_area, config.min_area_unit, pixel_area)
     simplify_px = config.simplify / abs(ds.transform.determinant) ** 0.5 if config.simplify else None
     return BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
-                    block_cache_bytes(ds, config.block_size, size))
+                    block_cache_mb(ds, config.block_size, size))
 
 
 @contextlib.contextmanager
