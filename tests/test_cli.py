@@ -105,6 +105,7 @@ def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
     (["--format", "kml"], "--format kml: unknown polygon format"),
     (["--min-area", -5], "--min-area -5.0: must be a number, 0 or more"),
     (["-o", "{tmp}/o.txt"], "or pass --format (gpkg"),
+    (["--classes", "lava"], "--classes lava: not a class of"),
 ])
 def test_vectorize_errors_name_flags(args: list[object], message: str, tmp_path: Path) -> None:
     filled = [str(a).format(tmp=tmp_path) for a in args]
@@ -112,6 +113,11 @@ def test_vectorize_errors_name_flags(args: list[object], message: str, tmp_path:
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_vectorize_refuses_a_scene_as_class_map(tmp_path: Path) -> None:
+    result = geoseg("vectorize", ZION, "-o", tmp_path / "o.gpkg")
+    assert result.returncode == 2 and "has 4 bands; vectorize needs a single-band class map" in result.stderr
 
 
 def test_public_functions_survive_importing_their_modules(tmp_path: Path, zion_bundle_path: Path) -> None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import pyproj
 
-from geoseg.errors import InputError, OutputError
+from geoseg.errors import OutputError
 
 #: format name -> (OGR driver or None for pyarrow, recognised suffixes)
 FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -131,8 +131,9 @@ def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[Fe
         shp += int(pc.sum(pc.binary_length(batch.wkb)).as_py() or 0) + 43 * len(batch.wkb)
         dbf += _DBF_RECORD * len(batch.wkb)
         if max(shp, dbf) > SHAPEFILE_MAX_BYTES:
-            raise InputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
-                             "FlatGeobuf instead (format gpkg or fgb), or reduce them with min_area/simplify")
+            raise OutputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
+                              "FlatGeobuf instead ({fmt} gpkg or fgb), or reduce them with {min_area}/{simplify}",
+                              parameters=("fmt", "min_area", "simplify"))
         yield batch
 
 

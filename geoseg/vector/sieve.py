@@ -18,7 +18,7 @@ from rasterio.features import sieve
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError
 from geoseg.vector.polygonize import POLYGONIZE_DTYPES
 
 
@@ -57,5 +57,5 @@ def _as_polygonizable(data: np.ndarray, cast: type | None, name: str) -> np.ndar
         return data
     info = np.iinfo(np.int32)
     if data.size and (data.min() < info.min or data.max() > info.max):
-        raise InputError(f"{name}: class values beyond the 32-bit integer range; rewrite it as uint8/int32")
+        raise InputFileError(f"{name}: class values beyond the 32-bit integer range; rewrite it as uint8/int32")
     return data.astype(cast)

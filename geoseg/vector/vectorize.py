@@ -14,18 +14,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import rasterio
 import shapely
 from pydantic import BaseModel
-from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
 from geoseg.vector.areas import area_m2, pixel_area_m2, to_map, to_wgs84
 from geoseg.vector.workers import BlockJob, block_cache_mb, default_workers, polygonized_blocks
 from geoseg.io.legend import NODATA_TAG, ClassScheme
-from geoseg.errors import InputError, ParameterError
+from geoseg.errors import InputFileError, ParameterError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
-from geoseg.io.rasters import gdal_env
+from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
 from geoseg.vector.sieve import sieve_pixels
@@ -89,8 +87,8 @@ def vectorize(
         keep = _class_ids(config.classes, names, ds.name)
         crs = ds.crs
         if fmt == "geojson" and crs is None:
-            raise InputError(f"{ds.name}: has no CRS, so it cannot be written as RFC 7946 GeoJSON (WGS84); "
-                             "choose another format or assign a CRS")
+            raise ParameterError("fmt", fmt, f"{ds.name} has no CRS, and RFC 7946 GeoJSON is in WGS84; "
+                                 "choose another format or assign a CRS to the class map")
         windows = block_windows(ds.height, ds.width, config.block_size)
         job = _block_job(ds, config, nodata, keep)
         reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
@@ -145,24 +143,18 @@ def _open_class_map(src: str | os.PathLike | DatasetReader) -> Iterator[DatasetR
         _check_class_map(src)
         yield src
         return
-    if not Path(src).exists():
-        raise InputError(f"{src}: no such file; check the path of the class map")
-    try:
-        ds = rasterio.open(src)
-    except RasterioIOError as exc:
-        raise InputError(f"{src}: cannot be read as a raster ({exc}); give a GeoTIFF class map") from None
-    with ds:
+    with open_raster(src) as ds:
         _check_class_map(ds)
         yield ds
 
 
 def _check_class_map(ds: DatasetReader) -> None:
     if ds.count != 1:
-        raise InputError(f"{ds.name}: has {ds.count} bands; vectorize needs a single-band class map "
-                         "(the output of geoseg predict, or a label raster)")
+        raise InputFileError(f"{ds.name}: has {ds.count} bands; vectorize needs a single-band class map "
+                             "(the output of geoseg predict, or a label raster)")
     if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-        raise InputError(f"{ds.name}: is {ds.dtypes[0]}, not integer class ids; vectorize a class map "
-                         "(e.g. from geoseg predict), not probabilities or imagery")
+        raise InputFileError(f"{ds.name}: is {ds.dtypes[0]}, not integer class ids; vectorize a class map "
+                             "(e.g. from geoseg predict), not probabilities or imagery")
 
 
 def _nodata(ds: DatasetReader) -> int | None:
@@ -189,7 +181,7 @@ def _class_ids(classes: Sequence[str | int] | None, names: dict[int, str], sourc
             ids.append(int(text[6:]))
         else:
             known = ", ".join(names.values()) or "none: the raster has no class names, use ids"
-            raise InputError(f"{source}: unknown class {text!r}; known classes: {known}")
+            raise ParameterError("classes", text, f"not a class of {source}; known classes: {known}")
     return np.array(sorted(set(ids)), dtype=np.int64)
 
 
