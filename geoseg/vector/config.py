@@ -29,7 +29,7 @@ class VectorizeConfig(BaseModel):
     simplify: float | None = None
     dissolve: bool = False
     classes: tuple[str | int, ...] | None = None
-    block_size: int = 2048
+    block_size: int = 2048          # processing block side in px (memory, parallel work), not an output setting
     workers: int | None = None
 
     @model_validator(mode="wrap")
