@@ -17,6 +17,7 @@ _EXPORTS = {
     "PredictionSummary": "geoseg.summaries", "Predictor": "geoseg.inference.predictor",
     "predict": "geoseg.inference.predictor",
     "VectorizeSummary": "geoseg.summaries", "vectorize": "geoseg.vector.vectorize",
+    "VectorizeConfig": "geoseg.vector.config",
     "EvaluationResult": "geoseg.evaluation.evaluate", "evaluate": "geoseg.evaluation.evaluate",
     "TrainConfig": "geoseg.training", "TrainResult": "geoseg.training", "train": "geoseg.training",
 }

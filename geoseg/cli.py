@@ -184,7 +184,7 @@ def vectorize(
     dissolve: Annotated[bool, typer.Option("--dissolve", help="one multipolygon per class")] = False,
     classes: Annotated[Optional[str], typer.Option("--classes", help="only these classes, names or ids, e.g. water,forest")] = None,
     layer: Annotated[Optional[str], typer.Option("--layer", help="layer name (GeoPackage)")] = None,
-    block_size: Annotated[int, typer.Option("--block-size", help="pixels per block side")] = 2048,
+    block_size: Annotated[int, typer.Option("--block-size", help="processing block side in px: sets memory use and parallel work, not an output setting")] = 2048,
     workers: Annotated[Optional[int], typer.Option("--workers", help="processes polygonizing blocks (default: one per core)")] = None,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,

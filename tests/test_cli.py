@@ -99,6 +99,27 @@ def test_vectorize_refuses_existing_output(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--overwrite" in result.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--block-size", 1], "--block-size 1: must be at least 2 pixels"),
+    (["--workers", 0], "--workers 0: must be at least 1"),
+    (["--format", "kml"], "--format kml: unknown polygon format"),
+    (["--min-area", -5], "--min-area -5.0: must be a number, 0 or more"),
+    (["-o", "{tmp}/o.txt"], "or pass --format (gpkg"),
+    (["--classes", "lava"], "--classes lava: not a class of"),
+])
+def test_vectorize_errors_name_flags(args: list[object], message: str, tmp_path: Path) -> None:
+    filled = [str(a).format(tmp=tmp_path) for a in args]
+    result = geoseg("vectorize", ZION.parent / "zion_nlcd8.tif", "-o", tmp_path / "o.gpkg", *filled)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vectorize_refuses_a_scene_as_class_map(tmp_path: Path) -> None:
+    result = geoseg("vectorize", ZION, "-o", tmp_path / "o.gpkg")
+    assert result.returncode == 2 and "has 4 bands; vectorize needs a single-band class map" in result.stderr
+
+
 def test_public_functions_survive_importing_their_modules(tmp_path: Path, zion_bundle_path: Path) -> None:
     import geoseg
     import geoseg.evaluation.evaluate  # noqa: F401  (importing a module never shadows a public function)

@@ -17,17 +17,21 @@ from pydantic import BaseModel
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError
 
 DEFAULT_CACHE_MB = 256
 MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
 
 
-def gdal_env(cache_mb: int | None = None) -> rasterio.Env:
-    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size."""
+def gdal_env(cache_mb: int | None = None, threads: int | str = "ALL_CPUS") -> rasterio.Env:
+    """GDAL settings for our reads and writes; ``GEOSEG_GDAL_CACHEMAX`` (MB) overrides the block cache size.
+
+    ``threads`` decode compressed blocks; worker processes pass 1: they are the parallelism, and a forked
+    worker that used the thread pool its parent had started would wait forever on threads fork did not copy.
+    """
     override = os.environ.get("GEOSEG_GDAL_CACHEMAX")
     mb = int(override) if override else (cache_mb or DEFAULT_CACHE_MB)
-    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS")
+    return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS=str(threads))
 
 
 def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: int, output_bands: int) -> int:
@@ -45,15 +49,15 @@ def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: i
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open a raster or raise a one-line :class:`InputError` that names the file."""
+    """Open a raster or raise a one-line :class:`InputFileError` that names the file."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found; check the path")
+        raise InputFileError(f"{path}: file not found; check the path")
     try:
         return rasterio.open(path)
     except RasterioIOError as err:
-        raise InputError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
-                         "pass a GeoTIFF or another GDAL raster") from err
+        raise InputFileError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
+                             "pass a GeoTIFF or another GDAL raster") from err
 
 
 class SceneInfo(BaseModel):

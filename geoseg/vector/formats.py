@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import pyproj
 
-from geoseg.errors import InputError
+from geoseg.errors import OutputError
 
 #: format name -> (OGR driver or None for pyarrow, recognised suffixes)
 FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -28,6 +28,8 @@ FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "parquet": (None, (".parquet", ".geoparquet")),
     "fgb": ("FlatGeobuf", (".fgb",)),
 }
+#: Other names accepted for a format.
+ALIASES = {"geoparquet": "parquet", "shapefile": "shp", "json": "geojson", "flatgeobuf": "fgb"}
 #: GeoParquet row group size: features are gathered (as compact WKB) to this many rows per group.
 ROW_GROUP_ROWS = 65536
 #: GDAL refuses .shp/.dbf files past 2 GB; we refuse first, with a message that says what to do.
@@ -63,20 +65,22 @@ class FeatureBatch:
         return pa.record_batch([*arrays, self.wkb], schema=SCHEMA)
 
 
-def resolve_format(dst: str | Path, fmt: str | None) -> str:
-    """The format name for ``fmt`` or, when ``None``, for the suffix of ``dst``."""
-    if fmt is not None:
-        key = fmt.lower().lstrip(".")
-        key = {"geoparquet": "parquet", "shapefile": "shp", "json": "geojson", "flatgeobuf": "fgb"}.get(key, key)
-        if key not in FORMATS:
-            raise InputError(f"{dst}: unknown polygon format {fmt!r}; use one of {', '.join(FORMATS)}")
-        return key
+def format_name(fmt: str) -> str | None:
+    """The format key for a name, suffix or alias (``GPKG``, ``.shp``, ``geoparquet``); None if unknown."""
+    key = fmt.lower().lstrip(".")
+    key = ALIASES.get(key, key)
+    return key if key in FORMATS else None
+
+
+def format_of(dst: str | Path) -> str:
+    """The format key for the suffix of ``dst`` (used when no format is given)."""
     suffix = Path(dst).suffix.lower()
     for key, (_, suffixes) in FORMATS.items():
         if suffix in suffixes:
             return key
-    raise InputError(f"{dst}: cannot tell the polygon format from the suffix {suffix!r}; "
-                     f"use a .gpkg/.shp/.geojson/.parquet/.fgb name or pass format ({', '.join(FORMATS)})")
+    raise OutputError(f"{dst}: cannot tell the polygon format from the suffix {suffix!r}; "
+                      f"use a .gpkg/.shp/.geojson/.parquet/.fgb name or pass {{fmt}} ({', '.join(FORMATS)})",
+                      parameters=("fmt",))
 
 
 def write_features(batches: Iterable[FeatureBatch], path: Path, fmt: str, layer: str, crs_wkt: str | None,
@@ -127,8 +131,9 @@ def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[Fe
         shp += int(pc.sum(pc.binary_length(batch.wkb)).as_py() or 0) + 43 * len(batch.wkb)
         dbf += _DBF_RECORD * len(batch.wkb)
         if max(shp, dbf) > SHAPEFILE_MAX_BYTES:
-            raise InputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
-                             "FlatGeobuf instead (format gpkg or fgb), or reduce them with min_area/simplify")
+            raise OutputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
+                              "FlatGeobuf instead ({fmt} gpkg or fgb), or reduce them with {min_area}/{simplify}",
+                              parameters=("fmt", "min_area", "simplify"))
         yield batch
 
 

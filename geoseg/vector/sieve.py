@@ -18,20 +18,24 @@ from rasterio.features import sieve
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError
 from geoseg.vector.polygonize import POLYGONIZE_DTYPES
 
 
 def sieve_pixels(min_area: float | None, unit: str, pixel_area: float) -> int:
-    """GDAL threshold: regions with fewer pixels than this are merged into a neighbour (0: no sieve)."""
-    if not min_area or min_area <= 0:
+    """GDAL threshold: regions with fewer pixels than this are merged into a neighbour (0: no sieve).
+
+    ``min_area`` is 0 or more (:class:`~geoseg.vector.config.VectorizeConfig` checks it)."""
+    if not min_area:
         return 0
     pixels = min_area if unit == "pixels" else min_area / pixel_area
     return max(0, math.ceil(pixels - 1e-9))
 
 
 def block_reader(ds: DatasetReader, nodata: int | None, size: int) -> Callable[[Window], np.ndarray]:
-    """A function reading a window of band 1 as a polygonizable integer array, sieved when ``size > 1``."""
+    """A function reading a window of band 1 as a polygonizable integer array, sieved when ``size > 1``.
+
+    Its reads run in the caller's :func:`~geoseg.io.rasters.gdal_env` (a worker's, or vectorize's)."""
     cast = None if ds.dtypes[0] in POLYGONIZE_DTYPES else np.int32
 
     def read(win: Window) -> np.ndarray:
@@ -53,5 +57,5 @@ def _as_polygonizable(data: np.ndarray, cast: type | None, name: str) -> np.ndar
         return data
     info = np.iinfo(np.int32)
     if data.size and (data.min() < info.min or data.max() > info.max):
-        raise InputError(f"{name}: class values beyond the 32-bit integer range; rewrite it as uint8/int32")
+        raise InputFileError(f"{name}: class values beyond the 32-bit integer range; rewrite it as uint8/int32")
     return data.astype(cast)

@@ -11,25 +11,25 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import rasterio
 import shapely
-from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
 from geoseg.vector.areas import area_m2, pixel_area_m2, to_map, to_wgs84
-from geoseg.vector.workers import BlockJob, block_cache_bytes, default_workers, polygonized_blocks
+from geoseg.vector.workers import BlockJob, block_cache_mb, default_workers, polygonized_blocks
 from geoseg.io.legend import NODATA_TAG, ClassScheme
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError, ParameterError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
+from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import VectorizeSummary
 from geoseg.vector.sieve import sieve_pixels
-from geoseg.vector.formats import FeatureBatch, resolve_format, write_features
+from geoseg.vector.config import VectorizeConfig
+from geoseg.vector.formats import FeatureBatch, format_of, write_features
 
 
 def vectorize(
@@ -47,68 +47,85 @@ def vectorize(
     workers: int | None = None,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    config: VectorizeConfig | None = None,
 ) -> VectorizeSummary:
     """Write the polygons of a single-band class map to ``dst`` and return a summary.
 
+    ``fmt`` is the output format (gpkg, shp, geojson, parquet, fgb; default: from the suffix of ``dst``),
+    ``layer`` the layer name (default: the stem of ``dst``).
     ``min_area`` removes regions smaller than it (square map units, or pixels with
     ``min_area_unit="pixels"``; for geographic CRSs square metres at the scene centre) by GDAL's sieve.
     ``simplify`` is a tolerance in map units (shapely ``coverage_simplify``, per block with the block frame
     pinned so pieces still meet at seams): neighbours stay edge-matched, no gaps or overlaps, but the
     simplified shapes depend slightly on ``block_size``.
     ``dissolve`` writes one (multi)polygon per class. ``classes`` keeps only these names or ids.
-    Polygons are identical whatever ``block_size`` (without ``simplify``); it bounds memory.
+    ``block_size`` is the side in pixels of the processing block, not an output setting: it bounds memory
+    and is the unit of parallel work; the polygons are identical whatever it is (without ``simplify``).
     ``workers`` processes polygonize blocks in parallel (default: one per core); the output is the same
     whatever their number.
+    The options can come as one validated :class:`VectorizeConfig` (``config``) instead of keywords.
     """
-    if block_size < 2:
-        raise InputError(f"block_size must be at least 2 pixels, got {block_size}")
-    if workers is not None and workers < 1:
-        raise InputError(f"workers must be at least 1, got {workers}")
-    if min_area_unit not in ("map", "pixels"):
-        raise InputError(f"min_area_unit must be 'map' or 'pixels', got {min_area_unit!r}")
     t0 = time.perf_counter()
-    fmt = resolve_format(dst, fmt)
+    config = _config(config, fmt=fmt, layer=layer, min_area=min_area, min_area_unit=min_area_unit,
+                     simplify=simplify, dissolve=dissolve, classes=classes, block_size=block_size, workers=workers)
+    fmt = config.fmt or format_of(dst)
     check_writable(dst, overwrite)
     reporter = reporter or NullReporter()
-    with _open_class_map(src) as ds:
+    with gdal_env(), _open_class_map(src) as ds:
         scheme = ClassScheme.from_dataset(ds)
         names = scheme.names() if scheme else {}
         nodata = _nodata(ds)
-        keep = _class_ids(classes, names, ds.name)
+        keep = _class_ids(config.classes, names, ds.name)
         crs = ds.crs
         if fmt == "geojson" and crs is None:
-            raise InputError(f"{ds.name}: has no CRS, so it cannot be written as RFC 7946 GeoJSON (WGS84); "
-                             "choose another format or assign a CRS")
-        geographic = crs is not None and crs.is_geographic
-        pixel_area = (pixel_area_m2(ds.transform, crs, ds.height, ds.width) if geographic
-                      else abs(ds.transform.determinant))
-        size = sieve_pixels(min_area, min_area_unit, pixel_area)
-        simplify_px = simplify / abs(ds.transform.determinant) ** 0.5 if simplify else None
-
-        windows = block_windows(ds.height, ds.width, block_size)
-        job = BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
-                       block_cache_bytes(ds, block_size, size))
+            raise ParameterError("fmt", fmt, f"{ds.name} has no CRS, and RFC 7946 GeoJSON is in WGS84; "
+                                 "choose another format or assign a CRS to the class map")
+        windows = block_windows(ds.height, ds.width, config.block_size)
+        job = _block_job(ds, config, nodata, keep)
         reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
-        blocks = polygonized_blocks(ds, windows, job, workers or default_workers(len(windows)))
-        polygons = merge_block_polygons(blocks, ds.height, ds.width, block_size, on_block=reporter.advance)
+        blocks = polygonized_blocks(ds, windows, job, config.workers or default_workers(len(windows)))
+        polygons = merge_block_polygons(blocks, ds.height, ds.width, config.block_size, on_block=reporter.advance)
         totals: dict[str, float] = {}
         counter = [0]
         batches = _features(polygons, ds, names, fmt, totals, counter)
-        if dissolve:
+        if config.dissolve:
             batches = _dissolve(batches, counter)
         out_crs = "EPSG:4326" if fmt == "geojson" else (crs.to_wkt() if crs is not None else None)
-        layer_name = layer or Path(dst).stem
-        # The cache setting covers blocks read in this process (no workers); a context manager in the
-        # block generator itself would be torn down out of order with rasterio's own environments.
-        with (rasterio.Env(GDAL_CACHEMAX=job.cache_bytes),
+        layer_name = config.layer or Path(dst).stem
+        # The block cache for blocks read in this process (no workers; each worker sets its own). An
+        # environment entered in the block generator itself would be torn down out of order with rasterio's.
+        with (gdal_env(job.cache_mb),
               atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
-            write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if dissolve else "Polygon")
+            write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if config.dissolve else "Polygon")
     summary = VectorizeSummary(output=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
                                n_polygons=counter[0], area_m2_per_class=dict(sorted(totals.items())),
                                crs="EPSG:4326" if fmt == "geojson" else (crs.to_string() if crs else None),
                                elapsed_s=round(time.perf_counter() - t0, 3))
     reporter.done(**summary.model_dump())
     return summary
+
+
+def _config(config: VectorizeConfig | None, **options: Any) -> VectorizeConfig:
+    """``config``, or the options given as keywords; both at once would leave one of them unused."""
+    given = VectorizeConfig(**options)
+    if config is None:
+        return given
+    changed = tuple(name for name, value in given if value != VectorizeConfig.model_fields[name].default)
+    if changed:
+        raise ParameterError("config", changed, "give these options inside the config or as keywords, not both")
+    return config
+
+
+def _block_job(ds: DatasetReader, config: VectorizeConfig, nodata: int | None, keep: np.ndarray | None
+               ) -> BlockJob:
+    """What each block's reader needs: the sieve threshold and simplification tolerance in pixels."""
+    crs = ds.crs
+    pixel_area = (pixel_area_m2(ds.transform, crs, ds.height, ds.width) if crs is not None and crs.is_geographic
+                  else abs(ds.transform.determinant))
+    size = sieve_pixels(config.min_area, config.min_area_unit, pixel_area)
+    simplify_px = config.simplify / abs(ds.transform.determinant) ** 0.5 if config.simplify else None
+    return BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
+                    block_cache_mb(ds, config.block_size, size))
 
 
 @contextlib.contextmanager
@@ -118,24 +135,18 @@ def _open_class_map(src: str | os.PathLike | DatasetReader) -> Iterator[DatasetR
         _check_class_map(src)
         yield src
         return
-    if not Path(src).exists():
-        raise InputError(f"{src}: no such file; check the path of the class map")
-    try:
-        ds = rasterio.open(src)
-    except RasterioIOError as exc:
-        raise InputError(f"{src}: cannot be read as a raster ({exc}); give a GeoTIFF class map") from None
-    with ds:
+    with open_raster(src) as ds:
         _check_class_map(ds)
         yield ds
 
 
 def _check_class_map(ds: DatasetReader) -> None:
     if ds.count != 1:
-        raise InputError(f"{ds.name}: has {ds.count} bands; vectorize needs a single-band class map "
-                         "(the output of geoseg predict, or a label raster)")
+        raise InputFileError(f"{ds.name}: has {ds.count} bands; vectorize needs a single-band class map "
+                             "(the output of geoseg predict, or a label raster)")
     if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-        raise InputError(f"{ds.name}: is {ds.dtypes[0]}, not integer class ids; vectorize a class map "
-                         "(e.g. from geoseg predict), not probabilities or imagery")
+        raise InputFileError(f"{ds.name}: is {ds.dtypes[0]}, not integer class ids; vectorize a class map "
+                             "(e.g. from geoseg predict), not probabilities or imagery")
 
 
 def _nodata(ds: DatasetReader) -> int | None:
@@ -162,7 +173,7 @@ def _class_ids(classes: Sequence[str | int] | None, names: dict[int, str], sourc
             ids.append(int(text[6:]))
         else:
             known = ", ".join(names.values()) or "none: the raster has no class names, use ids"
-            raise InputError(f"{source}: unknown class {text!r}; known classes: {known}")
+            raise ParameterError("classes", text, f"not a class of {source}; known classes: {known}")
     return np.array(sorted(set(ids)), dtype=np.int64)
 
 

@@ -8,6 +8,7 @@ memory stays bounded.
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -22,6 +23,7 @@ import rasterio
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from geoseg.io.rasters import gdal_env
 from geoseg.vector.polygonize import PolygonBatch, ValueFilter, polygonize_block
 from geoseg.vector.sieve import block_reader
 
@@ -39,21 +41,21 @@ class BlockJob:
     sieve_size: int
     keep_value: ValueFilter
     simplify_px: float | None
-    cache_bytes: int
+    cache_mb: int
 
 
-def block_cache_bytes(ds: DatasetReader, block_size: int, halo: int) -> int:
-    """A GDAL block cache for one reading process: what one block's read touches, no more.
+def block_cache_mb(ds: DatasetReader, block_size: int, halo: int) -> int:
+    """A GDAL block cache (MB) for one reading process: what one block's read touches, no more.
 
     GDAL's default (5 % of RAM in *each* process) keeps every block read until it is full, so a long run
     grew by that much per worker. Blocks go to workers in turn, so a worker rarely reuses another block's
     source tiles; a striped file is the exception (each strip spans the width and serves every block of
-    a band), so there the cache holds one band of strips.
+    a band), so there the cache holds one band of strips. ``GEOSEG_GDAL_CACHEMAX`` overrides it (gdal_env).
     """
     tile_h, tile_w = ds.block_shapes[0]
     rows = block_size + 2 * halo + tile_h
     cols = ds.width if tile_w >= ds.width else min(ds.width, block_size + 2 * halo + tile_w)
-    return max(16 * 2**20, rows * cols * np.dtype(ds.dtypes[0]).itemsize * 5 // 4)
+    return max(16, math.ceil(rows * cols * np.dtype(ds.dtypes[0]).itemsize * 1.25 / 2**20))
 
 
 def default_workers(n_blocks: int) -> int:
@@ -66,7 +68,7 @@ def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, 
                        ) -> Iterator[PolygonBatch]:
     """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
     if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
-        read = block_reader(ds, job.nodata, job.sieve_size)      # the caller sets GDAL's cache (see vectorize)
+        read = block_reader(ds, job.nodata, job.sieve_size)      # in the caller's gdal_env (see vectorize)
         for window in windows:
             yield polygonize_block(read(window), job.keep_value, window, job.simplify_px)
         return
@@ -100,8 +102,9 @@ _WORKER: dict[str, object] = {}
 
 
 def _start_worker(job: BlockJob) -> None:
-    env = rasterio.Env(GDAL_CACHEMAX=job.cache_bytes)
-    env.__enter__()                     # for the worker's lifetime
+    """Open the class map once per worker, inside geoseg's GDAL settings for the worker's lifetime."""
+    env = gdal_env(job.cache_mb, threads=1)
+    env.__enter__()
     dataset = rasterio.open(job.path)
     _WORKER.update(job=job, read=block_reader(dataset, job.nodata, job.sieve_size), dataset=dataset, env=env)
 

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 import geoseg.vector.formats
 import geoseg.vector.vectorize
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import InputFileError, OutputError, OutputExistsError, ParameterError
 from geoseg.vector.flat import FlatPolygons
 from geoseg.vector.polygonize import (ValueFilter, block_windows, drop_collinear, merge_block_polygons, polygonize_block)
 from geoseg.vector.sieve import block_reader
@@ -287,7 +287,7 @@ def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch, suffix):
 
 def test_shapefile_past_size_limit_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setattr(geoseg.vector.formats, "SHAPEFILE_MAX_BYTES", 50_000)
-    with pytest.raises(InputError, match="2 GB limit.*GeoPackage"):
+    with pytest.raises(OutputError, match=r"2 GB limit.*GeoPackage.*\(fmt gpkg or fgb\).*min_area/simplify"):
         vectorize(CROP, tmp_path / "big.shp", block_size=64)
     assert list(tmp_path.iterdir()) == []
 
@@ -331,28 +331,32 @@ def test_wide_integer_rasters_without_nodata(tmp_path):
 # --- clear errors --------------------------------------------------------------------------------------
 
 def test_input_errors_are_clear(tmp_path):
-    with pytest.raises(InputError, match="workers must be at least 1"):
-        vectorize(CROP, tmp_path / "w.gpkg", workers=0)
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputFileError, match="missing.tif: file not found"):
         vectorize(tmp_path / "missing.tif", tmp_path / "o.gpkg")
     bad = tmp_path / "bad.tif"
     bad.write_text("not a raster")
-    with pytest.raises(InputError, match="cannot be read as a raster"):
+    with pytest.raises(InputFileError, match="bad.tif: not a raster GDAL can read"):
         vectorize(bad, tmp_path / "o.gpkg")
     multi = tmp_path / "multi.tif"
     with rasterio.open(multi, "w", driver="GTiff", width=4, height=4, count=3, dtype="uint8") as ds:
         ds.write(np.zeros((3, 4, 4), np.uint8))
-    with pytest.raises(InputError, match="3 bands"):
+    with pytest.raises(InputFileError, match="3 bands"):
         vectorize(multi, tmp_path / "o.gpkg")
     floats = write_map(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
-    with pytest.raises(InputError, match="float32, not integer"):
+    with pytest.raises(InputFileError, match="float32, not integer"):
         vectorize(floats, tmp_path / "o.gpkg")
-    with pytest.raises(InputError, match="unknown polygon format 'kml'"):
+    with pytest.raises(ParameterError, match="^fmt kml: unknown polygon format"):
         vectorize(CROP, tmp_path / "o.kml", fmt="kml")
-    with pytest.raises(InputError, match="suffix '.txt'"):
+    with pytest.raises(OutputError, match=r"suffix '.txt'.*or pass fmt \(gpkg"):
         vectorize(CROP, tmp_path / "o.txt")
-    with pytest.raises(InputError, match="unknown class 'lava'.*forest"):
+    with pytest.raises(ParameterError, match="^classes lava: not a class of .*crop.tif; known classes: .*forest"):
         vectorize(CROP, tmp_path / "o.gpkg", classes=["forest", "lava"])
+    no_crs = write_map(tmp_path / "nocrs.tif", np.zeros((4, 4), np.uint8), crs=None)
+    with pytest.raises(ParameterError, match="^fmt geojson: .*nocrs.tif has no CRS"):
+        vectorize(no_crs, tmp_path / "o.geojson")
+    huge = write_map(tmp_path / "huge.tif", np.full((4, 4), 2**40, np.int64))
+    with pytest.raises(InputFileError, match="huge.tif: class values beyond the 32-bit integer range"):
+        vectorize(huge, tmp_path / "o.gpkg")
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith("o")) == []
 
 
