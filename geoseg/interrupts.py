@@ -7,7 +7,9 @@ conventional ``128 + signal`` code.
 """
 from __future__ import annotations
 
+import ctypes
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -34,3 +36,22 @@ def raise_on_signals() -> None:
     for signum in HANDLED:
         if signal.getsignal(signum) is not signal.SIG_IGN:   # nohup'd runs keep ignoring SIGHUP
             signal.signal(signum, _raise)
+
+
+def die_with_parent() -> None:
+    """For worker processes: the parent alone handles signals, and the kernel ends the worker with it.
+
+    Forked workers inherit :func:`raise_on_signals`; the pool's own SIGTERM at shutdown would then print
+    a worker traceback. On Linux, PR_SET_PDEATHSIG also ends a worker whose parent was SIGKILLed (it
+    used to block forever writing to a dead pipe).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C reaches the whole group: the parent decides
+    for signum in HANDLED:
+        if signum != signal.SIGINT:
+            signal.signal(signum, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_PR_SET_PDEATHSIG = 1

@@ -71,7 +71,9 @@ def vectorize(
     fmt = config.fmt or format_of(dst)
     check_writable(dst, overwrite)
     reporter = reporter or NullReporter()
-    with gdal_env(), _open_class_map(src) as ds:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(gdal_env())
+        ds = stack.enter_context(_open_class_map(src))
         scheme = ClassScheme.from_dataset(ds)
         names = scheme.names() if scheme else {}
         nodata = _nodata(ds)
@@ -83,7 +85,10 @@ def vectorize(
         windows = block_windows(ds.height, ds.width, config.block_size)
         job = _block_job(ds, config, nodata, keep)
         reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
-        blocks = polygonized_blocks(ds, windows, job, config.workers or default_workers(len(windows)))
+        # Closed here, not by the garbage collector at exit: an interrupted run must stop its worker pool
+        # while the interpreter still works (else a traceback from the pool's teardown).
+        blocks = stack.enter_context(contextlib.closing(
+            polygonized_blocks(ds, windows, job, config.workers or default_workers(len(windows)))))
         polygons = merge_block_polygons(blocks, ds.height, ds.width, config.block_size, on_block=reporter.advance)
         totals: dict[str, float] = {}
         counter = [0]

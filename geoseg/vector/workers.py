@@ -23,6 +23,7 @@ import rasterio
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from geoseg.interrupts import die_with_parent
 from geoseg.io.rasters import gdal_env
 from geoseg.vector.polygonize import PolygonBatch, ValueFilter, polygonize_block
 from geoseg.vector.sieve import block_reader
@@ -103,6 +104,7 @@ _WORKER: dict[str, object] = {}
 
 def _start_worker(job: BlockJob) -> None:
     """Open the class map once per worker, inside geoseg's GDAL settings for the worker's lifetime."""
+    die_with_parent()
     env = gdal_env(job.cache_mb, threads=1)
     env.__enter__()
     dataset = rasterio.open(job.path)

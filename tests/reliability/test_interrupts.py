@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.conftest import ZION
+from tests.conftest import ZION, tiny_bundle, tiny_meta
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -59,3 +59,132 @@ def test_predict_ends_cleanly_on_signals(signum: int, big_scene: Path, zion_bund
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr
     assert list(out.iterdir()) == []                      # no class map, no probabilities, no stage files
+
+
+@pytest.fixture(scope="module")
+def big_class_map(big_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A noisy class map of the big scene (a SimpleFCN with random weights): many polygons to vectorize."""
+    folder = tmp_path_factory.mktemp("classes")
+    meta = tiny_meta(["blue", "green", "red", "nir"], 4, gsd=30.0, mean=10000.0, std=2500.0, input_dtype="uint16")
+    model = folder / "tiny.safetensors"
+    tiny_bundle(meta).save(model)
+    out = folder / "classes.tif"
+    subprocess.run([sys.executable, "-m", "geoseg", "predict", str(big_scene), "-o", str(out), "--model", str(model),
+                    "--progress", "none"], check=True)
+    return out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_vectorize_ends_cleanly_and_its_workers_die(signum: int, big_class_map: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    code, stderr, seconds = _interrupt(["vectorize", str(big_class_map), "-o", str(out / "p.gpkg"),
+                                        "--block-size", "256", "--workers", "2"], signum, tmp_path)
+    assert code == 128 + signum, stderr
+    assert seconds < 10 and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert list(out.iterdir()) == []
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (not zombies: a zombie has ended and waits to be reaped)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+def _wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _alive(pids)
+
+
+def _start_vectorize(class_map: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
+    """vectorize with two worker processes, returned once it reported progress, with its workers' pids."""
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", "vectorize", str(class_map), "-o", str(out),
+                             "--block-size", "256", "--workers", "2", "--progress", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line).get("event") == "progress":
+            break
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_vectorize_workers_die_with_a_killed_parent(big_class_map: Path, tmp_path: Path) -> None:
+    proc, workers = _start_vectorize(big_class_map, tmp_path / "p.gpkg")
+    assert workers, "vectorize started no worker process"
+    proc.kill()                                           # SIGKILL: no cleanup code runs in the parent
+    proc.communicate(timeout=30)
+    assert not _wait_gone(workers), "workers outlived their SIGKILLed parent"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_predict_survives_signals_at_random_points(seed: int, big_scene: Path, zion_bundle_path: Path,
+                                                   tmp_path: Path) -> None:
+    """Ten runs, each signalled at a random moment (seeded) between start-up and the end of the run."""
+    rng = np.random.default_rng(seed)
+    signum = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP][seed % 3]
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", "predict", str(big_scene), "-o", str(out / "m.tif"),
+                             "--model", str(zion_bundle_path), "--tile", "64", "--overlap", "16", "--progress",
+                             "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(float(rng.uniform(0.0, 3.0)))
+    proc.send_signal(signum)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"predict hung after signal {signum}")
+    if proc.returncode == 0:                              # finished before the signal: a whole map
+        assert [p.name for p in out.iterdir()] == ["m.tif"]
+        return
+    assert proc.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_vectorize_survives_signals_at_random_points(seed: int, big_class_map: Path, tmp_path: Path) -> None:
+    """Ten runs with two worker processes, each signalled at a random moment (seeded)."""
+    rng = np.random.default_rng(100 + seed)
+    signum = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP][seed % 3]
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", "vectorize", str(big_class_map), "-o",
+                             str(out / "p.gpkg"), "--block-size", "256", "--workers", "2", "--progress", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(float(rng.uniform(0.0, 3.0)))
+    workers = _children(proc.pid)
+    proc.send_signal(signum)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"vectorize hung after signal {signum}")
+    assert not _wait_gone(workers), "vectorize left worker processes behind"
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    if proc.returncode == 0:
+        assert [p.name for p in out.iterdir()] == ["p.gpkg"]
+    else:
+        assert proc.returncode == 128 + signum, stderr
+        assert list(out.iterdir()) == []
