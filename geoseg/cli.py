@@ -114,7 +114,7 @@ def _parse_bands(bands: Optional[str]) -> Optional[list[int]]:
 @app.command()
 @reports_errors
 def predict(
-    scene: Annotated[Path, typer.Argument(help="input raster (GeoTIFF or any GDAL raster)")],
+    scene: Annotated[str, typer.Argument(help="input raster: a GeoTIFF or any GDAL raster, /vsizip/ and /vsicurl/ paths included")],
     output: Annotated[Path, typer.Option("--output", "-o", help="class map GeoTIFF (COG) to write")],
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="model bundle (.safetensors) or ONNX model (.onnx); default: the embedded model")] = None,
     backend: Annotated[BackendChoice, typer.Option(help="torch, onnx (onnxruntime) or auto: onnx for .onnx models, torch otherwise")] = BackendChoice.auto,
@@ -175,7 +175,7 @@ def predict(
 @app.command()
 @reports_errors
 def vectorize(
-    class_map: Annotated[Path, typer.Argument(help="single-band class raster (geoseg output or any label raster)")],
+    class_map: Annotated[str, typer.Argument(help="single-band class raster (geoseg output or any label raster; GDAL paths too)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="polygon file to write")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="gpkg, shp, geojson, parquet or fgb (default: from the suffix)")] = None,
     min_area: MinAreaOpt = None,
@@ -245,7 +245,7 @@ def train(
 @reports_errors
 def evaluate(
     model: Annotated[str, typer.Argument(help="model bundle (.safetensors), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow")],
-    scene: Annotated[Path, typer.Argument(help="scene raster")],
+    scene: Annotated[str, typer.Argument(help="scene raster (any GDAL raster)")],
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
     class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
@@ -283,7 +283,7 @@ def evaluate(
 @app.command()
 @reports_errors
 def info(
-    path: Annotated[Optional[Path], typer.Argument(help="a model (.safetensors bundle or .onnx) or a raster; none: this installation")] = None,
+    path: Annotated[Optional[str], typer.Argument(help="a model (.safetensors bundle or .onnx) or a raster; none: this installation")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="with a raster: check whether this model fits it (default: the embedded model)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -292,8 +292,8 @@ def info(
 
     if path is None:
         data = describe.installation()
-    elif path.suffix.lower() in (".safetensors", ".onnx"):
-        data = describe.bundle(path)
+    elif Path(path).suffix.lower() in (".safetensors", ".onnx"):
+        data = describe.bundle(Path(path))
     else:
         data = describe.scene(path, model)
     if as_json:

@@ -22,7 +22,7 @@ def bundle(path: Path) -> dict[str, Any]:
     return data
 
 
-def scene(path: Path, model: Path | None = None) -> dict[str, Any]:
+def scene(path: str | Path, model: Path | None = None) -> dict[str, Any]:
     from geoseg.io.rasters import describe, gdal_env, open_raster
     from geoseg.model.fit import check_fit
 

@@ -48,15 +48,22 @@ def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: i
     return int(min(MAX_CACHE_MB, max(MIN_CACHE_MB, 1.25 * (source + output) / 2**20)))
 
 
+def is_gdal_path(path: str | os.PathLike) -> bool:
+    """A GDAL virtual path or URL (``/vsizip/…``, ``/vsicurl/https://…``, ``zip://…!…``, ``s3://…``): no
+    local file to check, and never to be normalised (``Path`` collapses the ``//`` they contain)."""
+    text = os.fspath(path)
+    return text.startswith("/vsi") or "://" in text or text.startswith(("zip:", "tar:", "gzip:"))
+
+
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open a raster or raise a one-line :class:`InputFileError` that names the file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path}: file not found; check the path")
+    """Open a raster (a file, or any GDAL virtual path) or raise a one-line :class:`InputFileError`."""
+    text = os.fspath(path)
+    if not is_gdal_path(text) and not Path(text).exists():
+        raise InputFileError(f"{text}: file not found; check the path")
     try:
-        return rasterio.open(path)
+        return rasterio.open(text)
     except RasterioIOError as err:
-        raise InputFileError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
+        raise InputFileError(f"{text}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
                              "pass a GeoTIFF or another GDAL raster") from err
 
 
