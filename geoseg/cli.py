@@ -111,6 +111,13 @@ def _parse_bands(bands: Optional[str]) -> Optional[list[int]]:
         raise InputError(f"--bands {bands}: expected comma-separated band numbers such as 2,3,4,5") from None
 
 
+def _parse_ids(ids: Optional[str], flag: str) -> list[int]:
+    try:
+        return [int(i) for i in ids.split(",")] if ids else []
+    except ValueError:
+        raise InputError(f"{flag} {ids}: expected comma-separated class ids such as 0,9") from None
+
+
 @app.command()
 @reports_errors
 def predict(
@@ -249,6 +256,7 @@ def evaluate(
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
     class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
+    ignore_ids: Annotated[Optional[str], typer.Option("--ignore-ids", help="label ids to leave unlabelled, e.g. 0,9 (any other id outside the classes is an error)")] = None,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands (model order; green,red,nir for a method)")] = None,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
@@ -266,6 +274,7 @@ def evaluate(
         raise InputError(f"--method-classes {method_classes}: give two label ids (above,below) with a classic method")
     target: Any = None if model == "default" else (model if model in METHODS else Path(model))
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_bands(bands),
+                          ignore_ids=_parse_ids(ignore_ids, "--ignore-ids"),
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
                           reporter=_reporter(progress, quiet, "evaluate"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,28 +75,50 @@ def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, 
 def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
              output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
              method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
-             overwrite: bool = False,
+             ignore_ids: Sequence[int] = (), overwrite: bool = False,
              reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
     """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
 
     ``model`` is a bundle, a bundle path, None (the embedded default model) or a classic method name
     (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``); for a method, ``method_classes`` says which label ids
     its two outputs stand for (above threshold, below threshold) and ``legend`` names the label ids
-    (default: the label raster's own legend).
+    (default: the label raster's own legend). Label ids outside the scheme are an error unless listed in
+    ``ignore_ids``. The labels are checked before predicting, and a failed run leaves no file behind.
     """
-    from geoseg.classic import METHODS
-
     out = Path(output_dir)
     labels = Path(labels)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; pass a folder for the report")
-    out.mkdir(parents=True, exist_ok=True)
     files = {name: out / name for name in OUTPUTS}
     for path in files.values():
-        check_writable(path, overwrite)
+        if out.is_dir():
+            check_writable(path, overwrite, inputs=(scene, labels))
+    created_folder = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    fresh = [path for path in files.values() if not path.exists()]
+    try:
+        return _evaluate(model, scene, labels, files, class_column=class_column, bands=bands,
+                         method_classes=method_classes, legend=legend, ignore_ids=ignore_ids, overwrite=overwrite,
+                         reporter=reporter, predictor_options=predictor_options)
+    except BaseException:                    # leave nothing of a failed run: the corrected re-run must work
+        for path in fresh:
+            path.unlink(missing_ok=True)
+        if created_folder and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[str, Path], *, class_column: str,
+              bands: list[int] | None, method_classes: tuple[int, int] | None, legend: ClassScheme | None,
+              ignore_ids: Sequence[int], overwrite: bool, reporter: Reporter | None,
+              predictor_options: dict[str, Any]) -> EvaluationResult:
+    """The evaluation proper; the labels are checked on the scene's grid before anything is predicted."""
+    from geoseg.classic import METHODS
+
     t0 = time.perf_counter()
     if isinstance(model, str) and model in METHODS:
         runner, scheme = _classic(model, labels, method_classes, legend)
+        source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
         described = model
     else:
@@ -103,10 +126,10 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
 
         predictor = Predictor(model, **predictor_options)
         scheme = predictor.meta.scheme
+        source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
                                     reporter=reporter)
         described = str(predictor.bundle.path or predictor.meta.name)
-    source = LabelSource(labels, scheme, class_column)
     confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)
     names = [c.name for c in scheme.classes]
     scores = confusion.scores(names)
@@ -185,3 +208,22 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
               "![preview](preview.png)", ""]
     return "\n".join(lines)
 
+
+
+def _checked_labels(labels: Path, scheme: ClassScheme, class_column: str, ignore_ids: Sequence[int],
+                    scene: str | os.PathLike) -> LabelSource:
+    """The labels, read once on the scene's grid before predicting: undeclared ids and labels that miss
+    the scene fail in seconds, not after the prediction."""
+    source = LabelSource(labels, scheme, class_column, ignore_ids)
+    labelled = 0
+    with open_raster(scene) as dataset:
+        for row in range(0, dataset.height, BLOCK_ROWS):
+            window = Window(0, row, dataset.width, min(BLOCK_ROWS, dataset.height - row))
+            indices = source.read(dataset.crs, dataset.window_transform(window), int(window.height),
+                                  int(window.width))
+            labelled += int(np.count_nonzero(indices != IGNORE_INDEX))
+    if labelled == 0:
+        names = ", ".join(c.name for c in scheme.classes)
+        raise InputFileError(f"{labels}: no labelled pixel of the scheme ({names}) falls on {scene}; check the "
+                             "CRS, the extent and the class ids")
+    return source

@@ -3,14 +3,18 @@
 Training and evaluation both need "the label of every scene pixel": a raster on another CRS or resolution
 is reprojected by nearest neighbour (class ids must not be averaged); polygons with a class column are
 rasterised, and pixels that no polygon covers are unlabelled, so sparse hand-drawn polygons work.
-Labels come back as class *indices* into a scheme (``IGNORE_INDEX`` where unlabelled or unknown).
+Labels come back as class *indices* into a scheme (``IGNORE_INDEX`` where unlabelled). A label id that the
+scheme does not declare is an error that lists it (silently dropping it hid a third of one scene's labels),
+unless the caller lists it in ``ignore_ids``.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -42,9 +46,11 @@ def ids_to_indices(ids: np.ndarray, scheme: ClassScheme) -> np.ndarray:
 class LabelSource:
     """Labels from ``path`` (raster or vector) readable window by window on a target grid."""
 
-    def __init__(self, path: str | os.PathLike, scheme: ClassScheme, class_column: str = "class"):
+    def __init__(self, path: str | os.PathLike, scheme: ClassScheme, class_column: str = "class",
+                 ignore_ids: Sequence[int] = ()):
         self.path = Path(path)
         self.scheme = scheme
+        self.ignore_ids = frozenset(int(i) for i in ignore_ids)
         if not self.path.exists():
             raise InputFileError(f"{self.path}: label file not found; check the path")
         self._shapes: list[tuple[object, int]] | None = None
@@ -64,25 +70,44 @@ class LabelSource:
                              " pass --class-column / class_column")
         if frame.crs is None:
             raise InputFileError(f"{self.path}: the polygons have no CRS; assign one (e.g. ogr2ogr -a_srs)")
-        known = {c.id for c in self.scheme.classes}
         values = frame[column]
-        if not np.issubdtype(values.dtype, np.number):
-            by_name = {c.name: c.id for c in self.scheme.classes}
-            unknown = sorted(set(values) - set(by_name))
-            if unknown:
-                raise InputFileError(f"{self.path}: class names {unknown[:5]} are not in the scheme "
-                                 f"({', '.join(by_name)}); fix column {column!r}")
-            values = values.map(by_name)
+        if not pd.api.types.is_numeric_dtype(values):       # class names (pandas 3: a string dtype)
+            values = self._names_to_ids(values, column)
         frame = frame.assign(_id=values.astype(int))
-        frame = frame[frame["_id"].isin(known) & frame.geometry.notna() & ~frame.geometry.is_empty]
+        self._refuse_undeclared(frame["_id"].value_counts().to_dict(), f"column {column!r}", "features")
+        frame = frame[~frame["_id"].isin(self.ignore_ids) & frame.geometry.notna() & ~frame.geometry.is_empty]
         self._vector_crs = CRS.from_user_input(frame.crs)
         self._shapes = list(zip(frame.geometry.values, frame["_id"].astype(int)))
+
+    def _names_to_ids(self, values: pd.Series, column: str) -> pd.Series:
+        by_name = {c.name.lower(): c.id for c in self.scheme.classes}
+        names = values.astype(str).str.strip().str.lower()
+        unknown = sorted(set(names) - set(by_name))
+        if unknown:
+            raise InputFileError(f"{self.path}: class names {unknown[:5]} in column {column!r} are not in the "
+                                 f"legend ({', '.join(c.name for c in self.scheme.classes)}); fix the names")
+        return names.map(by_name)
+
+    def _refuse_undeclared(self, counts: dict[int, int], where: str, unit: str) -> None:
+        """Label ids the scheme does not know: an error listing them, unless ignored on purpose."""
+        known = {c.id for c in self.scheme.classes} | {self.scheme.nodata_id, IGNORE_INDEX} | self.ignore_ids
+        undeclared = {int(i): int(n) for i, n in counts.items() if int(i) not in known and n}
+        if undeclared:
+            listed = ", ".join(f"{i} ({n} {unit})"
+                               for i, n in sorted(undeclared.items())[:8])
+            raise InputFileError(f"{self.path}: label ids {listed} in {where} are not among the classes "
+                                 f"({', '.join(f'{c.id} {c.name}' for c in self.scheme.classes)}); declare them, "
+                                 f"or list them in {{ignore_ids}} to leave those pixels unlabelled",
+                                 parameters=("ignore_ids",))
 
     def read(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
         """Class indices (height, width) uint8 for the grid ``crs``/``transform``; IGNORE_INDEX where unlabelled."""
         if self._shapes is not None:
             return ids_to_indices(self._rasterise(crs, transform, height, width), self.scheme)
-        return ids_to_indices(self._warp(crs, transform, height, width), self.scheme)
+        ids = self._warp(crs, transform, height, width)
+        values, counts = np.unique(ids, return_counts=True)
+        self._refuse_undeclared(dict(zip(values.tolist(), counts.tolist())), "the raster", "pixels")
+        return ids_to_indices(ids, self.scheme)
 
     def _rasterise(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
         shapes = self._shapes or []

@@ -37,6 +37,8 @@ class SceneSpec(BaseModel):
     labels: Path
     class_column: str = "class"
     bands: list[int] | None = Field(default=None, description="1-based scene bands in the model's band order")
+    ignore_ids: list[int] = Field(default_factory=list, description="label ids to leave unlabelled; any other "
+                                  "id not among the classes is an error")
 
 
 class SplitSpec(BaseModel):

@@ -110,7 +110,7 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
             raise InputError(f"{spec.scene}: {'; '.join(fit.problems)}")
         image, valid = read_tile(dataset, fit.band_indexes, 0, 0, dataset.height, dataset.width,
                                  config.input_nodata)
-        labels = LabelSource(spec.labels, scheme, spec.class_column).read(
+        labels = LabelSource(spec.labels, scheme, spec.class_column, spec.ignore_ids).read(
             dataset.crs, dataset.transform, dataset.height, dataset.width)
         profile = {"crs": dataset.crs, "transform": dataset.transform, "dtype": dataset.dtypes[0],
                    "indexes": fit.band_indexes, "nodata": dataset.nodata}
