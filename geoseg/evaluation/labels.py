@@ -55,8 +55,32 @@ class LabelSource:
             raise InputFileError(f"{self.path}: label file not found; check the path")
         self._shapes: list[tuple[object, int]] | None = None
         self._vector_crs: CRS | None = None
+        self._remap: np.ndarray | None = None            # label raster id -> scheme id, matched by class name
+        self._unmatched: dict[int, str] = {}             # label raster ids whose name the scheme lacks
         if is_vector(self.path):
             self._load_vector(class_column)
+        else:
+            self._match_legend()
+
+    def _match_legend(self) -> None:
+        """A label raster that names its classes is matched to the scheme by name, never by number: the
+        model's 1 "water" must not be scored against the labels' 1 "developed"."""
+        with open_raster(self.path) as src:
+            legend = ClassScheme.from_tags(src.tags())
+        if legend is None:
+            return                                       # bare ids: they are the scheme's ids
+        by_name = {c.name.lower(): c.id for c in self.scheme.classes}
+        lut = np.arange(256, dtype=np.uint8)
+        for info in legend.classes:
+            if info.name.lower() in by_name:
+                lut[info.id] = by_name[info.name.lower()]
+            else:
+                lut[info.id] = IGNORE_INDEX
+                if info.id not in self.ignore_ids:
+                    self._unmatched[info.id] = info.name
+        lut[legend.nodata_id] = IGNORE_INDEX
+        if not np.array_equal(lut, np.arange(256)) or self._unmatched:
+            self._remap = lut
 
     def _load_vector(self, column: str) -> None:
         import geopandas as gpd
@@ -106,8 +130,20 @@ class LabelSource:
             return ids_to_indices(self._rasterise(crs, transform, height, width), self.scheme)
         ids = self._warp(crs, transform, height, width)
         values, counts = np.unique(ids, return_counts=True)
-        self._refuse_undeclared(dict(zip(values.tolist(), counts.tolist())), "the raster", "pixels")
+        present = dict(zip(values.tolist(), counts.tolist()))
+        self._refuse_unmatched(present)
+        if self._remap is not None:
+            return ids_to_indices(self._remap[ids], self.scheme)
+        self._refuse_undeclared(present, "the raster", "pixels")
         return ids_to_indices(ids, self.scheme)
+
+    def _refuse_unmatched(self, present: dict[int, int]) -> None:
+        found = {i: name for i, name in self._unmatched.items() if present.get(i)}
+        if found:
+            listed = ", ".join(f"{i} {name!r} ({present[i]} pixels)" for i, name in sorted(found.items()))
+            raise InputFileError(f"{self.path}: label classes {listed} have no class of that name in the legend "
+                                 f"({', '.join(c.name for c in self.scheme.classes)}); rename them, or list their "
+                                 "ids in {ignore_ids} to leave those pixels unlabelled", parameters=("ignore_ids",))
 
     def _rasterise(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
         shapes = self._shapes or []

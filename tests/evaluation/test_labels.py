@@ -68,3 +68,33 @@ def test_evaluate_checks_labels_before_predicting_and_leaves_nothing(tmp_path: P
     assert [p.name for p in report.iterdir()] == ["notes.txt"]
     result = evaluate(None, ZION, bad, report, ignore_ids=[99])   # the corrected run works
     assert result.scores.pixels > 0 and (report / "prediction.tif").exists()
+
+
+def _named_labels(tmp_path: Path, legend: ClassScheme) -> Path:
+    """The Zion labels with only ids 1 and 4 kept, carrying ``legend`` as their geoseg legend."""
+    with rasterio.open(ZION_LABELS) as src:
+        data, profile = src.read(1), src.profile.copy()
+    data = np.where(np.isin(data, [1, 4]), data, 255).astype(np.uint8)
+    profile.update(nodata=255)
+    path = tmp_path / "named.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.update_tags(**legend.to_tags())
+    return path
+
+
+def test_named_label_classes_are_matched_by_name_not_number(tmp_path: Path) -> None:
+    swapped = ClassScheme(classes=[ClassInfo(id=1, name="forest", color="#68ab5f"),
+                                   ClassInfo(id=4, name="water", color="#466b9f")])
+    plain = LabelSource(_named_labels(tmp_path, SCHEME), SCHEME).read(*_grid())
+    matched = LabelSource(_named_labels(tmp_path, swapped), SCHEME).read(*_grid())
+    assert np.array_equal(matched == 0, plain == 1) and np.array_equal(matched == 1, plain == 0)
+
+
+def test_label_classes_the_legend_lacks_are_refused_by_name(tmp_path: Path) -> None:
+    other = ClassScheme(classes=[ClassInfo(id=1, name="developed", color="#d99282"),
+                                 ClassInfo(id=4, name="forest", color="#68ab5f")])
+    path = _named_labels(tmp_path, other)
+    with pytest.raises(InputFileError, match=r"label classes 1 'developed' \(\d+ pixels\) have no class of that name"):
+        LabelSource(path, SCHEME).read(*_grid())
+    assert set(np.unique(LabelSource(path, SCHEME, ignore_ids=[1]).read(*_grid()))) == {1, IGNORE_INDEX}
