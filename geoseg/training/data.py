@@ -20,9 +20,10 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, InputError
 from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile
 from geoseg.model.fit import check_fit
+from geoseg.model.meta import BandSpec, BundleMeta
 from geoseg.evaluation.labels import LabelSource
 from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.training.config import SceneSpec, SplitSpec, TrainConfig
@@ -53,6 +54,10 @@ class Box:
 
     def window(self) -> Window:
         return Window(self.col0, self.row0, self.width, self.height)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.row0, self.row1), slice(self.col0, self.col1)
 
 
 def split_boxes(height: int, width: int, split: SplitSpec, test: SplitSpec | None = None
@@ -126,9 +131,22 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
     return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
 
 
-def _meta_for_fit(config: TrainConfig):  # noqa: ANN202 - a BundleMeta, built lazily to avoid a cycle
-    from geoseg.model.meta import BandSpec, BundleMeta
+def require_labelled_blocks(scenes: list[SceneData], config: TrainConfig) -> None:
+    """The validation (and test) block must hold labelled pixels in some scene: found before training,
+    not after it (the run used to end in a misleading "model file not found")."""
+    blocks = [("validation", lambda scene: scene.val_box, config.validation)]
+    if config.test is not None:
+        blocks.append(("test", lambda scene: scene.test_box, config.test))
+    for name, box_of, spec in blocks:
+        labelled = sum(int(np.count_nonzero(scene.labels[box_of(scene).slices] != IGNORE_INDEX))
+                       for scene in scenes)
+        if labelled == 0:
+            raise ConfigError(f"{name} block ({spec.axis} {spec.start}..{spec.stop or 'end'}) holds no labelled pixel "
+                              f"in any scene; move the {name} block where there are labels")
 
+
+def _meta_for_fit(config: TrainConfig) -> BundleMeta:
+    """The bundle metadata a scene must fit (bands by name, input dtype) before the model exists."""
     return BundleMeta(name=config.name, model=config.model, bands=[BandSpec(name=n) for n in config.band_names],
                       input_dtype=config.input_dtype, scheme=config.scheme)
 

@@ -37,7 +37,8 @@ from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.config import SplitSpec, TrainConfig, load_config
-from geoseg.training.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats, normalise_scenes, write_block)
+from geoseg.training.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats,
+                                  normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -188,6 +189,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.train.seed)
 
         self.scenes = [load_scene(spec, config) for spec in config.scenes]
+        require_labelled_blocks(self.scenes, config)
         self.validation_files = [write_block(s, s.val_box, "validation", config.scheme_ids, self.out / "validation_data",
                                              config.band_names, config.nodata_id) for s in self.scenes]
         self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import rasterio
 import yaml
 
 from geoseg.errors import ConfigError, InputError
-from geoseg.training.config import CONFIG_VERSION, load_config
+from geoseg.training.config import CONFIG_VERSION, TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +54,20 @@ def test_misspelt_keys_in_lists_are_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="unknown key 'classes.colour'; did you mean 'classes.color'"):
         load_config(path)
+
+
+def test_a_validation_block_without_labels_is_refused_before_training(tmp_path: Path) -> None:
+    from geoseg.training.loop import Trainer
+    from tests.conftest import ZION, ZION_LABELS, tiny_config
+
+    with rasterio.open(ZION_LABELS) as src:
+        data, profile = src.read(1), src.profile.copy()
+    data[200:260] = 255                                   # no label in rows 200..259
+    labels = tmp_path / "labels.tif"
+    profile.update(nodata=255)
+    with rasterio.open(labels, "w", **profile) as dst:
+        dst.write(data, 1)
+    config = TrainConfig.model_validate(tiny_config(tmp_path, ZION, labels,
+                                                    validation={"start": 210, "stop": 250, "buffer": 8}))
+    with pytest.raises(ConfigError, match=r"validation block \(rows 210..250\) holds no labelled pixel"):
+        Trainer(config)
