@@ -9,7 +9,9 @@ that fails when the name is taken).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,7 +57,11 @@ def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[st
     pairs += [(tmp.with_suffix(s), final.with_suffix(s)) for s in carried]
     pairs += [(Path(str(tmp) + s), Path(str(final) + s)) for s in (".aux.xml", ".ovr")]
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as err:
+            _raise_if_disk_full(final, err)
+            raise
         check_writable(final, overwrite, inputs)        # again: the world may have changed during the run
         if overwrite:
             for _, dst in pairs[1:]:
@@ -85,6 +91,23 @@ def _move(src: Path, dst: Path, overwrite: bool) -> None:
         os.replace(src, dst)
         return
     src.unlink()
+
+
+#: Less free space than this in the output folder when a write fails means the disk filled up.
+DISK_FULL_BYTES = 1 << 20
+
+
+def _raise_if_disk_full(final: Path, err: Exception) -> None:
+    """Name a full disk instead of the writer's symptom (GDAL says "IO error writing tag data" or, reading
+    back a truncated stage file, "Cannot read 11226 bytes"). Checked before the temporaries are removed."""
+    folder = final.parent if str(final.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < DISK_FULL_BYTES or getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        raise OutputError(f"{final}: no space left in {folder} ({free / 2**20:.1f} MiB free) while writing it; "
+                          "free some space or write the output elsewhere") from err
 
 
 def _same_file(a: Path, b: Path) -> bool:
