@@ -68,12 +68,33 @@ def reports_errors(command: F) -> F:
         except BrokenPipeError:  # `geoseg info --json | head`: the reader left, nothing to say to it
             _quiet_stdout()
             raise typer.Exit(141) from None
-        except Exception as err:  # a bug: say so, keep the traceback for the report
+        except MemoryError:
+            _fail("out of memory; lower --tile or --batch-size (or --block-size for vectorize), or free memory",
+                  2, json_task)
+        except Exception as err:
+            if _is_gdal_data_error(err):    # damaged or truncated raster data: GDAL's message names the file
+                _fail(f"cannot read or write raster data ({_first_line(err)}); the file may be damaged or "
+                      "truncated: check it with gdalinfo -checksum", 2, json_task)
+            # a bug: say so, keep the traceback for the report
             traceback.print_exc()
             _fail(f"internal error ({type(err).__name__}: {err}); please report it with the traceback above", 1,
                   json_task)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_gdal_data_error(err: Exception) -> bool:
+    """rasterio's I/O and GDAL's CPLE errors (module rasterio._err / rasterio.errors), without importing it."""
+    return any(cls.__module__.startswith("rasterio") and ("IO" in cls.__name__ or cls.__name__.startswith("CPLE"))
+               for cls in type(err).__mro__)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of the innermost cause: GDAL's reason, not rasterio's "see previous exception"."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__          # type: ignore[assignment]
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.

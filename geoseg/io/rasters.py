@@ -112,6 +112,17 @@ def valid_mask(dataset: rasterio.DatasetReader, window: Window) -> np.ndarray:
         return dataset.dataset_mask(window=window) > 0
 
 
+def damaged(path: object, where: str, err: BaseException) -> InputFileError:
+    """The error for raster data GDAL cannot decode, with GDAL's own reason (rasterio hides it in the cause:
+    "Read failed. See previous exception for details.")."""
+    reason = err
+    while reason.__cause__ is not None or reason.__context__ is not None:
+        reason = reason.__cause__ or reason.__context__      # type: ignore[assignment]
+    detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return InputFileError(f"{path}: cannot decode {where} ({detail}); the file is damaged or truncated: check it "
+                          "with gdalinfo -checksum")
+
+
 def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x: int, height: int,
               width: int, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (bands, h, w) as float32 and the validity mask (h, w) of one window.
@@ -120,8 +131,11 @@ def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x
     band is NaN, or where every band equals ``nodata`` (the bundle's input nodata, for files without one).
     """
     window = Window(x, y, width, height)
-    data = dataset.read(list(indexes), window=window, out_dtype="float32")
-    valid = valid_mask(dataset, window)
+    try:
+        data = dataset.read(list(indexes), window=window, out_dtype="float32")
+        valid = valid_mask(dataset, window)
+    except RasterioIOError as err:
+        raise damaged(dataset.name, f"rows {y}..{y + height}, columns {x}..{x + width}", err) from err
     if np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating):
         valid &= ~np.isnan(data).any(axis=0)
     if nodata is not None and dataset.nodata is None:
