@@ -281,7 +281,7 @@ def info(
     elif path.suffix.lower() in (".safetensors", ".onnx"):
         data = describe.bundle(path)
     else:
-        data = describe.scene(path, model)
+        data = describe.scene(path, model, spell=flag_for)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:

@@ -121,7 +121,7 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
             with open_raster(scene) as dataset:
                 fit = check_fit(dataset, meta, bands)
                 if not fit.ok:
-                    raise InputError(f"{scene}: cannot calibrate model '{meta.name}' on it: {'; '.join(fit.problems)}")
+                    raise fit.refusal(f"{scene}: cannot calibrate model '{meta.name}' on it")
                 indexes.append(fit.band_indexes)
                 candidates += [(number, tile) for tile in TileGrid(dataset.height, dataset.width, side, 0)]
         # 4x more picks than needed: tiles of nodata (scene frames) are dropped below

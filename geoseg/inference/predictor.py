@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from geoseg.errors import InputError
+from geoseg.errors import OutputError, ParameterError
 from geoseg.inference.backends import Backend, make_backend
+from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
@@ -28,39 +29,48 @@ from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import gdal_env, open_raster, read_tile, streaming_cache_mb
 from geoseg.model.fit import check_fit
 from geoseg.model.loading import ModelLike, load_model
-from geoseg.model.networks import size_multiple
 from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
 
-#: Keyword options that configure a :class:`Predictor` (the rest go to :meth:`Predictor.predict`).
-PREDICTOR_OPTIONS = ("device", "precision", "tile", "overlap", "batch_size", "blend", "backend")
-
-
 class Predictor:
-    """A loaded model ready to segment many scenes (the network is built once)."""
+    """A loaded model ready to segment many scenes (the network is built once).
 
-    def __init__(self, model: ModelLike = None, *, device: str = "auto", precision: str = "auto",
-                 tile: int | None = None, overlap: int | None = None, batch_size: int | None = None,
-                 blend: BlendMode = "hann", backend: str = "auto"):
+    Settings come as a :class:`~geoseg.inference.config.PredictorConfig` (``config``), as keywords of the
+    same names, or both (keywords given replace the config's values); the config validates them all.
+    """
+
+    def __init__(self, model: ModelLike = None, config: PredictorConfig | None = None, *,
+                 device: str | None = None, precision: str | None = None, tile: int | None = None,
+                 overlap: int | None = None, batch_size: int | None = None, blend: BlendMode | None = None,
+                 backend: str | None = None):
+        asked = (config or PredictorConfig()).updated(device=device, precision=precision, tile=tile,
+                                                      overlap=overlap, batch_size=batch_size, blend=blend,
+                                                      backend=backend)
         self.bundle = load_model(model)
         self.meta = self.bundle.meta
-        self.backend: Backend = make_backend(self.bundle, backend, device, precision)
+        settings = asked.for_model(self.bundle)
+        self.backend: Backend = make_backend(self.bundle, settings.backend, settings.device, settings.precision)
         self.plan: ExecutionPlan = self.backend.plan
-        self.tile = tile or self.meta.tile_size
-        self.overlap = self.meta.overlap if overlap is None else overlap
-        multiple = size_multiple(self.meta)
-        if self.tile % multiple:
-            raise InputError(f"--tile {self.tile}: must be a multiple of {multiple} for "
-                             f"{self.meta.model.architecture}; try {self.tile // multiple * multiple or multiple}")
-        if not 0 <= self.overlap * 2 <= self.tile:
-            raise InputError(f"--overlap {self.overlap}: must be between 0 and half of --tile {self.tile}")
-        self.batch_size = batch_size if batch_size is not None else (8 if self.plan.device.type == "cuda" else 1)
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size}: must be at least 1")
-        self.blend = blend
+        self.config = settings.for_device(self.plan.device.type)
         self.normalise = Normaliser(self.meta)
         self.class_ids = self.meta.class_ids()
+
+    @property
+    def tile(self) -> int:
+        return self.config.tile  # type: ignore[return-value]  # filled in by PredictorConfig.for_model
+
+    @property
+    def overlap(self) -> int:
+        return self.config.overlap  # type: ignore[return-value]
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size  # type: ignore[return-value]  # filled in by PredictorConfig.for_device
+
+    @property
+    def blend(self) -> BlendMode:
+        return self.config.blend  # type: ignore[return-value]
 
     # ----------------------------------------------------------------------------------------- model
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -81,13 +91,13 @@ class Predictor:
         if probabilities is not None:
             check_writable(probabilities, overwrite)
             if Path(probabilities).resolve() == Path(dst).resolve():
-                raise InputError(f"{probabilities}: the probabilities must go to another file than the class map")
+                raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
         if block_size < 16:
-            raise InputError(f"--block-size {block_size}: must be at least 16")
+            raise ParameterError("block_size", block_size, "must be at least 16")
         with gdal_env(), open_raster(src) as dataset:
             fit = check_fit(dataset, self.meta, bands)
             if not fit.ok:
-                raise InputError(f"{src}: model '{self.meta.name}' does not fit: {'; '.join(fit.problems)}")
+                raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
             for warning in fit.warnings:
                 reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
@@ -225,9 +235,9 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
             ) -> PredictionSummary:
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
-    Options are :class:`Predictor` settings (device, precision, tile, overlap, batch_size, blend, backend) and
-    :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
+    Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
+    backend) and :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
     """
-    setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
+    setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)
 

@@ -18,13 +18,14 @@ from typing import Iterator, Literal
 
 import numpy as np
 
+from geoseg.model.meta import check_tiling
+
 BlendMode = Literal["hann", "gaussian", "none"]
 
 
 def axis_starts(size: int, tile: int, overlap: int) -> tuple[int, ...]:
     """Tile start offsets along one axis: a regular stride, the last one shifted inward to end at ``size``."""
-    if tile <= 0 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    check_tiling(tile, overlap)
     if size <= tile:
         return (0,)
     stride = tile - overlap

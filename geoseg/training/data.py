@@ -107,7 +107,7 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
     with gdal_env(), open_raster(spec.scene) as dataset:
         fit = check_fit(dataset, _meta_for_fit(config), spec.bands)
         if not fit.ok:
-            raise InputError(f"{spec.scene}: {'; '.join(fit.problems)}")
+            raise fit.refusal(str(spec.scene))
         image, valid = read_tile(dataset, fit.band_indexes, 0, 0, dataset.height, dataset.width,
                                  config.input_nodata)
         labels = LabelSource(spec.labels, scheme, spec.class_column).read(

@@ -9,7 +9,6 @@ safetensors, counters and the log in JSON. Nothing is unpickled, so a checkpoint
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
@@ -82,7 +81,7 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
     _, height, width = image.shape
     out = np.empty((height, width), np.uint8)
     module.eval()
-    with torch.inference_mode(), _autocast(plan):
+    with torch.inference_mode(), plan.autocast():
         for row in range(0, height, tile):
             for col in range(0, width, tile):
                 r0, c0 = max(0, row - halo), max(0, col - halo)
@@ -98,12 +97,6 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
                 out[row:row + keep_h, col:col + keep_w] = classes[row - r0:row - r0 + keep_h,
                                                                   col - c0:col - c0 + keep_w]
     return out
-
-
-def _autocast(plan: ExecutionPlan) -> contextlib.AbstractContextManager:
-    if plan.autocast_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(plan.device.type, dtype=plan.autocast_dtype)
 
 
 def _config_digest(config: TrainConfig) -> str:
@@ -298,7 +291,7 @@ class Trainer:
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
             x, y = self._training_batch()
-            with _autocast(self.plan):
+            with self.plan.autocast():
                 logits = self.module(x)
             loss = self.loss(logits.float(), y)
             self.optimiser.zero_grad(set_to_none=True)
@@ -334,7 +327,7 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None                          # cumulative average over the batches below
         self.module.train()
-        with torch.no_grad(), _autocast(self.plan):
+        with torch.no_grad(), self.plan.autocast():
             for _ in range(count):
                 self.module(self._training_batch()[0])
         for m, momentum in zip(norms, momenta):

@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geoseg.io.legend import ClassScheme
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import ModelMismatchError, OutputExistsError, ParameterError
 from geoseg.inference.predictor import Predictor, predict
 from geoseg.inference.tiling import TileGrid
 
@@ -153,7 +153,7 @@ def test_band_mapping_and_mismatch(tmp_path: Path, crop, zion_bundle_path: Path)
         data = ds.read()
         with rasterio.open(five, "w", **profile) as out:
             out.write(np.concatenate([data[:1], data]))  # an extra band in front
-    with pytest.raises(InputError, match="5 bands, the model expects 4"):
+    with pytest.raises(ModelMismatchError, match="5 bands, the model expects 4 .*; pass bands with 4 band numbers"):
         predict(five, tmp_path / "a.tif", model=zion_bundle_path)
     predict(five, tmp_path / "b.tif", model=zion_bundle_path, bands=[2, 3, 4, 5], tile=64, overlap=16)
     predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
@@ -161,9 +161,9 @@ def test_band_mapping_and_mismatch(tmp_path: Path, crop, zion_bundle_path: Path)
 
 
 def test_bad_settings_are_input_errors(zion_bundle_path: Path) -> None:
-    with pytest.raises(InputError, match="--overlap"):
+    with pytest.raises(ParameterError, match="^overlap 40: must be between 0 and half of tile 64$"):
         Predictor(zion_bundle_path, overlap=40, tile=64)
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(ParameterError, match="^batch_size 0: must be at least 1$"):
         Predictor(zion_bundle_path, batch_size=0)
 
 
@@ -171,7 +171,7 @@ def test_unet_tile_must_fit_the_encoder(tmp_path: Path) -> None:
     meta = tiny_meta(["blue", "green", "red", "nir"], 2, architecture="Unet")
     model = tmp_path / "unet.safetensors"
     tiny_bundle(meta).save(model)
-    with pytest.raises(InputError, match="multiple of 8"):
+    with pytest.raises(ParameterError, match="^tile 60: must be a multiple of 8 for Unet; try 56$"):
         Predictor(model, tile=60)
     out = tmp_path / "c.tif"
     predict(ZION, out, model=model, tile=64, overlap=16)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geoseg.errors import ParameterError
 from geoseg.inference.tiling import TileGrid, axis_starts
 
 
@@ -28,9 +29,12 @@ def test_axis_starts_cover_every_pixel_and_stay_inside(size: int, tile: int, fra
     assert (gaps[:-1] == tile - overlap).all() and (gaps <= tile - overlap).all()
 
 
-def test_axis_starts_rejects_bad_overlap() -> None:
-    with pytest.raises(ValueError):
-        axis_starts(100, 32, 32)
+def test_grids_follow_the_one_tiling_rule() -> None:
+    with pytest.raises(ParameterError, match=r"^overlap 17: must be between 0 and half of tile 32$"):
+        axis_starts(100, 32, 17)
+    with pytest.raises(ParameterError, match="^tile 0: must be at least 1 px"):
+        TileGrid(100, 100, 0, 0)
+    assert axis_starts(100, 32, 16) == (0, 16, 32, 48, 64, 68)
 
 
 def _total_weight(grid: TileGrid) -> np.ndarray:

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from geoseg.model.bundle import load_bundle
 from geoseg.model.loading import read_meta
 from geoseg.model.meta import METADATA_KEY
-from geoseg.errors import InputError
+from geoseg.errors import InputError, ParameterError
 from geoseg.model.onnx import INPUT_NAME, export_onnx, load_onnx
 from geoseg.inference.predictor import Predictor
 
@@ -77,14 +77,16 @@ def test_onnx_backend_agrees_with_torch_on_a_real_tile(unet_path: Path, onnx_pat
 
 
 def test_backend_choices_are_checked(unet_path: Path, onnx_path: Path) -> None:
-    with pytest.raises(InputError, match="only with --backend onnx"):
+    with pytest.raises(ParameterError, match="^backend torch: .*only with backend onnx"):
         Predictor(onnx_path, backend="torch")
-    with pytest.raises(InputError, match="--backend tensorrt: unknown"):
+    with pytest.raises(ParameterError, match="^backend tensorrt: unknown"):
         Predictor(unet_path, backend="tensorrt")
-    with pytest.raises(InputError, match="--precision bf16: the onnx backend"):
+    with pytest.raises(ParameterError, match="^precision bf16: the onnx backend"):
         Predictor(onnx_path, precision="bf16")
+    with pytest.raises(ParameterError, match="^precision fp16: the onnx backend"):
+        Predictor(unet_path, backend="onnx", precision="fp16")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(InputError, match="no CUDA provider"):
+        with pytest.raises(ParameterError, match="^device cuda: this onnxruntime has no CUDA provider"):
             Predictor(onnx_path, device="cuda")
 
 

@@ -279,7 +279,8 @@ def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_cr
 
     config = TrainConfig.model_validate(tiny_config(
         tmp_path, *zion_crop, model={"architecture": "ContextFCN", "encoder": None, "encoder_depth": 1, "hidden": [8]},
-        train={"epochs": 1, "iterations_per_epoch": 1, "batch_size": 2, "window": 32, "precise_bn_batches": 3}))
+        train={"epochs": 1, "iterations_per_epoch": 1, "batch_size": 2, "window": 32, "precise_bn_batches": 3,
+               "precision": "fp32"}))      # the reference below is fp32; CPUs with native bf16 would autocast
     trainer = Trainer(config)
     torch.manual_seed(1)
     batches = [torch.randn(2, 4, 32, 32) * (k + 1) for k in range(3)]
