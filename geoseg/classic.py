@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +26,7 @@ from scipy import ndimage
 
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.errors import InputError
+from geoseg.inference.tiling import row_windows
 from geoseg.io.cog import ClassMapWriter
 from geoseg.io.rasters import gdal_env, open_raster, valid_mask
 from geoseg.io.outputs import atomic_output, check_writable
@@ -178,7 +178,7 @@ class ClassicMethod:
         with gdal_env(), open_raster(src) as dataset:
             roles = BandRoles.from_dataset(dataset, bands)
             indexes = sorted({roles.green, roles.red, roles.nir})
-            blocks = list(_row_blocks(dataset, block_size))
+            blocks = row_windows(dataset.height, dataset.width, block_size)
             reporter.start(2 * len(blocks), "blocks", megapixels=dataset.width * dataset.height / 1e6)
             counts = np.zeros(HIST_BINS, np.int64)
             for window in blocks:
@@ -235,11 +235,6 @@ class ClassicMethod:
         values = self.index(data, roles, indexes)
         cores = ndimage.binary_erosion(valid & (values > threshold), ndimage.generate_binary_structure(2, 1))
         return region_grow(values, cores, self.tolerance, valid)
-
-
-def _row_blocks(dataset: rasterio.DatasetReader, block_size: int) -> Iterator[Window]:
-    for row in range(0, dataset.height, block_size):
-        yield Window(0, row, dataset.width, min(block_size, dataset.height - row))
 
 
 def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:

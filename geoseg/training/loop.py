@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
 from geoseg.inference.device import ExecutionPlan, plan_execution
+from geoseg.inference.tiling import halo_windows
 from geoseg.errors import InputError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
@@ -82,20 +83,17 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
     out = np.empty((height, width), np.uint8)
     module.eval()
     with torch.inference_mode(), plan.autocast():
-        for row in range(0, height, tile):
-            for col in range(0, width, tile):
-                r0, c0 = max(0, row - halo), max(0, col - halo)
-                r1, c1 = min(height, row + tile + halo), min(width, col + tile + halo)
-                chunk = image[:, r0:r1, c0:c1]
-                h, w = chunk.shape[1:]
-                ph, pw = (-h) % multiple, (-w) % multiple
-                if ph or pw:
-                    chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
-                logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
-                classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
-                keep_h, keep_w = min(tile, height - row), min(tile, width - col)
-                out[row:row + keep_h, col:col + keep_w] = classes[row - r0:row - r0 + keep_h,
-                                                                  col - c0:col - c0 + keep_w]
+        for core, context in halo_windows(height, width, tile, halo):
+            rows, cols = context.toslices()
+            chunk = image[:, rows, cols]
+            h, w = chunk.shape[1:]
+            ph, pw = (-h) % multiple, (-w) % multiple
+            if ph or pw:
+                chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+            logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
+            classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
+            top, left = core.row_off - context.row_off, core.col_off - context.col_off
+            out[core.toslices()] = classes[top:top + core.height, left:left + core.width]
     return out
 
 

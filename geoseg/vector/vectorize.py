@@ -25,7 +25,8 @@ from geoseg.vector.workers import BlockJob, block_cache_bytes, default_workers, 
 from geoseg.io.legend import NODATA_TAG, ClassScheme
 from geoseg.errors import InputError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
-from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
+from geoseg.inference.tiling import block_windows
+from geoseg.vector.polygonize import ValueFilter, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
 from geoseg.vector.sieve import sieve_pixels
 from geoseg.vector.formats import FeatureBatch, resolve_format, write_features
