@@ -36,12 +36,12 @@ from pydantic import BaseModel
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BundleMeta
 from geoseg.errors import InputError
-from geoseg.io.rasters import gdal_env, open_raster, read_tile
+from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.model.fit import check_fit
 from geoseg.model.onnx import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
 from geoseg.io.outputs import check_writable
 from geoseg.model.loading import ModelLike, load_model
-from geoseg.model.normalise import Normaliser
+from geoseg.inference.source import TileSource
 from geoseg.inference.tiling import Tile, TileGrid
 
 if TYPE_CHECKING:
@@ -108,10 +108,9 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
                       max_tiles: int) -> np.ndarray:
     """Up to ``max_tiles`` normalised tiles (n, bands, tile, tile), spread evenly over the scenes' grids.
 
-    Tiles are read exactly as prediction reads them (same bands, normalisation and nodata handling);
-    tiles without a valid pixel are left out, and an evenly strided pick keeps every part of a scene.
+    Tiles are read exactly as prediction reads them (through the same :class:`TileSource`); tiles without a
+    valid pixel are left out, and an evenly strided pick keeps every part of a scene.
     """
-    normalise = Normaliser(meta)
     side = meta.tile_size
     chosen: list[np.ndarray] = []
     candidates: list[tuple[int, Tile]] = []  # (scene number, tile)
@@ -128,13 +127,11 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
         picks = np.unique(np.linspace(0, len(candidates) - 1, min(len(candidates), 4 * max_tiles)).round().astype(int))
         for number, scene in enumerate(scenes):
             with rasterio.open(scene) as dataset:
+                source = TileSource(dataset, indexes[number], meta, side)
                 for tile in (candidates[i][1] for i in picks if candidates[i][0] == number):
-                    data, valid = read_tile(dataset, indexes[number], tile.y, tile.x, tile.height, tile.width,
-                                            meta.input_nodata)
-                    if valid.any():
-                        pixels = normalise(data, valid)
-                        pad = ((0, 0), (0, side - tile.height), (0, side - tile.width))
-                        chosen.append(np.pad(pixels, pad, mode="symmetric") if any(p[1] for p in pad) else pixels)
+                    pixels, _ = source.read(tile)
+                    if pixels is not None:
+                        chosen.append(pixels)
     if not chosen:
         raise InputError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
     keep = np.unique(np.linspace(0, len(chosen) - 1, min(len(chosen), max_tiles)).round().astype(int))

@@ -21,15 +21,15 @@ from geoseg.errors import OutputError, ParameterError
 from geoseg.inference.backends import Backend, make_backend
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
+from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
 from geoseg.io.cog import ClassMapWriter
 from geoseg.io.outputs import atomic_output, check_writable
-from geoseg.io.rasters import gdal_env, open_raster, read_tile, streaming_cache_mb
+from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
 from geoseg.model.fit import check_fit
 from geoseg.model.loading import ModelLike, load_model
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
 
@@ -53,7 +53,6 @@ class Predictor:
         self.backend: Backend = make_backend(self.bundle, settings.backend, settings.device, settings.precision)
         self.plan: ExecutionPlan = self.backend.plan
         self.config = settings.for_device(self.plan.device.type)
-        self.normalise = Normaliser(self.meta)
         self.class_ids = self.meta.class_ids()
 
     @property
@@ -184,11 +183,11 @@ class Predictor:
 
     def _read(self, path: str, indexes: list[int], grid: TileGrid, cache_mb: int
               ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-        """(tile, normalised pixels padded to the tile size or None when all nodata, validity) in grid order."""
+        """(tile, model input or None when all nodata, validity) in grid order, in the reader's own dataset."""
         with gdal_env(cache_mb), rasterio.open(path) as ds:
+            source = TileSource(ds, indexes, self.meta, self.tile)
             for tile in grid:
-                data, valid = read_tile(ds, indexes, tile.y, tile.x, tile.height, tile.width, self.meta.input_nodata)
-                yield tile, (self._pad(self.normalise(data, valid)) if valid.any() else None), valid
+                yield tile, *source.read(tile)
 
     def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool, cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
@@ -212,13 +211,6 @@ class Predictor:
                 tiles, valids, live, arrays = [], [], [], []
         if tiles:
             yield tiles, valids, live, np.stack(arrays) if arrays else None
-
-    def _pad(self, data: np.ndarray) -> np.ndarray:
-        """Tiles of scenes smaller than a tile are mirrored out to the full tile size."""
-        _, h, w = data.shape
-        if h == self.tile and w == self.tile:
-            return data
-        return np.pad(data, ((0, 0), (0, self.tile - h), (0, self.tile - w)), mode="symmetric")
 
 
 def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
 from geoseg.inference.device import ExecutionPlan, plan_execution
+from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
 from geoseg.errors import InputError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
@@ -87,9 +88,7 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
             rows, cols = context.toslices()
             chunk = image[:, rows, cols]
             h, w = chunk.shape[1:]
-            ph, pw = (-h) % multiple, (-w) % multiple
-            if ph or pw:
-                chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+            chunk = mirror_pad(chunk, h + (-h) % multiple, w + (-w) % multiple)
             logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
             classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
             top, left = core.row_off - context.row_off, core.col_off - context.col_off

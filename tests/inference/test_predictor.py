@@ -202,7 +202,7 @@ def test_pipelined_and_sequential_runs_write_the_same_bytes(tmp_path: Path, zion
 
 
 def test_reader_errors_reach_the_caller(tmp_path: Path, zion_bundle_path: Path, monkeypatch) -> None:
-    import geoseg.inference.predictor as module
+    import geoseg.inference.source as module
 
     calls = {"n": 0}
     real = module.read_tile
