@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from geoseg.errors import OutputError, ParameterError
+from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
@@ -25,7 +25,7 @@ from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
-from geoseg.io.cog import ClassMapWriter
+from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
 from geoseg.model.fit import check_fit
@@ -78,21 +78,23 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
-                bands: list[int] | None = None, block_size: int = 512, overwrite: bool = False,
-                reporter: Reporter | None = None, pipelined: bool = True) -> PredictionSummary:
+                bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
+                reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None
+                ) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
-        ``pipelined`` overlaps reading, the model and blending/writing in three threads; False runs them
-        one after another in this thread (same bytes out; useful for debugging and profiling).
+        ``output_block`` is the side of the output GeoTIFFs' internal blocks (it sizes the GDAL cache too;
+        it does not bound memory, which depends on the tile size and the scene width only); ``block_size``
+        is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
+        threads; False runs them one after another in this thread (same bytes out; useful for debugging).
         """
+        output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
         if probabilities is not None:
             check_writable(probabilities, overwrite)
             if Path(probabilities).resolve() == Path(dst).resolve():
                 raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
-        if block_size < 16:
-            raise ParameterError("block_size", block_size, "must be at least 16")
         with gdal_env(), open_raster(src) as dataset:
             fit = check_fit(dataset, self.meta, bands)
             if not fit.ok:
@@ -100,26 +102,26 @@ class Predictor:
             for warning in fit.warnings:
                 reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
-            cache_mb = streaming_cache_mb(dataset, self.tile, block_size,
+            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
                 stack.enter_context(gdal_env(cache_mb))
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
                             if probabilities is not None else None)
-                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
+                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
                                  dst, probabilities, pipelined, cache_mb)
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
-             prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any,
+             prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
              pipelined: bool, cache_mb: int) -> PredictionSummary:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                    "transform": dataset.transform}
-        writers = [ClassMapWriter(class_tmp, profile, scheme, block_size)]
+        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block)]
         if prob_tmp is not None:
             names = [c.name for c in scheme.classes]
-            writers.append(ClassMapWriter(prob_tmp, profile, scheme, block_size, count=len(names),
+            writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
                                           band_names=names, legend=False, nodata=None))
         counts = np.zeros(256, np.int64)
 
@@ -228,7 +230,7 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
     Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
-    backend) and :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
+    backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter).
     """
     setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)

@@ -69,7 +69,7 @@ def test_class_map_is_independent_of_block_and_batch_size(tmp_path: Path, zion_b
     runs = {}
     for block, batch in [(16, 1), (64, 1), (512, 1), (1024, 3), (128, 8)]:
         out, probs = tmp_path / f"c{block}_{batch}.tif", tmp_path / f"p{block}_{batch}.tif"
-        predict(ZION, out, model=zion_bundle_path, tile=64, overlap=16, block_size=block, batch_size=batch,
+        predict(ZION, out, model=zion_bundle_path, tile=64, overlap=16, output_block=block, batch_size=batch,
                 probabilities=probs)
         with rasterio.open(out) as c, rasterio.open(probs) as p:
             runs[block, batch] = (c.read(), p.read())
@@ -228,3 +228,13 @@ def test_tolerable_mismatch_is_a_warning(tmp_path: Path, crop) -> None:
     tiny_bundle(meta).save(model)
     with pytest.warns(GeosegWarning, match="resolution 30.00 m differs from the model's 18.00 m"):
         predict(crop(ZION, Window(0, 0, 100, 80)), tmp_path / "c.tif", model=model, tile=64, overlap=16)
+
+
+def test_block_size_is_a_deprecated_name_of_output_block(tmp_path: Path, zion_bundle_path: Path) -> None:
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16)
+    predictor.predict(ZION, tmp_path / "new.tif", output_block=128)
+    with pytest.warns(FutureWarning, match="block_size is deprecated.*output_block"):
+        predictor.predict(ZION, tmp_path / "old.tif", block_size=128)
+    assert (tmp_path / "new.tif").read_bytes() == (tmp_path / "old.tif").read_bytes()
+    with pytest.raises(ParameterError, match="^output_block 8: must be at least 16"):
+        predictor.predict(ZION, tmp_path / "small.tif", output_block=8)
