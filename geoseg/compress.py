@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BundleMeta
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError, ModelError, OutputError, ParameterError
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.model.fit import check_fit
 from geoseg.model.onnx import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
@@ -72,10 +72,10 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
     t0 = time.perf_counter()
     check_writable(output, overwrite)
     if Path(output).suffix.lower() != ".onnx":
-        raise InputError(f"{output}: int8 models are stored as ONNX; name the output .onnx")
+        raise OutputError(f"{output}: int8 models are stored as ONNX; name the output .onnx")
     bundle = _torch_bundle(model, "quantise")
     if max_tiles < 1:
-        raise InputError(f"--calibration-tiles {max_tiles}: must be at least 1")
+        raise ParameterError("max_tiles", max_tiles, "must be at least 1")
     tiles = calibration_tiles(bundle.meta, calibration, bands, max_tiles) if calibration else None
     onnx, ort = require_onnx("onnx"), require_onnx("onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -133,7 +133,7 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
                     if pixels is not None:
                         chosen.append(pixels)
     if not chosen:
-        raise InputError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
+        raise InputFileError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
     keep = np.unique(np.linspace(0, len(chosen) - 1, min(len(chosen), max_tiles)).round().astype(int))
     return np.stack([chosen[i] for i in keep])
 
@@ -157,9 +157,9 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     t0 = time.perf_counter()
     check_writable(output, overwrite)
     if Path(output).suffix.lower() != ".safetensors":
-        raise InputError(f"{output}: pruned models are bundles; name the output .safetensors")
+        raise OutputError(f"{output}: pruned models are bundles; name the output .safetensors")
     if not 0 < amount < 1:
-        raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
+        raise ParameterError("amount", amount, "must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
     config = None
     if fine_tune is not None:           # read first: a bad config fails before any work
         from geoseg.training import load_config
@@ -169,7 +169,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     before = sum(p.numel() for p in network.parameters())
     widths = prune_module(network, amount)
     if not widths:
-        raise InputError(f"model '{bundle.meta.name}': {bundle.meta.model.architecture}/{bundle.meta.model.encoder} "
+        raise ModelError(f"model '{bundle.meta.name}': {bundle.meta.model.architecture}/{bundle.meta.model.encoder} "
                          "has no layers geoseg can prune (conv chains in Sequentials, ResNet blocks, U-Net decoder blocks)")
     spec = bundle.meta.model.model_copy(update={"pruned": {**bundle.meta.model.pruned, **widths}})
     after = sum(p.numel() for p in network.parameters())
@@ -229,7 +229,7 @@ def prune_module(network: Any, amount: float) -> dict[str, int]:
 def _torch_bundle(model: ModelLike, action: str) -> ModelBundle:
     bundle = load_model(model)
     if isinstance(bundle, OnnxBundle):
-        raise InputError(f"{bundle.path or bundle.meta.name}: cannot {action} an ONNX model; "
+        raise ModelError(f"{bundle.path or bundle.meta.name}: cannot {action} an ONNX model; "
                          "pass the .safetensors bundle it was made from")
     return bundle
 

@@ -21,7 +21,7 @@ import rasterio
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError, OutputError
 from geoseg.inference.tiling import row_windows
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
@@ -88,7 +88,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     out = Path(output_dir)
     labels = Path(labels)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; pass a folder for the report")
+        raise OutputError(f"{out}: exists and is not a folder; pass a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     files = {name: out / name for name in OUTPUTS}
     for path in files.values():
@@ -111,7 +111,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     names = [c.name for c in scheme.classes]
     scores = confusion.scores(names)
     if scores.pixels == 0:
-        raise InputError(f"{labels}: no labelled pixel of the scheme ({', '.join(names)}) falls on {scene}; check "
+        raise InputFileError(f"{labels}: no labelled pixel of the scheme ({', '.join(names)}) falls on {scene}; check "
                          "the CRS, the extent and the class ids")
     info = {"model": described, "scene": str(scene), "labels": str(labels), "classes": [c.model_dump() for c in scheme.classes],
             "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,

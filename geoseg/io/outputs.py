@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import OutputError, OutputExistsError
 
 #: Sidecar extensions that belong to a main file (Shapefile parts, GDAL aux files).
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
@@ -25,9 +25,9 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
         raise OutputExistsError(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"{path}: output folder {parent} does not exist; create it first")
+        raise OutputError(f"{path}: output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
-        raise InputError(f"{path}: output folder {parent} is not writable; choose another output path")
+        raise OutputError(f"{path}: output folder {parent} is not writable; choose another output path")
     return path
 
 

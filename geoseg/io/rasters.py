@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import InputFileError
 
 DEFAULT_CACHE_MB = 256
 MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
@@ -46,14 +46,14 @@ def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, output_block:
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open a raster or raise a one-line :class:`InputError` that names the file."""
+    """Open a raster or raise a one-line :class:`InputFileError` that names the file."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found; check the path")
+        raise InputFileError(f"{path}: file not found; check the path")
     try:
         return rasterio.open(path)
     except RasterioIOError as err:
-        raise InputError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
+        raise InputFileError(f"{path}: not a raster GDAL can read ({str(err).splitlines()[0]}); "
                          "pass a GeoTIFF or another GDAL raster") from err
 
 

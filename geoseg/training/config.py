@@ -15,9 +15,9 @@ import yaml
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
-from geoseg.model.meta import BandSpec, ModelSpec
+from geoseg.model.meta import BandSpec, ModelSpec, check_tiling
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.model.loading import read_meta
 
 
@@ -135,6 +135,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
         ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        try:
+            check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
+        except ParameterError as err:
+            raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
         if self.test is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
@@ -191,19 +195,19 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     """Read and validate a YAML config; errors name the file and the offending key."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
+        raise ConfigError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
     if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise InputError(f"{path}: {where}: {first['msg']}") from err
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from err
     config._source = raw
     return config.resolved(path.parent.resolve())
 
@@ -215,4 +219,4 @@ def load_legend(path: str | os.PathLike) -> ClassScheme:
         return read_meta(path).scheme
     if path.suffix in (".yaml", ".yml"):
         return load_config(path).scheme
-    raise InputError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")
+    raise InputFileError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

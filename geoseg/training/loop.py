@@ -29,7 +29,7 @@ from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
 from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, InputFileError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
 from geoseg.io.outputs import atomic_output, check_writable
@@ -135,7 +135,8 @@ class Checkpoint:
             tensors = load_file(str(self.weights))
             payload = json.loads(self.state.read_text())
         except (OSError, ValueError) as err:
-            raise InputError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without --resume") from err
+            raise InputFileError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without {{resume}}",
+                                 parameters=("resume",)) from err
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
@@ -183,7 +184,7 @@ class Trainer:
 
         multiple = size_multiple(self.meta)
         if config.train.window % multiple:
-            raise InputError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
+            raise ConfigError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
                              f"{self.meta.model.architecture} (try {config.train.window // multiple * multiple or multiple})")
         self.multiple = multiple
         self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
@@ -230,8 +231,8 @@ class Trainer:
         if resume and self.checkpoint.exists():
             loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
             if loaded.get("digest") != state["digest"]:
-                raise InputError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                 "delete it or train without --resume")
+                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
+                                  "delete it or train without {resume}", parameters=("resume",))
             state = loaded
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
@@ -401,12 +402,12 @@ def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
     where = start.path or start.meta.name
     bands = [b.name for b in start.meta.bands]
     if bands != config.band_names:
-        raise InputError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
+        raise ModelMismatchError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
                          "fine-tune with a config for the same bands")
     theirs = [(c.id, c.name) for c in start.meta.scheme.classes]
     ours = [(c.id, c.name) for c in config.scheme.classes]
     if theirs != ours:
-        raise InputError(f"{where}: predicts classes {theirs}, the config has {ours}; "
+        raise ModelMismatchError(f"{where}: predicts classes {theirs}, the config has {ours}; "
                          "fine-tune with a config for the same classes")
     return list(start.meta.bands)
 
