@@ -54,16 +54,21 @@ def row_windows(height: int, width: int, rows: int) -> list[Window]:
     return block_windows(height, width, rows, width)
 
 
+def grown(window: Window, halo: int, height: int, width: int) -> Window:
+    """``window`` grown by ``halo`` px on every side, clipped to a ``height`` x ``width`` raster."""
+    r0, c0 = max(0, window.row_off - halo), max(0, window.col_off - halo)
+    r1 = min(height, window.row_off + window.height + halo)
+    c1 = min(width, window.col_off + window.width + halo)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
 def halo_windows(height: int, width: int, core: int, halo: int) -> Iterator[tuple[Window, Window]]:
     """Blocks of ``core`` px, each with its context: the block grown by ``halo`` px, clipped to the raster.
 
     A network run on the context and kept on the core sees ``halo`` px around every kept pixel.
     """
     for block in block_windows(height, width, core):
-        r0, c0 = max(0, block.row_off - halo), max(0, block.col_off - halo)
-        r1 = min(height, block.row_off + block.height + halo)
-        c1 = min(width, block.col_off + block.width + halo)
-        yield block, Window(c0, r0, c1 - c0, r1 - r0)
+        yield block, grown(block, halo, height, width)
 
 
 @dataclass(frozen=True)
