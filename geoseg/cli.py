@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import traceback
 from collections.abc import Callable
 from enum import Enum

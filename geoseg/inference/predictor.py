@@ -33,6 +33,7 @@ from geoseg.model.loading import ModelLike, load_model
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
 
+
 class Predictor:
     """A loaded model ready to segment many scenes (the network is built once).
 
@@ -55,9 +56,10 @@ class Predictor:
         self.config = settings.for_device(self.plan.device.type)
         self.class_ids = self.meta.class_ids()
 
+    # The config's tile, overlap (for_model) and batch_size (for_device) are filled in: never None here.
     @property
     def tile(self) -> int:
-        return self.config.tile  # type: ignore[return-value]  # filled in by PredictorConfig.for_model
+        return self.config.tile  # type: ignore[return-value]
 
     @property
     def overlap(self) -> int:
@@ -65,7 +67,7 @@ class Predictor:
 
     @property
     def batch_size(self) -> int:
-        return self.config.batch_size  # type: ignore[return-value]  # filled in by PredictorConfig.for_device
+        return self.config.batch_size  # type: ignore[return-value]
 
     @property
     def blend(self) -> BlendMode:

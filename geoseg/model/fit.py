@@ -53,7 +53,8 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
                             f"({', '.join(wanted)}); pass {{bands}} with {len(wanted)} band numbers")
     if indexes:
         if len(indexes) != len(wanted):
-            problems.append(f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} ({', '.join(wanted)})")
+            problems.append(f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} "
+                            f"({', '.join(wanted)})")
         bad = [i for i in indexes if not 1 <= i <= dataset.count]
         if bad:
             problems.append(f"band numbers {bad} are outside 1..{dataset.count}")

@@ -12,7 +12,7 @@ from geoseg.inference.device import DeviceRequest, parse_device
 from geoseg.inference.predictor import Predictor
 from geoseg.model.bundle import load_bundle
 
-from tests.conftest import tiny_meta
+from tests.conftest import ZION, tiny_meta
 
 
 def test_defaults_come_from_the_bundle_and_the_device(zion_bundle_path: Path) -> None:
@@ -83,3 +83,11 @@ def test_device_strings_have_one_parser() -> None:
     for bad in ("cuda:", "cuda:x", "cpu:0", "gpu", ""):
         with pytest.raises(ParameterError, match="unknown device"):
             parse_device(bad)
+
+
+def test_predict_takes_a_config_too(tmp_path: Path, zion_bundle_path: Path) -> None:
+    from geoseg.inference.predictor import predict
+
+    predict(ZION, tmp_path / "config.tif", zion_bundle_path, config=PredictorConfig(tile=64, overlap=16))
+    predict(ZION, tmp_path / "keywords.tif", zion_bundle_path, tile=64, overlap=16)
+    assert (tmp_path / "config.tif").read_bytes() == (tmp_path / "keywords.tif").read_bytes()
