@@ -24,16 +24,16 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import synthesise  # noqa: E402
 
-from geoseg.io.rasters import read_tile  # noqa: E402
 from geoseg.inference.predictor import Predictor  # noqa: E402
+from geoseg.inference.source import TileSource  # noqa: E402
 from geoseg.inference.tiling import TileGrid  # noqa: E402
 
 
 def forward_seconds(predictor: Predictor, scene: Path, sample: int = 64, passes: int = 3) -> tuple[float, int]:
     """Seconds the forward passes alone would take over all the scene's tiles.
 
-    ``sample`` tiles spread evenly over the grid are read and normalised first, then run through the
-    network back to back (after a warm-up), ``passes`` times; the fastest pass's time per batch, times the
+    ``sample`` tiles spread evenly over the grid are read as the pipeline reads them (a TileSource), then run
+    through the network back to back (after a warm-up), ``passes`` times; the fastest pass's time per batch, times the
     number of batches in the grid, is the reference. Back to back is what the pipeline's forward calls
     are when I/O keeps up. Timing each call between tile reads (the first version of this benchmark) let
     caches and clock speed change between calls: at 10 980² that reference took 1.7x longer than the whole
@@ -43,10 +43,8 @@ def forward_seconds(predictor: Predictor, scene: Path, sample: int = 64, passes:
     with rasterio.open(scene) as ds:
         tiles = list(TileGrid(ds.height, ds.width, predictor.tile, predictor.overlap))
         picked = [tiles[i] for i in np.unique(np.linspace(0, len(tiles) - 1, min(sample, len(tiles))).astype(int))]
-        arrays = []
-        for tile in picked:
-            data, valid = read_tile(ds, range(1, ds.count + 1), tile.y, tile.x, tile.height, tile.width)
-            arrays.append(predictor._pad(predictor.normalise(data, valid)))
+        source = TileSource(ds, range(1, ds.count + 1), predictor.meta, predictor.tile)
+        arrays = [pixels for pixels, _ in map(source.read, picked) if pixels is not None]
     batches = [np.stack(arrays[i:i + batch]) for i in range(0, len(arrays) - batch + 1, batch)]
     predictor.forward(batches[0])
     predictor.forward(batches[-1])

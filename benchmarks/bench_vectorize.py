@@ -23,7 +23,8 @@ import numpy as np
 import rasterio
 from rasterio.features import sieve
 from rasterio.transform import from_origin
-from rasterio.windows import Window
+
+from geoseg.inference.tiling import row_windows
 
 ZION = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "zion_landsat8_nlcd" / "nlcd8_on_landsat_grid.tif"
 GDAL_PYTHON = "/usr/bin/python3"
@@ -50,11 +51,10 @@ def make_map(path: Path, size: int, kind: str, labels: Path) -> None:
                    crs="EPSG:32612", transform=from_origin(300000, 4200000, 30, 30), tiled=True,
                    blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER")
     with rasterio.open(path, "w", **profile) as ds:
-        for r in range(0, size, 2048):
-            h = min(2048, size - r)
-            rows = np.arange(r, r + h) % th
+        for window in row_windows(size, size, 2048):
+            rows = np.arange(window.row_off, window.row_off + window.height) % th
             cols = np.arange(size) % tw
-            ds.write(tile[rows][:, cols], 1, window=Window(0, r, size, h))
+            ds.write(tile[rows][:, cols], 1, window=window)
 
 
 def process_tree(root: int) -> list[int]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
-from rasterio.windows import Window
+
+from geoseg.inference.tiling import block_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 ZION = ROOT / "sample_tiles" / "zion_landsat8_b2345.tif"
@@ -40,9 +41,7 @@ def synthesise(path: Path, size: int, source: Path = ZION, block: int = 1024) ->
     tmp = path.with_suffix(".partial.tif")
     with rasterio.open(tmp, "w", **profile) as out:
         out.descriptions = names
-        for y in range(0, size, block):
-            for x in range(0, size, block):
-                h, w = min(block, size - y), min(block, size - x)
-                out.write(mirrored(pixels, y, x, h, w), window=Window(x, y, w, h))
+        for window in block_windows(size, size, block):
+            out.write(mirrored(pixels, window.row_off, window.col_off, window.height, window.width), window=window)
     tmp.rename(path)
     return path

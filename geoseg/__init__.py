@@ -15,6 +15,7 @@ _EXPORTS = {
     "BundleMeta": "geoseg.model.meta", "ModelBundle": "geoseg.model.bundle", "load_bundle": "geoseg.model.bundle",
     "load_model": "geoseg.model.loading",
     "PredictionSummary": "geoseg.summaries", "Predictor": "geoseg.inference.predictor",
+    "PredictorConfig": "geoseg.inference.config",
     "predict": "geoseg.inference.predictor",
     "VectorizeSummary": "geoseg.summaries", "vectorize": "geoseg.vector.vectorize",
     "VectorizeConfig": "geoseg.vector.config",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,8 +25,9 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputError
-from geoseg.io.cog import ClassMapWriter
+from geoseg.errors import InputFileError, ModelMismatchError, ParameterError
+from geoseg.inference.tiling import row_windows
+from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size
 from geoseg.io.rasters import gdal_env, open_raster, valid_mask
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.summaries import PredictionSummary
@@ -36,6 +36,8 @@ from geoseg.progress import NullReporter, Reporter
 MethodName = Literal["ndwi-otsu", "ndvi-otsu", "ndwi-grow"]
 METHODS: tuple[str, ...] = ("ndwi-otsu", "ndvi-otsu", "ndwi-grow")
 HIST_BINS = 1024
+#: Rows per band the thresholding passes stream (memory: band_rows x width x 3 bands of float32).
+DEFAULT_BAND_ROWS = 512
 GROW_MAX_PIXELS = 200_000_000
 
 
@@ -119,8 +121,8 @@ class BandRoles:
         where = str(dataset.name)
         if bands:
             if len(bands) != 3 or not all(1 <= b <= dataset.count for b in bands):
-                raise InputError(f"{where}: --bands for index methods is green,red,nir (three band numbers "
-                                 f"in 1..{dataset.count}), got {bands}")
+                raise ParameterError("bands", bands, f"index methods take green,red,nir: three band numbers in "
+                                     f"1..{dataset.count} of {where}")
             return cls(*bands)
         names = [(d or "").lower() for d in dataset.descriptions]
         found: dict[str, int] = {}
@@ -130,8 +132,9 @@ class BandRoles:
             if len(matches) == 1:
                 found[role] = matches[0]
         if len(found) != 3:
-            raise InputError(f"{where}: cannot tell which bands are green, red and NIR from their descriptions "
-                             f"{dataset.descriptions}; pass --bands GREEN,RED,NIR (1-based)")
+            raise ModelMismatchError(f"{where}: cannot tell which bands are green, red and NIR from their "
+                                     f"descriptions {dataset.descriptions}; pass {{bands}} GREEN,RED,NIR (1-based)",
+                                     parameters=("bands",))
         return cls(found["green"], found["red"], found["nir"])
 
 
@@ -150,7 +153,7 @@ class ClassicMethod:
     def __init__(self, method: str, above: ClassInfo | None = None, below: ClassInfo | None = None,
                  tolerance: float = 0.15):
         if method not in METHODS:
-            raise InputError(f"--method {method}: unknown; use one of {', '.join(METHODS)}")
+            raise ParameterError("method", method, f"unknown; use one of {', '.join(METHODS)}")
         self.method = method
         defaults = default_scheme(method).classes
         self.above = above or defaults[0]
@@ -169,16 +172,26 @@ class ClassicMethod:
         return np.where(values > threshold, self.above.id, self.below.id).astype(np.uint8)
 
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, bands: list[int] | None = None,
-                block_size: int = 512, overwrite: bool = False, reporter: Reporter | None = None
+                output_block: int = DEFAULT_OUTPUT_BLOCK, band_rows: int = DEFAULT_BAND_ROWS,
+                overwrite: bool = False, reporter: Reporter | None = None, block_size: int | None = None
                 ) -> PredictionSummary:
-        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded)."""
+        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded).
+
+        The scene streams in bands of ``band_rows`` full rows (memory); ``output_block`` is the output
+        GeoTIFF's block side, as for models. ``block_size``, deprecated, used to set both.
+        """
+        if block_size is not None:
+            output_block = band_rows = deprecated_block_size(block_size, output_block, "ClassicMethod.predict")
+        check_output_block(output_block)
+        if band_rows < 1:
+            raise ParameterError("band_rows", band_rows, "must be at least 1")
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
         t0 = time.perf_counter()
         with gdal_env(), open_raster(src) as dataset:
             roles = BandRoles.from_dataset(dataset, bands)
             indexes = sorted({roles.green, roles.red, roles.nir})
-            blocks = list(_row_blocks(dataset, block_size))
+            blocks = row_windows(dataset.height, dataset.width, band_rows)
             reporter.start(2 * len(blocks), "blocks", megapixels=dataset.width * dataset.height / 1e6)
             counts = np.zeros(HIST_BINS, np.int64)
             for window in blocks:
@@ -187,14 +200,14 @@ class ClassicMethod:
                 counts += np.histogram(values[np.isfinite(values)], bins=HIST_BINS, range=(-1, 1))[0]
                 reporter.advance()
             if counts.sum() == 0:
-                raise InputError(f"{src}: no valid pixels to threshold")
+                raise InputFileError(f"{src}: no valid pixels to threshold")
             threshold = otsu_from_histogram(counts, np.linspace(-1, 1, HIST_BINS + 1))
             grown = self._grow(dataset, roles, indexes, threshold) if self.method == "ndwi-grow" else None
             class_counts = np.zeros(256, np.int64)
             profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                        "transform": dataset.transform}
             with atomic_output(dst, overwrite) as tmp:
-                writer = ClassMapWriter(tmp, profile, self.scheme, block_size)
+                writer = ClassMapWriter(tmp, profile, self.scheme, output_block)
                 try:
                     for window in blocks:
                         data, valid = _read(dataset, indexes, window)
@@ -230,17 +243,14 @@ class ClassicMethod:
     def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float
               ) -> np.ndarray:
         if dataset.width * dataset.height > GROW_MAX_PIXELS:
-            raise InputError(f"{dataset.name}: region growing holds the whole scene in memory and is limited to "
-                             f"{GROW_MAX_PIXELS / 1e6:.0f} MP; use --method ndwi-otsu or crop the scene")
+            raise ParameterError("method", self.method, f"region growing holds the whole scene in memory and is "
+                                 f"limited to {GROW_MAX_PIXELS / 1e6:.0f} MP ({dataset.name} has "
+                                 f"{dataset.width * dataset.height / 1e6:.0f} MP); use {{method}} ndwi-otsu or crop "
+                                 "the scene")
         data, valid = _read(dataset, indexes, Window(0, 0, dataset.width, dataset.height))
         values = self.index(data, roles, indexes)
         cores = ndimage.binary_erosion(valid & (values > threshold), ndimage.generate_binary_structure(2, 1))
         return region_grow(values, cores, self.tolerance, valid)
-
-
-def _row_blocks(dataset: rasterio.DatasetReader, block_size: int) -> Iterator[Window]:
-    for row in range(0, dataset.height, block_size):
-        yield Window(0, row, dataset.width, min(block_size, dataset.height - row))
 
 
 def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:

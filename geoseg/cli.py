@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from rich.console import Console
 
-from geoseg.errors import InputError
-from geoseg.interrupts import Interrupted, raise_on_signals
+from geoseg.errors import InputError, ModelError, ParameterError
+from geoseg.interrupts import exit_code, exit_interrupted, interrupt_message, raise_on_signals
 
 app = typer.Typer(help="Segment satellite and aerial scenes into land-cover maps and polygons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -63,8 +63,7 @@ def reports_errors(command: F) -> F:
         except InputError as err:
             _fail(err.render(flag_for), 2, json_task)
         except KeyboardInterrupt as err:
-            name = err.args[0] if isinstance(err, Interrupted) else "SIGINT"
-            _fail(f"interrupted ({name}); no output was written", getattr(err, "exit_code", 130), json_task)
+            _fail(interrupt_message(err), exit_code(err), json_task)
         except BrokenPipeError:  # `geoseg info --json | head`: the reader left, nothing to say to it
             _quiet_stdout()
             raise typer.Exit(141) from None
@@ -123,13 +122,14 @@ def _reporter(progress: ProgressChoice, quiet: bool, task: str):  # noqa: ANN202
     return make_reporter(None if quiet and progress == ProgressChoice.rich else progress.value, task)
 
 
-def _parse_bands(bands: Optional[str]) -> Optional[list[int]]:
+def _parse_bands(bands: Optional[str], parameter: str = "bands") -> Optional[list[int]]:
+    """Comma-separated integers (band numbers, or label ids for ``--method-classes``)."""
     if not bands:
         return None
     try:
         return [int(b) for b in bands.split(",")]
     except ValueError:
-        raise InputError(f"--bands {bands}: expected comma-separated band numbers such as 2,3,4,5") from None
+        raise ParameterError(parameter, bands, "expected comma-separated numbers such as 2,3,4,5") from None
 
 
 def _parse_ids(ids: Optional[str], flag: str) -> list[int]:
@@ -149,7 +149,8 @@ def predict(
     tile: Annotated[Optional[int], typer.Option(help="tile size in px (default: the model's)")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="overlap between tiles in px (default: the model's)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="tiles per forward pass (default: 1 on CPU, 8 on GPU)")] = None,
-    block_size: Annotated[int, typer.Option("--block-size", help="output GeoTIFF block size in px")] = 512,
+    output_block: Annotated[Optional[int], typer.Option("--output-block", help="block side of the output GeoTIFFs in px (default 512); it does not bound memory")] = None,
+    block_size: Annotated[Optional[int], typer.Option("--block-size", hidden=True, help="deprecated name of --output-block")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, fp16 (GPU) or bf16")] = "auto",
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
@@ -169,15 +170,18 @@ def predict(
 
     if polygons is not None:
         check_writable(polygons, overwrite)  # refuse before the long prediction, not after
+    reporter = _reporter(progress, quiet, "predict")
+    output_block = _output_block(output_block, block_size, reporter)
     if method is not None:
         from geoseg.classic import ClassicMethod
 
         if model is not None or probabilities is not None:
-            raise InputError(f"--method {method}: a classic method takes no --model and writes no --probabilities")
+            raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
+                                 parameters=("model", "probabilities"))
         runner = ClassicMethod(method)
         scheme = runner.scheme
-        summary = runner.predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
-                                 overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
+        summary = runner.predict(scene, output, bands=_parse_bands(bands), output_block=output_block,
+                                 overwrite=overwrite, reporter=reporter)
     else:
         from geoseg.inference.predictor import Predictor
 
@@ -185,8 +189,7 @@ def predict(
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
         scheme = predictor.meta.scheme
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
-                                    block_size=block_size, overwrite=overwrite,
-                                    reporter=_reporter(progress, quiet, "predict"))
+                                    output_block=output_block, overwrite=overwrite, reporter=reporter)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
@@ -198,6 +201,20 @@ def predict(
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
+
+
+def _output_block(output_block: Optional[int], block_size: Optional[int], reporter: Any) -> int:
+    """--output-block, or the deprecated --block-size that meant the same (with a warning), or 512."""
+    from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK
+
+    if block_size is None:
+        return output_block or DEFAULT_OUTPUT_BLOCK
+    if output_block is not None:
+        raise ParameterError("block_size", block_size, "is the old name of {output_block}; give only {output_block}",
+                             parameters=("output_block",))
+    reporter.warn("--block-size is deprecated for predict: it is the output GeoTIFF's block size; "
+                  "use --output-block")
+    return block_size
 
 
 @app.command()
@@ -290,9 +307,9 @@ def evaluate(
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
     from geoseg.training.config import load_legend
 
-    pair = _parse_bands(method_classes)
+    pair = _parse_bands(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
-        raise InputError(f"--method-classes {method_classes}: give two label ids (above,below) with a classic method")
+        raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
     target: Any = None if model == "default" else (model if model in METHODS else Path(model))
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_bands(bands),
                           ignore_ids=_parse_ids(ignore_ids, "--ignore-ids"),
@@ -325,7 +342,7 @@ def info(
     elif Path(path).suffix.lower() in (".safetensors", ".onnx"):
         data = describe.bundle(Path(path))
     else:
-        data = describe.scene(path, model)
+        data = describe.scene(path, model, spell=flag_for)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
@@ -346,7 +363,7 @@ def export(
 
     bundle = load_model(model)
     if isinstance(bundle, OnnxBundle):
-        raise InputError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
+        raise ModelError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
     path = export_onnx(bundle, onnx, overwrite=overwrite)
     if not quiet:
         err_console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
@@ -408,7 +425,22 @@ def _quiet_stdout() -> None:
 
 def main() -> None:
     raise_on_signals()
-    app(prog_name="geoseg")
+    try:
+        app(prog_name="geoseg")
+    except SystemExit as done:
+        interrupt = _interrupt_behind(done)
+        if interrupt is None:
+            raise
+        exit_interrupted(interrupt)
+
+
+def _interrupt_behind(done: SystemExit) -> KeyboardInterrupt | None:
+    """The interrupt that typer turned into a silent exit 130: one that came before or after the command
+    itself (while parsing, importing), where :func:`reports_errors` could not see it."""
+    exit_ = done.__context__
+    cause = exit_.__cause__ if isinstance(exit_, typer.Exit) else None
+    return cause if isinstance(cause, KeyboardInterrupt) else None
+
 
 
 if __name__ == "__main__":

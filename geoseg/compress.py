@@ -35,13 +35,13 @@ from pydantic import BaseModel
 
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BundleMeta
-from geoseg.errors import InputError
-from geoseg.io.rasters import gdal_env, open_raster, read_tile
+from geoseg.errors import InputFileError, ModelError, OutputError, ParameterError
+from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.model.fit import check_fit
 from geoseg.model.onnx import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
 from geoseg.io.outputs import check_writable
 from geoseg.model.loading import ModelLike, load_model
-from geoseg.model.normalise import Normaliser
+from geoseg.inference.source import TileSource
 from geoseg.inference.tiling import Tile, TileGrid
 
 if TYPE_CHECKING:
@@ -72,10 +72,10 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
     t0 = time.perf_counter()
     check_writable(output, overwrite)
     if Path(output).suffix.lower() != ".onnx":
-        raise InputError(f"{output}: int8 models are stored as ONNX; name the output .onnx")
+        raise OutputError(f"{output}: int8 models are stored as ONNX; name the output .onnx")
     bundle = _torch_bundle(model, "quantise")
     if max_tiles < 1:
-        raise InputError(f"--calibration-tiles {max_tiles}: must be at least 1")
+        raise ParameterError("max_tiles", max_tiles, "must be at least 1")
     tiles = calibration_tiles(bundle.meta, calibration, bands, max_tiles) if calibration else None
     onnx, ort = require_onnx("onnx"), require_onnx("onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -108,10 +108,9 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
                       max_tiles: int) -> np.ndarray:
     """Up to ``max_tiles`` normalised tiles (n, bands, tile, tile), spread evenly over the scenes' grids.
 
-    Tiles are read exactly as prediction reads them (same bands, normalisation and nodata handling);
-    tiles without a valid pixel are left out, and an evenly strided pick keeps every part of a scene.
+    Tiles are read exactly as prediction reads them (through the same :class:`TileSource`); tiles without a
+    valid pixel are left out, and an evenly strided pick keeps every part of a scene.
     """
-    normalise = Normaliser(meta)
     side = meta.tile_size
     chosen: list[np.ndarray] = []
     candidates: list[tuple[int, Tile]] = []  # (scene number, tile)
@@ -121,22 +120,20 @@ def calibration_tiles(meta: BundleMeta, scenes: Sequence[str | os.PathLike], ban
             with open_raster(scene) as dataset:
                 fit = check_fit(dataset, meta, bands)
                 if not fit.ok:
-                    raise InputError(f"{scene}: cannot calibrate model '{meta.name}' on it: {'; '.join(fit.problems)}")
+                    raise fit.refusal(f"{scene}: cannot calibrate model '{meta.name}' on it")
                 indexes.append(fit.band_indexes)
                 candidates += [(number, tile) for tile in TileGrid(dataset.height, dataset.width, side, 0)]
         # 4x more picks than needed: tiles of nodata (scene frames) are dropped below
         picks = np.unique(np.linspace(0, len(candidates) - 1, min(len(candidates), 4 * max_tiles)).round().astype(int))
         for number, scene in enumerate(scenes):
             with rasterio.open(scene) as dataset:
+                source = TileSource(dataset, indexes[number], meta, side)
                 for tile in (candidates[i][1] for i in picks if candidates[i][0] == number):
-                    data, valid = read_tile(dataset, indexes[number], tile.y, tile.x, tile.height, tile.width,
-                                            meta.input_nodata)
-                    if valid.any():
-                        pixels = normalise(data, valid)
-                        pad = ((0, 0), (0, side - tile.height), (0, side - tile.width))
-                        chosen.append(np.pad(pixels, pad, mode="symmetric") if any(p[1] for p in pad) else pixels)
+                    pixels, _ = source.read(tile)
+                    if pixels is not None:
+                        chosen.append(pixels)
     if not chosen:
-        raise InputError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
+        raise InputFileError(f"{', '.join(map(str, scenes))}: no valid pixels to calibrate on; pass scenes with data")
     keep = np.unique(np.linspace(0, len(chosen) - 1, min(len(chosen), max_tiles)).round().astype(int))
     return np.stack([chosen[i] for i in keep])
 
@@ -160,9 +157,9 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     t0 = time.perf_counter()
     check_writable(output, overwrite)
     if Path(output).suffix.lower() != ".safetensors":
-        raise InputError(f"{output}: pruned models are bundles; name the output .safetensors")
+        raise OutputError(f"{output}: pruned models are bundles; name the output .safetensors")
     if not 0 < amount < 1:
-        raise InputError(f"--amount {amount}: must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
+        raise ParameterError("amount", amount, "must be a fraction of channels to remove, between 0 and 1 (e.g. 0.3)")
     config = None
     if fine_tune is not None:           # read first: a bad config fails before any work
         from geoseg.training import load_config
@@ -172,7 +169,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     before = sum(p.numel() for p in network.parameters())
     widths = prune_module(network, amount)
     if not widths:
-        raise InputError(f"model '{bundle.meta.name}': {bundle.meta.model.architecture}/{bundle.meta.model.encoder} "
+        raise ModelError(f"model '{bundle.meta.name}': {bundle.meta.model.architecture}/{bundle.meta.model.encoder} "
                          "has no layers geoseg can prune (conv chains in Sequentials, ResNet blocks, U-Net decoder blocks)")
     spec = bundle.meta.model.model_copy(update={"pruned": {**bundle.meta.model.pruned, **widths}})
     after = sum(p.numel() for p in network.parameters())
@@ -232,7 +229,7 @@ def prune_module(network: Any, amount: float) -> dict[str, int]:
 def _torch_bundle(model: ModelLike, action: str) -> ModelBundle:
     bundle = load_model(model)
     if isinstance(bundle, OnnxBundle):
-        raise InputError(f"{bundle.path or bundle.meta.name}: cannot {action} an ONNX model; "
+        raise ModelError(f"{bundle.path or bundle.meta.name}: cannot {action} an ONNX model; "
                          "pass the .safetensors bundle it was made from")
     return bundle
 

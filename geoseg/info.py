@@ -1,6 +1,7 @@
 """What ``geoseg info`` reports about a bundle, a scene or the installation, as plain JSON-able dicts."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geoseg.model.loading import DEFAULT_MODEL_PATH, read_meta
-from geoseg.errors import InputError
+from geoseg.errors import InputError, python_name
 
 
 def bundle(path: Path) -> dict[str, Any]:
@@ -22,7 +23,9 @@ def bundle(path: Path) -> dict[str, Any]:
     return data
 
 
-def scene(path: str | Path, model: Path | None = None) -> dict[str, Any]:
+def scene(path: str | Path, model: Path | None = None, spell: Callable[[str], str] = python_name
+          ) -> dict[str, Any]:
+    """The scene, and whether ``model`` fits it (problems name parameters as ``spell`` writes them)."""
     from geoseg.io.rasters import describe, gdal_env, open_raster
     from geoseg.model.fit import check_fit
 
@@ -31,7 +34,7 @@ def scene(path: str | Path, model: Path | None = None) -> dict[str, Any]:
         data: dict[str, Any] = describe(dataset).model_dump()
         data["kind"] = "scene"
         if model_path is not None:
-            fit = check_fit(dataset, read_meta(model_path))
+            fit = check_fit(dataset, read_meta(model_path)).spelled(spell)
             data["fits"] = {"model": str(model_path), **fit.model_dump()}
     return data
 

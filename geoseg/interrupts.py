@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 HANDLED = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 
@@ -23,6 +24,22 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(signal.Signals(signum).name)
+
+
+def interrupt_message(err: KeyboardInterrupt) -> str:
+    """True whenever the interrupt lands: an output renamed into place is complete, the rest are removed."""
+    name = err.args[0] if isinstance(err, Interrupted) else "SIGINT"
+    return f"interrupted ({name}); unfinished outputs were removed"
+
+
+def exit_code(err: KeyboardInterrupt) -> int:
+    return err.exit_code if isinstance(err, Interrupted) else 130
+
+
+def exit_interrupted(err: KeyboardInterrupt) -> NoReturn:
+    """One line on stderr and the conventional exit code, for an interrupt outside any command."""
+    print(f"geoseg: error: {interrupt_message(err)}", file=sys.stderr, flush=True)
+    raise SystemExit(exit_code(err))
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:

@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import InputError
-from geoseg.inference.predictor import PREDICTOR_OPTIONS, Predictor
+from geoseg.errors import InputError, InputFileError
+from geoseg.inference.config import PREDICTOR_OPTIONS
+from geoseg.inference.predictor import Predictor
 from geoseg.model.loading import ModelLike
 
 
@@ -20,19 +21,23 @@ def predict_dataarray(data: Any, model: ModelLike | Predictor = None, **options:
 
     The result has the input's ``y``/``x`` coordinates and CRS, ``_FillValue`` = the nodata class, and
     attributes ``classes`` (id → name) and ``colors`` (id → hex). ``options`` go to :class:`Predictor`
-    (device, tile, overlap, batch_size, blend, backend) and :meth:`Predictor.predict` (bands, block_size).
+    (config, device, precision, tile, overlap, batch_size, blend, backend) and :meth:`Predictor.predict`
+    (bands, output_block). When ``model`` is a ready Predictor, its settings stand: an option that differs
+    from them is refused (a ParameterError) rather than dropped.
     """
     try:
         import rioxarray
     except ImportError as err:
         raise InputError("the xarray face needs rioxarray: pip install 'geoseg[xarray]'") from err
     if getattr(data, "ndim", None) not in (2, 3):
-        raise InputError("predict_dataarray: expected a DataArray with dims (band, y, x) or (y, x)")
+        raise InputFileError("predict_dataarray: expected a DataArray with dims (band, y, x) or (y, x)")
     if data.ndim == 2:
         data = data.expand_dims("band")
     if data.rio.crs is None:
-        raise InputError("predict_dataarray: the DataArray has no CRS; set one with data.rio.write_crs(...)")
-    setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
+        raise InputFileError("predict_dataarray: the DataArray has no CRS; set one with data.rio.write_crs(...)")
+    setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
+    if isinstance(model, Predictor):
+        model.config.refuse_changes(**setup)
     predictor = model if isinstance(model, Predictor) else Predictor(model, **setup)
     with tempfile.TemporaryDirectory(prefix="geoseg-xr-") as tmp:
         scene, classes = Path(tmp) / "scene.tif", Path(tmp) / "classes.tif"

@@ -12,7 +12,7 @@ import rasterio
 
 from geoseg.io.legend import ClassScheme
 from geoseg.classic import ClassicMethod, ndvi, ndwi, otsu_threshold, region_grow
-from geoseg.errors import InputError
+from geoseg.errors import ParameterError
 from geoseg.evaluation.evaluate import evaluate
 from tests.conftest import NLCD, ROOT, ZION, ZION_LABELS
 
@@ -75,7 +75,7 @@ def test_ndwi_grow_keeps_only_water_connected_to_cores(tmp_path: Path) -> None:
 
 
 def test_bands_must_be_green_red_nir(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="green,red,nir"):
+    with pytest.raises(ParameterError, match="^bands 1,2: index methods take green,red,nir"):
         ClassicMethod("ndvi-otsu").predict(ZION, tmp_path / "x.tif", bands=[1, 2])
 
 
@@ -103,3 +103,14 @@ def test_cli_predict_method(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "geoseg", "predict", str(ZION), "-o", str(tmp_path / "y.tif"),
                           "--method", "kmeans"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown" in bad.stderr
+
+
+def test_band_rows_change_nothing_and_block_size_is_deprecated(tmp_path: Path) -> None:
+    method = ClassicMethod("ndwi-otsu")
+    method.predict(ZION, tmp_path / "a.tif", band_rows=512, output_block=256)
+    method.predict(ZION, tmp_path / "b.tif", band_rows=37, output_block=256)
+    with pytest.warns(FutureWarning, match="block_size is deprecated"):
+        method.predict(ZION, tmp_path / "c.tif", block_size=256)
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes() == (tmp_path / "c.tif").read_bytes()
+    with pytest.raises(ParameterError, match="^band_rows 0: must be at least 1$"):
+        method.predict(ZION, tmp_path / "d.tif", band_rows=0)

@@ -47,6 +47,11 @@ def test_predict_json_progress_and_outputs(tmp_path: Path, zion_bundle_path: Pat
     (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--tile", 64, "--overlap", 40], "--overlap 40"),
     (["info", "{tmp}/absent.tif"], "absent.tif: file not found"),
     (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--blend", "fancy"], "fancy"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--output-block", 8], "--output-block 8: must be at least 16"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--method", "ndvi-otsu", "--model", "{model}"],
+     "--method ndvi-otsu: a classic method takes no --model and writes no --probabilities"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--block-size", 256, "--output-block", 256],
+     "--block-size 256: is the old name of --output-block; give only --output-block"),
 ])
 def test_bad_input_exits_2_with_one_line(args: list[object], message: str, tmp_path: Path,
                                          zion_bundle_path: Path) -> None:
@@ -132,3 +137,14 @@ def test_public_functions_survive_importing_their_modules(tmp_path: Path, zion_b
     geoseg.predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
     summary = geoseg.vectorize(tmp_path / "c.tif", tmp_path / "p.gpkg")
     assert summary.n_polygons > 0
+
+
+def test_block_size_is_a_deprecated_alias_of_output_block(tmp_path: Path, zion_bundle_path: Path) -> None:
+    common = [ZION, "--model", zion_bundle_path, "--tile", 64, "--overlap", 16]
+    new = geoseg("predict", *common, "-o", tmp_path / "new.tif", "--output-block", 256, "--progress", "none")
+    old = geoseg("predict", *common, "-o", tmp_path / "old.tif", "--block-size", 256, "--progress", "json")
+    assert new.returncode == old.returncode == 0, old.stderr
+    warning = [json.loads(line) for line in old.stdout.splitlines() if '"warning"' in line]
+    assert warning and "--block-size is deprecated" in warning[0]["message"] and "--output-block" in warning[0]["message"]
+    assert (tmp_path / "new.tif").read_bytes() == (tmp_path / "old.tif").read_bytes()
+    assert "--block-size" not in geoseg("predict", "--help").stdout

@@ -21,7 +21,7 @@ from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.loading import DEFAULT_MODEL_PATH
 from geoseg.model.channels import prunable_pairs
 from geoseg.compress import calibration_tiles, prune, prune_module, quantize
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, ModelError, ModelMismatchError, OutputError, ParameterError
 from geoseg.evaluation.evaluate import evaluate
 from geoseg.model.networks import build_model
 from geoseg.model.onnx import load_onnx
@@ -147,16 +147,16 @@ def test_pruned_layer_the_architecture_lacks_is_refused(unet_path: Path, tmp_pat
     bundle = load_bundle(unet_path)
     spec = bundle.meta.model.model_copy(update={"pruned": {"encoder.layer9.conv1": 8}})
     ModelBundle(bundle.meta.model_copy(update={"model": spec}), bundle.state_dict).save(tmp_path / "bad.safetensors")
-    with pytest.raises(InputError, match="pruned layer 'encoder.layer9.conv1' is not a prunable layer"):
+    with pytest.raises(ModelError, match="pruned layer 'encoder.layer9.conv1' is not a prunable layer"):
         load_bundle(tmp_path / "bad.safetensors").build()
 
 
 def test_prune_refuses_bad_arguments(unet_path: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="--amount 0: must be a fraction"):
+    with pytest.raises(ParameterError, match="^amount 0: must be a fraction"):
         prune(unet_path, tmp_path / "p.safetensors", 0)
-    with pytest.raises(InputError, match="name the output .safetensors"):
+    with pytest.raises(OutputError, match="name the output .safetensors"):
         prune(unet_path, tmp_path / "p.onnx", 0.3)
-    with pytest.raises(InputError, match="ft.yaml"):
+    with pytest.raises(ConfigError, match="ft.yaml: config not found"):
         prune(unet_path, tmp_path / "p.safetensors", 0.3, fine_tune=tmp_path / "ft.yaml")   # no such config
     assert not (tmp_path / "p.safetensors").exists()
 
@@ -211,7 +211,7 @@ def test_fine_tuning_recovers_accuracy_lost_to_pruning(tmp_path: Path) -> None:
 
 def test_fine_tuning_needs_the_same_bands_and_classes(unet_path: Path, tmp_path: Path) -> None:
     config = _fine_tune_config(tmp_path, band_names=["b", "g", "r", "n"])
-    with pytest.raises(InputError, match="reads bands .* fine-tune with a config for the same bands"):
+    with pytest.raises(ModelMismatchError, match="reads bands .* fine-tune with a config for the same bands"):
         prune(unet_path, tmp_path / "p.safetensors", 0.3, fine_tune=config)
     assert not (tmp_path / "p.safetensors").exists()
 
@@ -223,7 +223,7 @@ def test_calibration_tiles_are_real_normalised_and_skip_nodata() -> None:
     tiles = calibration_tiles(meta, [LANDSAT7_FRAME], None, 6)
     assert tiles.shape == (6, 3, 64, 64) and tiles.dtype == np.float32
     assert all(np.abs(t).sum() > 0 for t in tiles)  # all-nodata tiles (the black frame) are never picked
-    with pytest.raises(InputError, match="naip_2020_rgbn.tif: cannot calibrate model"):
+    with pytest.raises(ModelMismatchError, match="naip_2020_rgbn.tif: cannot calibrate model"):
         calibration_tiles(zion_meta(), [NAIP], None, 4)
 
 
@@ -243,9 +243,9 @@ def test_static_and_dynamic_int8_predict_end_to_end(unet_path: Path, scene: Path
 
 
 def test_quantize_refuses_bad_arguments(unet_path: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="int8 models are stored as ONNX"):
+    with pytest.raises(OutputError, match="int8 models are stored as ONNX"):
         quantize(unet_path, tmp_path / "q.safetensors")
-    with pytest.raises(InputError, match="--calibration-tiles 0"):
+    with pytest.raises(ParameterError, match="^max_tiles 0: must be at least 1$"):
         quantize(unet_path, tmp_path / "q.onnx", [ZION], max_tiles=0)
 
 
@@ -294,3 +294,6 @@ def test_cli_quantize_and_prune(unet_path: Path, tmp_path: Path) -> None:
     assert info["provenance"]["compression"]["amount"] == 0.5
     bad = _geoseg("prune", unet_path, "-o", tmp_path / "p2.safetensors", "--amount", "1", cwd=tmp_path)
     assert bad.returncode == 2 and "--amount 1.0: must be a fraction" in bad.stderr
+    zero = _geoseg("quantize", unet_path, "-o", tmp_path / "q3.onnx", "--calibration", ZION, "--calibration-tiles", "0",
+                   cwd=tmp_path)
+    assert zero.returncode == 2 and "--calibration-tiles 0: must be at least 1" in zero.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoseg.errors import InputError
+from geoseg.errors import InputError, ParameterError
 from geoseg.inference.predictor import Predictor
 
 from .conftest import ZION, read_band
@@ -38,3 +38,18 @@ def test_dataarray_without_crs_is_refused(zion_bundle_path: Path) -> None:
     assert bare.rio.crs is None
     with pytest.raises(InputError, match="no CRS"):
         predict_dataarray(bare, zion_bundle_path)
+
+
+def test_options_that_differ_from_a_given_predictor_are_refused(zion_bundle_path: Path) -> None:
+    from geoseg.xarray import predict_dataarray
+
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16)
+    with rioxarray.open_rasterio(ZION) as scene:
+        corner = scene.isel(y=slice(0, 96), x=slice(0, 128)).load()
+    with pytest.raises(ParameterError, match="^tile 128: the Predictor given was made with 64"):
+        predict_dataarray(corner, predictor, tile=128)
+    with pytest.raises(ParameterError, match="^overlap 0: the Predictor given was made with 16"):
+        predict_dataarray(corner, predictor, overlap=0)
+    same = predict_dataarray(corner, predictor, tile=64, overlap=16)       # what it was made with: fine
+    assert same.shape == (96, 128)
+    assert np.array_equal(same.values, predict_dataarray(corner, zion_bundle_path, tile=64, overlap=16).values)

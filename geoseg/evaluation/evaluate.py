@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.errors import InputFileError, OutputError
+from geoseg.inference.tiling import row_windows
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
@@ -163,8 +163,7 @@ def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> t
     matrix = ConfusionMatrix(len(scheme.classes))
     unpredicted = 0
     with gdal_env(), rasterio.open(prediction) as dataset:
-        for row in range(0, dataset.height, BLOCK_ROWS):
-            window = Window(0, row, dataset.width, min(BLOCK_ROWS, dataset.height - row))
+        for window in row_windows(dataset.height, dataset.width, BLOCK_ROWS):
             predicted = ids_to_indices(dataset.read(1, window=window), scheme)
             reference = source.read(dataset.crs, dataset.window_transform(window), int(window.height), dataset.width)
             labelled = reference != IGNORE_INDEX
@@ -217,8 +216,7 @@ def _checked_labels(labels: Path, scheme: ClassScheme, class_column: str, ignore
     source = LabelSource(labels, scheme, class_column, ignore_ids)
     labelled = 0
     with open_raster(scene) as dataset:
-        for row in range(0, dataset.height, BLOCK_ROWS):
-            window = Window(0, row, dataset.width, min(BLOCK_ROWS, dataset.height - row))
+        for window in row_windows(dataset.height, dataset.width, BLOCK_ROWS):
             indices = source.read(dataset.crs, dataset.window_transform(window), int(window.height),
                                   int(window.width))
             labelled += int(np.count_nonzero(indices != IGNORE_INDEX))

@@ -6,18 +6,15 @@ lives in :mod:`geoseg.inference.predictor`, so a backend is only this one call p
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Protocol
 
 import numpy as np
 import torch
 
 from geoseg.model.bundle import ModelBundle
-from geoseg.inference.device import ExecutionPlan, plan_execution
-from geoseg.errors import InputError
+from geoseg.errors import ModelError, ParameterError
+from geoseg.inference.device import ExecutionPlan, parse_device, plan_execution
 from geoseg.model.onnx import INPUT_NAME, OUTPUT_NAME, OnnxBundle, is_quantised, require_onnx, to_onnx
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 class Backend(Protocol):
@@ -48,9 +45,7 @@ class TorchBackend:
         x = torch.from_numpy(batch).to(self.plan.device, non_blocking=True)
         if self.plan.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(self.plan.device.type, dtype=self.plan.autocast_dtype)
-                    if self.plan.autocast_dtype is not None else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), self.plan.autocast():
             logits = self.network(x)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
@@ -60,21 +55,7 @@ class OnnxBackend:
 
     def __init__(self, model: OnnxBundle, device: str = "auto"):
         ort = require_onnx("onnxruntime")
-        available = ort.get_available_providers()
-        if device == "auto":
-            device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise InputError(f"--device {device}: this onnxruntime has no CUDA provider; install "
-                                 "onnxruntime-gpu or use --device cpu")
-            index = int(device.partition(":")[2] or 0)
-            providers: list = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-            self.plan = ExecutionPlan(torch.device("cuda", index), None, channels_last=False)
-        elif device == "cpu":
-            providers = ["CPUExecutionProvider"]
-            self.plan = ExecutionPlan(torch.device("cpu"), None, channels_last=False)
-        else:
-            raise InputError(f"--device {device}: unknown device; use auto, cpu or cuda")
+        providers, self.plan = _onnx_providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One knob for both runtimes (torch.set_num_threads / OMP_NUM_THREADS): on a shared machine fewer
@@ -85,7 +66,7 @@ class OnnxBackend:
             self.session = ort.InferenceSession(model.graph, options, providers=providers)
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"{where}: onnxruntime cannot load this model ({first}); re-export it with geoseg") from err
+            raise ModelError(f"{where}: onnxruntime cannot load this model ({first}); re-export it with geoseg") from err
         self._int8 = is_quantised(model.graph)
 
     @property
@@ -95,6 +76,20 @@ class OnnxBackend:
     def forward(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return softmax(logits)
+
+
+def _onnx_providers(device: str, available: list[str]) -> tuple[list, ExecutionPlan]:
+    """onnxruntime providers for ``device``; ``auto`` means CUDA when this onnxruntime has its provider."""
+    request = parse_device(device)
+    cuda = "CUDAExecutionProvider" in available
+    if request.kind == "cpu" or (request.kind == "auto" and not cuda):
+        return ["CPUExecutionProvider"], ExecutionPlan(torch.device("cpu"), None, channels_last=False)
+    if not cuda:
+        raise ParameterError("device", device, "this onnxruntime has no CUDA provider; install onnxruntime-gpu "
+                             "or use {device} cpu")
+    index = request.index or 0
+    providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    return providers, ExecutionPlan(torch.device("cuda", index), None, channels_last=False)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -107,19 +102,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def make_backend(model: ModelBundle | OnnxBundle, backend: str = "auto", device: str = "auto",
                  precision: str = "auto") -> TorchBackend | OnnxBackend:
-    """``auto`` runs ONNX models with onnxruntime and bundles with torch; ``onnx`` exports a bundle first."""
-    if backend not in BACKENDS:
-        raise InputError(f"--backend {backend}: unknown; use {', '.join(BACKENDS)}")
-    if isinstance(model, OnnxBundle):
-        if backend == "torch":
-            raise InputError(f"{model.path or model.meta.name}: an ONNX model runs only with --backend onnx "
-                             "(or auto); pass the .safetensors bundle to use torch")
-        backend = "onnx"
-    if backend in ("auto", "torch"):
+    """The backend for settings that :class:`~geoseg.inference.config.PredictorConfig` has checked.
+
+    ``auto`` runs ONNX models with onnxruntime and bundles with torch; ``onnx`` exports a bundle first.
+    """
+    if isinstance(model, ModelBundle) and backend != "onnx":
         return TorchBackend(model, plan_execution(device, precision))
-    if precision not in ("auto", "fp32"):
-        raise InputError(f"--precision {precision}: the onnx backend runs the model's own precision; "
-                         "use --precision auto or fp32 (or --backend torch)")
     if isinstance(model, ModelBundle):
         model = OnnxBundle(model.meta, to_onnx(model).SerializeToString(), model.path)
     return OnnxBackend(model, device)

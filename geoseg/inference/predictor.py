@@ -17,50 +17,61 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from geoseg.errors import InputError
+from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
+from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
+from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
-from geoseg.io.cog import ClassMapWriter
+from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size
 from geoseg.io.outputs import atomic_output, check_writable
-from geoseg.io.rasters import gdal_env, open_raster, read_tile, streaming_cache_mb
+from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
 from geoseg.model.fit import check_fit
 from geoseg.model.loading import ModelLike, load_model
-from geoseg.model.networks import size_multiple
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
 
-#: Keyword options that configure a :class:`Predictor` (the rest go to :meth:`Predictor.predict`).
-PREDICTOR_OPTIONS = ("device", "precision", "tile", "overlap", "batch_size", "blend", "backend")
-
 
 class Predictor:
-    """A loaded model ready to segment many scenes (the network is built once)."""
+    """A loaded model ready to segment many scenes (the network is built once).
 
-    def __init__(self, model: ModelLike = None, *, device: str = "auto", precision: str = "auto",
-                 tile: int | None = None, overlap: int | None = None, batch_size: int | None = None,
-                 blend: BlendMode = "hann", backend: str = "auto"):
+    Settings come as a :class:`~geoseg.inference.config.PredictorConfig` (``config``), as keywords of the
+    same names, or both (keywords given replace the config's values); the config validates them all.
+    """
+
+    def __init__(self, model: ModelLike = None, config: PredictorConfig | None = None, *,
+                 device: str | None = None, precision: str | None = None, tile: int | None = None,
+                 overlap: int | None = None, batch_size: int | None = None, blend: BlendMode | None = None,
+                 backend: str | None = None):
+        asked = (config or PredictorConfig()).updated(device=device, precision=precision, tile=tile,
+                                                      overlap=overlap, batch_size=batch_size, blend=blend,
+                                                      backend=backend)
         self.bundle = load_model(model)
         self.meta = self.bundle.meta
-        self.backend: Backend = make_backend(self.bundle, backend, device, precision)
+        settings = asked.for_model(self.bundle)
+        self.backend: Backend = make_backend(self.bundle, settings.backend, settings.device, settings.precision)
         self.plan: ExecutionPlan = self.backend.plan
-        self.tile = tile or self.meta.tile_size
-        self.overlap = self.meta.overlap if overlap is None else overlap
-        multiple = size_multiple(self.meta)
-        if self.tile % multiple:
-            raise InputError(f"--tile {self.tile}: must be a multiple of {multiple} for "
-                             f"{self.meta.model.architecture}; try {self.tile // multiple * multiple or multiple}")
-        if not 0 <= self.overlap * 2 <= self.tile:
-            raise InputError(f"--overlap {self.overlap}: must be between 0 and half of --tile {self.tile}")
-        self.batch_size = batch_size if batch_size is not None else (8 if self.plan.device.type == "cuda" else 1)
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size}: must be at least 1")
-        self.blend = blend
-        self.normalise = Normaliser(self.meta)
+        self.config = settings.for_device(self.plan.device.type)
         self.class_ids = self.meta.class_ids()
+
+    # The config's tile, overlap (for_model) and batch_size (for_device) are filled in: never None here.
+    @property
+    def tile(self) -> int:
+        return self.config.tile  # type: ignore[return-value]
+
+    @property
+    def overlap(self) -> int:
+        return self.config.overlap  # type: ignore[return-value]
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size  # type: ignore[return-value]
+
+    @property
+    def blend(self) -> BlendMode:
+        return self.config.blend  # type: ignore[return-value]
 
     # ----------------------------------------------------------------------------------------- model
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -69,48 +80,50 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
-                bands: list[int] | None = None, block_size: int = 512, overwrite: bool = False,
-                reporter: Reporter | None = None, pipelined: bool = True) -> PredictionSummary:
+                bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
+                reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None
+                ) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
-        ``pipelined`` overlaps reading, the model and blending/writing in three threads; False runs them
-        one after another in this thread (same bytes out; useful for debugging and profiling).
+        ``output_block`` is the side of the output GeoTIFFs' internal blocks (it sizes the GDAL cache too;
+        it does not bound memory, which depends on the tile size and the scene width only); ``block_size``
+        is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
+        threads; False runs them one after another in this thread (same bytes out; useful for debugging).
         """
+        output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
         if probabilities is not None:
             check_writable(probabilities, overwrite)
             if Path(probabilities).resolve() == Path(dst).resolve():
-                raise InputError(f"{probabilities}: the probabilities must go to another file than the class map")
-        if block_size < 16:
-            raise InputError(f"--block-size {block_size}: must be at least 16")
+                raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
         with gdal_env(), open_raster(src) as dataset:
             fit = check_fit(dataset, self.meta, bands)
             if not fit.ok:
-                raise InputError(f"{src}: model '{self.meta.name}' does not fit: {'; '.join(fit.problems)}")
+                raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
             for warning in fit.warnings:
                 reporter.warn(f"{src}: {warning}")
             grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
-            cache_mb = streaming_cache_mb(dataset, self.tile, block_size,
+            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
                 stack.enter_context(gdal_env(cache_mb))
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
                             if probabilities is not None else None)
-                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
+                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
                                  dst, probabilities, pipelined, cache_mb)
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
-             prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any,
+             prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
              pipelined: bool, cache_mb: int) -> PredictionSummary:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                    "transform": dataset.transform}
-        writers = [ClassMapWriter(class_tmp, profile, scheme, block_size)]
+        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block)]
         if prob_tmp is not None:
             names = [c.name for c in scheme.classes]
-            writers.append(ClassMapWriter(prob_tmp, profile, scheme, block_size, count=len(names),
+            writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
                                           band_names=names, legend=False, nodata=None))
         counts = np.zeros(256, np.int64)
 
@@ -174,11 +187,11 @@ class Predictor:
 
     def _read(self, path: str, indexes: list[int], grid: TileGrid, cache_mb: int
               ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-        """(tile, normalised pixels padded to the tile size or None when all nodata, validity) in grid order."""
+        """(tile, model input or None when all nodata, validity) in grid order, in the reader's own dataset."""
         with gdal_env(cache_mb), rasterio.open(path) as ds:
+            source = TileSource(ds, indexes, self.meta, self.tile)
             for tile in grid:
-                data, valid = read_tile(ds, indexes, tile.y, tile.x, tile.height, tile.width, self.meta.input_nodata)
-                yield tile, (self._pad(self.normalise(data, valid)) if valid.any() else None), valid
+                yield tile, *source.read(tile)
 
     def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool, cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
@@ -203,13 +216,6 @@ class Predictor:
         if tiles:
             yield tiles, valids, live, np.stack(arrays) if arrays else None
 
-    def _pad(self, data: np.ndarray) -> np.ndarray:
-        """Tiles of scenes smaller than a tile are mirrored out to the full tile size."""
-        _, h, w = data.shape
-        if h == self.tile and w == self.tile:
-            return data
-        return np.pad(data, ((0, 0), (0, self.tile - h), (0, self.tile - w)), mode="symmetric")
-
 
 def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
     """Pixels per class, and areas where the CRS has linear units (geographic areas: see vectorize)."""
@@ -225,9 +231,9 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
             ) -> PredictionSummary:
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
-    Options are :class:`Predictor` settings (device, precision, tile, overlap, batch_size, blend, backend) and
-    :meth:`Predictor.predict` settings (probabilities, bands, block_size, overwrite, reporter).
+    Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
+    backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter).
     """
-    setup = {k: options.pop(k) for k in PREDICTOR_OPTIONS if k in options}
+    setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)
 

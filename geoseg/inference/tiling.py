@@ -1,4 +1,4 @@
-"""The global tile grid and the blending windows.
+"""Every window iterator of geoseg: the global tile grid, raster blocks, and the blending windows.
 
 Tiles of ``tile`` px start at multiples of the stride ``tile - overlap`` from the scene origin; the last
 row/column is shifted inward so every tile lies inside the scene (a scene smaller than a tile gets one tile,
@@ -9,6 +9,10 @@ Blending windows are products of 1-D profiles. On a side shared with a neighbour
 a margin of ``overlap // 4`` px (where zero padding disturbs the network), then rises as ``sin²`` over the
 rest of the overlap; opposite ramps of two neighbours sum to exactly 1. On a side at the scene border the
 profile stays 1: border pixels keep their full weight.
+
+Work that needs no overlap walks a raster in blocks instead (:func:`block_windows`: squares for
+vectorizing, bands of full rows for thresholding and scoring with :func:`row_windows`), or in cores with a
+halo of context (:func:`halo_windows`: training's in-memory validation pass).
 """
 from __future__ import annotations
 
@@ -17,20 +21,54 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import numpy as np
+from rasterio.windows import Window
+
+from geoseg.model.meta import check_tiling
 
 BlendMode = Literal["hann", "gaussian", "none"]
 
 
 def axis_starts(size: int, tile: int, overlap: int) -> tuple[int, ...]:
     """Tile start offsets along one axis: a regular stride, the last one shifted inward to end at ``size``."""
-    if tile <= 0 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    check_tiling(tile, overlap)
     if size <= tile:
         return (0,)
     stride = tile - overlap
     starts = list(range(0, size - tile, stride))
     starts.append(size - tile)
     return tuple(starts)
+
+
+def block_windows(height: int, width: int, block_height: int, block_width: int | None = None) -> list[Window]:
+    """Blocks of ``block_height`` x ``block_width`` px (square by default) covering a raster, row-major.
+
+    The last row and column of blocks are clipped to the raster; blocks never overlap.
+    """
+    block_width = block_width or block_height
+    return [Window(c, r, min(block_width, width - c), min(block_height, height - r))
+            for r in range(0, height, block_height) for c in range(0, width, block_width)]
+
+
+def row_windows(height: int, width: int, rows: int) -> list[Window]:
+    """Bands of ``rows`` full-width rows, top to bottom (the last one clipped)."""
+    return block_windows(height, width, rows, width)
+
+
+def grown(window: Window, halo: int, height: int, width: int) -> Window:
+    """``window`` grown by ``halo`` px on every side, clipped to a ``height`` x ``width`` raster."""
+    r0, c0 = max(0, window.row_off - halo), max(0, window.col_off - halo)
+    r1 = min(height, window.row_off + window.height + halo)
+    c1 = min(width, window.col_off + window.width + halo)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def halo_windows(height: int, width: int, core: int, halo: int) -> Iterator[tuple[Window, Window]]:
+    """Blocks of ``core`` px, each with its context: the block grown by ``halo`` px, clipped to the raster.
+
+    A network run on the context and kept on the core sees ``halo`` px around every kept pixel.
+    """
+    for block in block_windows(height, width, core):
+        yield block, grown(block, halo, height, width)
 
 
 @dataclass(frozen=True)

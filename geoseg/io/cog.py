@@ -1,6 +1,7 @@
 """Class maps (and probability rasters) out: window-by-window writes into a staging GeoTIFF, then a COG."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,28 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from geoseg.errors import ParameterError
 from geoseg.io.legend import ClassScheme
+
+
+#: The default side of the output GeoTIFF's internal blocks (``output_block``) in px.
+DEFAULT_OUTPUT_BLOCK = 512
+
+
+def check_output_block(output_block: int) -> int:
+    """``output_block`` if GeoTIFF can tile by it (it is rounded down to a multiple of 16), else a ParameterError."""
+    if output_block < 16:
+        raise ParameterError("output_block", output_block, "must be at least 16 (px of a GeoTIFF block side)")
+    return output_block
+
+
+def deprecated_block_size(block_size: int | None, output_block: int, where: str) -> int:
+    """The output block when a caller still passes the old ``block_size`` name (it warns)."""
+    if block_size is None:
+        return output_block
+    warnings.warn(f"{where}: block_size is deprecated; it is the output GeoTIFF's block size, now called "
+                  "output_block", FutureWarning, stacklevel=3)
+    return block_size
 
 
 class ClassMapWriter:
@@ -18,16 +40,18 @@ class ClassMapWriter:
 
     Windows go into a tiled DEFLATE GeoTIFF beside the target; ``finish`` converts it to a Cloud Optimized
     GeoTIFF with mode-resampled overviews and the legend (colour table, class names) embedded.
+    ``output_block`` is the side of the file's internal blocks (the COG's at least 128): it shapes the file
+    and the GDAL cache its writes need, not what is computed or held in memory.
     """
 
-    def __init__(self, tmp_path: Path, profile: dict[str, Any], scheme: ClassScheme, block_size: int,
+    def __init__(self, tmp_path: Path, profile: dict[str, Any], scheme: ClassScheme, output_block: int,
                  count: int = 1, dtype: str = "uint8", band_names: Sequence[str] | None = None,
                  legend: bool = True, nodata: int | None = None):
         self.tmp_path = tmp_path
         self.stage_path = tmp_path.with_name(tmp_path.name + ".stage.tif")
         self.scheme = scheme
         self.legend = legend
-        block = max(16, block_size // 16 * 16)
+        block = max(16, output_block // 16 * 16)
         self.block = block
         creation = dict(driver="GTiff", width=profile["width"], height=profile["height"], count=count,
                         dtype=dtype, crs=profile.get("crs"), transform=profile["transform"], tiled=True,

@@ -34,7 +34,7 @@ def gdal_env(cache_mb: int | None = None, threads: int | str = "ALL_CPUS") -> ra
     return rasterio.Env(GDAL_CACHEMAX=mb * 1024 * 1024, GDAL_NUM_THREADS=str(threads))
 
 
-def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: int, output_bands: int) -> int:
+def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, output_block: int, output_bands: int) -> int:
     """A GDAL block cache that holds one pass's working set and no more.
 
     Reading a row of tiles touches up to ``tile + source block height`` rows of every band; writing keeps
@@ -44,7 +44,7 @@ def streaming_cache_mb(dataset: rasterio.DatasetReader, tile: int, block_size: i
     block_h = dataset.block_shapes[0][0]
     itemsize = np.dtype(dataset.dtypes[0]).itemsize
     source = dataset.width * (tile + block_h) * dataset.count * itemsize
-    output = 2 * block_size * dataset.width * output_bands
+    output = 2 * output_block * dataset.width * output_bands
     return int(min(MAX_CACHE_MB, max(MIN_CACHE_MB, 1.25 * (source + output) / 2**20)))
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from safetensors import SafetensorError, safe_open
 
 from geoseg import __version__
-from geoseg.errors import InputError
+from geoseg.errors import ModelError
 from geoseg.io.outputs import atomic_output
 from geoseg.model.meta import METADATA_KEY, BundleMeta, parse_meta
 
@@ -39,7 +39,7 @@ class ModelBundle:
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
             where = self.path or self.meta.name
-            raise InputError(f"{where}: weights do not match {self.meta.model.architecture}/"
+            raise ModelError(f"{where}: weights do not match {self.meta.model.architecture}/"
                              f"{self.meta.model.encoder} ({first}); the file is damaged or mislabelled") from err
         return module.eval()
 
@@ -63,14 +63,14 @@ def read_bundle_meta(path: str | os.PathLike) -> BundleMeta:
     """Only the metadata of a ``.safetensors`` bundle (fast: reads the header, not the weights)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: model file not found; pass an existing .safetensors bundle")
+        raise ModelError(f"{path}: model file not found; pass an existing .safetensors bundle")
     try:
         with safe_open(str(path), framework="numpy") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise InputError(f"{path}: not a safetensors model bundle ({err}); pass a geoseg .safetensors file") from err
+        raise ModelError(f"{path}: not a safetensors model bundle ({err}); pass a geoseg .safetensors file") from err
     if METADATA_KEY not in header:
-        raise InputError(f"{path}: safetensors file without geoseg metadata; export it with geoseg")
+        raise ModelError(f"{path}: safetensors file without geoseg metadata; export it with geoseg")
     return parse_meta(header[METADATA_KEY], path)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from geoseg.errors import InputError
+from geoseg.errors import ModelError
 
 #: Modules that act on each channel alone and keep the channel count: allowed between producer and consumer.
 _ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -136,11 +136,11 @@ def apply_widths(module: nn.Module, widths: dict[str, int], where: str) -> None:
     for name, width in widths.items():
         pair = pairs.get(name)
         if pair is None:
-            raise InputError(f"{where}: pruned layer {name!r} is not a prunable layer of this architecture; "
+            raise ModelError(f"{where}: pruned layer {name!r} is not a prunable layer of this architecture; "
                              "the file is damaged or was pruned by an incompatible geoseg")
         channels = module.get_submodule(name).out_channels
         if not 0 < width <= channels:
-            raise InputError(f"{where}: pruned width {width} of {name!r} must be in 1..{channels}; "
+            raise ModelError(f"{where}: pruned width {width} of {name!r} must be in 1..{channels}; "
                              "the file is damaged")
         narrow(module, pair, torch.arange(width))
 

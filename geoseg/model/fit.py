@@ -1,14 +1,17 @@
 """Does this scene fit this model? Bands (by name, number or order), value type and ground sample distance.
 
-Problems refuse the scene with a message that says what was expected; tolerable mismatches are warnings.
+Problems refuse the scene with a message that says what was expected (:meth:`FitReport.refusal`, a
+:class:`~geoseg.errors.ModelMismatchError`); tolerable mismatches are warnings. Problems mark the
+parameters they name as ``{bands}``, like every error message, so each face spells them its own way.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import rasterio
 from pydantic import BaseModel
 
+from geoseg.errors import ModelMismatchError, python_name
 from geoseg.io.rasters import ground_sample_distance
 from geoseg.model.meta import BundleMeta
 
@@ -20,6 +23,19 @@ class FitReport(BaseModel):
     band_indexes: list[int]
     problems: list[str]
     warnings: list[str]
+
+    def refusal(self, where: str) -> ModelMismatchError:
+        """The error that refuses the scene; ``where`` names the scene and the model (and the action)."""
+        return ModelMismatchError(f"{where}: {'; '.join(self.problems)}", parameters=FIT_PARAMETERS)
+
+    def spelled(self, spell: Callable[[str], str] = python_name) -> "FitReport":
+        """This report with the parameters its problems name spelled by ``spell`` (e.g. as CLI flags)."""
+        problems = [ModelMismatchError(p, parameters=FIT_PARAMETERS).render(spell) for p in self.problems]
+        return self.model_copy(update={"problems": problems})
+
+
+#: The parameters that fit problems name (as ``{bands}``).
+FIT_PARAMETERS = ("bands",)
 
 
 def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence[int] | None = None) -> FitReport:
@@ -34,10 +50,11 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
         else:
             indexes = []
             problems.append(f"the scene has {dataset.count} bands, the model expects {len(wanted)} "
-                            f"({', '.join(wanted)}); pass --bands with {len(wanted)} band numbers")
+                            f"({', '.join(wanted)}); pass {{bands}} with {len(wanted)} band numbers")
     if indexes:
         if len(indexes) != len(wanted):
-            problems.append(f"--bands names {len(indexes)} bands, the model expects {len(wanted)} ({', '.join(wanted)})")
+            problems.append(f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} "
+                            f"({', '.join(wanted)})")
         bad = [i for i in indexes if not 1 <= i <= dataset.count]
         if bad:
             problems.append(f"band numbers {bad} are outside 1..{dataset.count}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from geoseg.errors import InputError
+from geoseg.errors import ModelError
 from geoseg.model.bundle import ModelBundle, load_bundle, read_bundle_meta
 from geoseg.model.meta import BundleMeta
 from geoseg.model.onnx import OnnxBundle, load_onnx, read_onnx_meta
@@ -17,8 +17,6 @@ ModelLike = ModelBundle | OnnxBundle | str | os.PathLike | None
 def read_meta(path: str | os.PathLike) -> BundleMeta:
     """Only the metadata (fast: reads the header, not the weights); ``.onnx`` models carry it too."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: model file not found; pass an existing .safetensors bundle")
     if path.suffix.lower() == ".onnx":
         return read_onnx_meta(path)
     return read_bundle_meta(path)
@@ -32,6 +30,7 @@ def load_model(model: ModelLike = None) -> ModelBundle | OnnxBundle:
         return load_onnx(model)
     if model is None:
         if not DEFAULT_MODEL_PATH.is_file():
-            raise InputError(f"{DEFAULT_MODEL_PATH}: no default model is installed; pass --model MODEL.safetensors")
+            raise ModelError(f"{DEFAULT_MODEL_PATH}: no default model is installed; pass {{model}} MODEL.safetensors",
+                             parameters=("model",))
         model = DEFAULT_MODEL_PATH
     return load_bundle(model)

@@ -14,12 +14,27 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from geoseg.errors import ModelError
+from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
 from geoseg.versioning import Upgrader, upgrade
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geoseg"
+
+
+def check_tiling(tile: int, overlap: int) -> None:
+    """The one rule for a tile grid's ``tile`` and ``overlap`` (px), wherever they come from.
+
+    Tiles need a side; the overlap may be at most half the tile, so that the blending ramps of opposite
+    sides of a tile never meet and a pixel lies in at most two tiles along each axis (the stride stays
+    positive too). :class:`~geoseg.inference.config.PredictorConfig` applies it to a predictor's settings,
+    :class:`~geoseg.inference.tiling.TileGrid` to the grid it builds, :class:`BundleMeta` to the tile size
+    and overlap a bundle records; it lives here, the lowest of those layers, so all three can call it.
+    """
+    if tile < 1:
+        raise ParameterError("tile", tile, "must be at least 1 px")
+    if not 0 <= 2 * overlap <= tile:
+        raise ParameterError("overlap", overlap, f"must be between 0 and half of {{tile}} {tile}", parameters=("tile",))
 
 
 class BandSpec(BaseModel):
@@ -73,8 +88,10 @@ class BundleMeta(BaseModel):
     def _fits(self) -> "BundleMeta":
         if not self.bands:
             raise ValueError("a bundle needs at least one band")
-        if self.overlap * 2 > self.tile_size:
-            raise ValueError(f"overlap {self.overlap} must be at most half the tile size {self.tile_size}")
+        try:
+            check_tiling(self.tile_size, self.overlap)
+        except ParameterError as err:           # pydantic reports ValueErrors, in the bundle's field names
+            raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
         return self
 
     @property

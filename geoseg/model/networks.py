@@ -6,7 +6,7 @@ from torch import nn
 
 from geoseg.model.meta import BundleMeta, ModelSpec
 from geoseg.model.channels import apply_widths
-from geoseg.errors import InputError
+from geoseg.errors import ModelError
 
 SMP_ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
                      "PSPNet", "UPerNet", "Segformer")
@@ -85,7 +85,7 @@ def _build_full(meta: BundleMeta) -> nn.Module:
     if spec.architecture == "ContextFCN":
         return ContextFCN(meta.in_channels, meta.num_classes, (spec.hidden or [32])[0], spec.encoder_depth or 3)
     if spec.architecture not in SMP_ARCHITECTURES:
-        raise InputError(f"model '{meta.name}': unknown architecture {spec.architecture!r}; "
+        raise ModelError(f"model '{meta.name}': unknown architecture {spec.architecture!r}; "
                          f"use one of {', '.join(SMP_ARCHITECTURES + ('SimpleFCN', 'ContextFCN'))}")
     kwargs: dict = {}
     if spec.encoder_depth is not None:
@@ -98,7 +98,7 @@ def _build_full(meta: BundleMeta) -> nn.Module:
         return smp.create_model(spec.architecture, encoder_name=spec.encoder or "resnet18", encoder_weights=None,
                                 in_channels=meta.in_channels, classes=meta.num_classes, **kwargs)
     except (KeyError, ValueError, TypeError) as err:
-        raise InputError(f"model '{meta.name}': cannot build {spec.architecture}/{spec.encoder} ({err}); "
+        raise ModelError(f"model '{meta.name}': cannot build {spec.architecture}/{spec.encoder} ({err}); "
                          "check the encoder name and options") from err
 
 

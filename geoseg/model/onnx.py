@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoseg import __version__
-from geoseg.errors import InputError
+from geoseg.errors import InputError, ModelError, OutputError
 from geoseg.io.outputs import atomic_output
 from geoseg.model.bundle import ModelBundle
 from geoseg.model.meta import METADATA_KEY, BundleMeta, parse_meta
@@ -95,7 +95,7 @@ def save_onnx(proto: "onnx.ModelProto", path: str | os.PathLike, overwrite: bool
     """Write atomically; refuses a suffix other than ``.onnx`` (the loader dispatches on it)."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
-        raise InputError(f"{path}: ONNX models must be written to a .onnx file; change the output name")
+        raise OutputError(f"{path}: ONNX models must be written to a .onnx file; change the output name")
     with atomic_output(path, overwrite) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
@@ -118,18 +118,18 @@ def read_onnx_meta(path: str | os.PathLike) -> BundleMeta:
 
 def load_onnx(path: str | os.PathLike) -> OnnxBundle:
     """Read and validate an ONNX model that geoseg wrote (metadata present, input/output shapes fit it)."""
-    onnx = require_onnx()
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: model file not found; pass an existing .onnx model")
+        raise ModelError(f"{path}: model file not found; pass an existing .onnx model")
+    onnx = require_onnx()
     data = path.read_bytes()
     try:
         proto = onnx.load_from_string(data)
     except Exception as err:  # protobuf raises its own DecodeError types
-        raise InputError(f"{path}: not an ONNX model ({type(err).__name__}); pass a .onnx file written by geoseg") from err
+        raise ModelError(f"{path}: not an ONNX model ({type(err).__name__}); pass a .onnx file written by geoseg") from err
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
-        raise InputError(f"{path}: ONNX model without geoseg metadata; export it with 'geoseg export --onnx'")
+        raise ModelError(f"{path}: ONNX model without geoseg metadata; export it with 'geoseg export --onnx'")
     meta = parse_meta(props[METADATA_KEY], path)
     _check_graph(proto, meta, path)
     return OnnxBundle(meta, data, path)
@@ -139,14 +139,14 @@ def _check_graph(proto: "onnx.ModelProto", meta: BundleMeta, path: Path) -> None
     """The graph's input bands and output classes must be what the metadata says."""
     graph = proto.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
-        raise InputError(f"{path}: expected one input and one output, found {len(graph.input)} and "
+        raise ModelError(f"{path}: expected one input and one output, found {len(graph.input)} and "
                          f"{len(graph.output)}; export the model with geoseg")
     for value, expected, what in ((graph.input[0], meta.in_channels, "bands"),
                                   (graph.output[0], meta.num_classes, "classes")):
         dims = value.type.tensor_type.shape.dim
         if len(dims) != 4:
-            raise InputError(f"{path}: {value.name} has rank {len(dims)}, expected 4 (batch, channels, height, "
+            raise ModelError(f"{path}: {value.name} has rank {len(dims)}, expected 4 (batch, channels, height, "
                              "width); export the model with geoseg")
         if dims[1].HasField("dim_value") and dims[1].dim_value != expected:
-            raise InputError(f"{path}: the graph has {dims[1].dim_value} {what} but its metadata says {expected}; "
+            raise ModelError(f"{path}: the graph has {dims[1].dim_value} {what} but its metadata says {expected}; "
                              "the file is damaged or mislabelled")

@@ -19,10 +19,10 @@ import yaml
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
-from geoseg.errors import ConfigError
+from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.model.loading import read_meta
-from geoseg.model.meta import BandSpec, ModelSpec
+from geoseg.model.meta import BandSpec, ModelSpec, check_tiling
 from geoseg.versioning import Upgrader, upgrade
 
 CONFIG_VERSION = 1
@@ -147,6 +147,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
         ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        try:
+            check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
+        except ParameterError as err:
+            raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
         if self.test is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
@@ -253,4 +257,4 @@ def load_legend(path: str | os.PathLike) -> ClassScheme:
         return read_meta(path).scheme
     if path.suffix in (".yaml", ".yml"):
         return load_config(path).scheme
-    raise ConfigError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")
+    raise InputFileError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

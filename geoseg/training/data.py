@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.errors import ConfigError, InputError
+from geoseg.errors import ConfigError, InputFileError
 from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile
 from geoseg.model.fit import check_fit
 from geoseg.model.meta import BandSpec, BundleMeta
@@ -71,7 +71,7 @@ def split_boxes(height: int, width: int, split: SplitSpec, test: SplitSpec | Non
     excluded = []
     for name, block in blocks:
         if block.start >= length:
-            raise InputError(f"{name} start {block.start} is outside the scene ({length} {block.axis})")
+            raise ConfigError(f"{name} start {block.start} is outside the scene ({length} {block.axis})")
         excluded.append((max(0, block.start - block.buffer), min(length, (block.stop or length) + block.buffer)))
     pieces, cursor = [], 0
     for a, b in sorted(excluded):
@@ -112,7 +112,7 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
     with gdal_env(), open_raster(spec.scene) as dataset:
         fit = check_fit(dataset, _meta_for_fit(config), spec.bands)
         if not fit.ok:
-            raise InputError(f"{spec.scene}: {'; '.join(fit.problems)}")
+            raise fit.refusal(str(spec.scene))
         image, valid = read_tile(dataset, fit.band_indexes, 0, 0, dataset.height, dataset.width,
                                  config.input_nodata)
         labels = LabelSource(spec.labels, scheme, spec.class_column, spec.ignore_ids).read(
@@ -122,11 +122,11 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
         gsd = ground_sample_distance(dataset)
     labels[~valid] = IGNORE_INDEX
     if not (labels != IGNORE_INDEX).any():
-        raise InputError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
+        raise InputFileError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
                          f"and that the class ids match the config's classes")
     train, val, test = split_boxes(image.shape[1], image.shape[2], config.validation, config.test)
     if not any(b.positions(config.train.window) for b in train):
-        raise InputError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
+        raise ConfigError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
                          "and test blocks and their buffers; lower train.window or move the blocks")
     return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
 

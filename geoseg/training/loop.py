@@ -9,7 +9,6 @@ safetensors, counters and the log in JSON. Nothing is unpickled, so a checkpoint
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
@@ -28,7 +27,9 @@ from safetensors.torch import load_file, save_file
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
 from geoseg.inference.device import ExecutionPlan, plan_execution
-from geoseg.errors import InputError
+from geoseg.inference.source import mirror_pad
+from geoseg.inference.tiling import halo_windows
+from geoseg.errors import ConfigError, InputFileError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
 from geoseg.io.outputs import atomic_output, check_writable
@@ -90,28 +91,17 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
     _, height, width = image.shape
     out = np.empty((height, width), np.uint8)
     module.eval()
-    with torch.inference_mode(), _autocast(plan):
-        for row in range(0, height, tile):
-            for col in range(0, width, tile):
-                r0, c0 = max(0, row - halo), max(0, col - halo)
-                r1, c1 = min(height, row + tile + halo), min(width, col + tile + halo)
-                chunk = image[:, r0:r1, c0:c1]
-                h, w = chunk.shape[1:]
-                ph, pw = (-h) % multiple, (-w) % multiple
-                if ph or pw:
-                    chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
-                logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
-                classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
-                keep_h, keep_w = min(tile, height - row), min(tile, width - col)
-                out[row:row + keep_h, col:col + keep_w] = classes[row - r0:row - r0 + keep_h,
-                                                                  col - c0:col - c0 + keep_w]
+    with torch.inference_mode(), plan.autocast():
+        for core, context in halo_windows(height, width, tile, halo):
+            rows, cols = context.toslices()
+            chunk = image[:, rows, cols]
+            h, w = chunk.shape[1:]
+            chunk = mirror_pad(chunk, h + (-h) % multiple, w + (-w) % multiple)
+            logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
+            classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
+            top, left = core.row_off - context.row_off, core.col_off - context.col_off
+            out[core.toslices()] = classes[top:top + core.height, left:left + core.width]
     return out
-
-
-def _autocast(plan: ExecutionPlan) -> contextlib.AbstractContextManager:
-    if plan.autocast_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(plan.device.type, dtype=plan.autocast_dtype)
 
 
 def _config_digest(config: TrainConfig) -> str:
@@ -155,7 +145,8 @@ class Checkpoint:
             tensors = load_file(str(self.weights))
             payload = json.loads(self.state.read_text())
         except (OSError, ValueError) as err:
-            raise InputError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without --resume") from err
+            raise InputFileError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without {{resume}}",
+                                 parameters=("resume",)) from err
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
@@ -204,7 +195,7 @@ class Trainer:
 
         multiple = size_multiple(self.meta)
         if config.train.window % multiple:
-            raise InputError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
+            raise ConfigError(f"train.window {config.train.window}: must be a multiple of {multiple} for "
                              f"{self.meta.model.architecture} (try {config.train.window // multiple * multiple or multiple})")
         self.multiple = multiple
         self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
@@ -251,8 +242,8 @@ class Trainer:
         if resume and self.checkpoint.exists():
             loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
             if loaded.get("digest") != state["digest"]:
-                raise InputError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                 "delete it or train without --resume")
+                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
+                                  "delete it or train without {resume}", parameters=("resume",))
             state = loaded
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
@@ -308,7 +299,7 @@ class Trainer:
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
             x, y = self._training_batch()
-            with _autocast(self.plan):
+            with self.plan.autocast():
                 logits = self.module(x)
             loss = self.loss(logits.float(), y)
             self.optimiser.zero_grad(set_to_none=True)
@@ -344,7 +335,7 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None                          # cumulative average over the batches below
         self.module.train()
-        with torch.no_grad(), _autocast(self.plan):
+        with torch.no_grad(), self.plan.autocast():
             for _ in range(count):
                 self.module(self._training_batch()[0])
         for m, momentum in zip(norms, momenta):
@@ -421,12 +412,12 @@ def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
     where = start.path or start.meta.name
     bands = [b.name for b in start.meta.bands]
     if bands != config.band_names:
-        raise InputError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
+        raise ModelMismatchError(f"{where}: reads bands {bands}, the config's band_names are {config.band_names}; "
                          "fine-tune with a config for the same bands")
     theirs = [(c.id, c.name) for c in start.meta.scheme.classes]
     ours = [(c.id, c.name) for c in config.scheme.classes]
     if theirs != ours:
-        raise InputError(f"{where}: predicts classes {theirs}, the config has {ours}; "
+        raise ModelMismatchError(f"{where}: predicts classes {theirs}, the config has {ours}; "
                          "fine-tune with a config for the same classes")
     return list(start.meta.bands)
 

@@ -236,12 +236,6 @@ class ValueFilter:
         return ok & np.isin(values, self.keep) if self.keep is not None else ok
 
 
-def block_windows(height: int, width: int, block_size: int) -> list[Window]:
-    """The blocks of a raster in row-major order, the order :func:`merge_block_polygons` expects."""
-    return [Window(c, r, min(block_size, width - c), min(block_size, height - r))
-            for r in range(0, height, block_size) for c in range(0, width, block_size)]
-
-
 def polygonize_block(data: np.ndarray, keep_value: ValueFilter, window: Window, simplify_px: float | None = None
                      ) -> PolygonBatch:
     """Polygons (global pixel coordinates) and class values of one block's kept classes.
@@ -267,8 +261,9 @@ def merge_block_polygons(
 ) -> Iterator[PolygonBatch]:
     """Yield final polygons block by block, merged across block seams.
 
-    ``blocks`` gives :func:`polygonize_block`'s result for each window of :func:`block_windows`, in that
-    order (computed here or in worker processes: the merge only needs them in order).
+    ``blocks`` gives :func:`polygonize_block`'s result for each window of
+    :func:`~geoseg.inference.tiling.block_windows`, in that order (computed here or in worker processes:
+    the merge only needs them in order).
     """
     blocks = iter(blocks)
     nby, nbx = -(-height // block_size), -(-width // block_size)

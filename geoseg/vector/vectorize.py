@@ -23,8 +23,9 @@ from geoseg.vector.workers import BlockJob, block_cache_mb, default_workers, pol
 from geoseg.io.legend import NODATA_TAG, ClassScheme
 from geoseg.errors import InputFileError, ParameterError
 from geoseg.io.outputs import SHAPEFILE_PARTS, atomic_output, check_writable
+from geoseg.inference.tiling import block_windows
 from geoseg.io.rasters import gdal_env, open_raster
-from geoseg.vector.polygonize import ValueFilter, block_windows, merge_block_polygons
+from geoseg.vector.polygonize import ValueFilter, merge_block_polygons
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import VectorizeSummary
 from geoseg.vector.sieve import sieve_pixels

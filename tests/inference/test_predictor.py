@@ -12,7 +12,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geoseg.io.legend import ClassScheme
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import ModelMismatchError, OutputExistsError, ParameterError
 from geoseg.inference.predictor import Predictor, predict
 from geoseg.inference.tiling import TileGrid
 
@@ -69,7 +69,7 @@ def test_class_map_is_independent_of_block_and_batch_size(tmp_path: Path, zion_b
     runs = {}
     for block, batch in [(16, 1), (64, 1), (512, 1), (1024, 3), (128, 8)]:
         out, probs = tmp_path / f"c{block}_{batch}.tif", tmp_path / f"p{block}_{batch}.tif"
-        predict(ZION, out, model=zion_bundle_path, tile=64, overlap=16, block_size=block, batch_size=batch,
+        predict(ZION, out, model=zion_bundle_path, tile=64, overlap=16, output_block=block, batch_size=batch,
                 probabilities=probs)
         with rasterio.open(out) as c, rasterio.open(probs) as p:
             runs[block, batch] = (c.read(), p.read())
@@ -153,7 +153,7 @@ def test_band_mapping_and_mismatch(tmp_path: Path, crop, zion_bundle_path: Path)
         data = ds.read()
         with rasterio.open(five, "w", **profile) as out:
             out.write(np.concatenate([data[:1], data]))  # an extra band in front
-    with pytest.raises(InputError, match="5 bands, the model expects 4"):
+    with pytest.raises(ModelMismatchError, match="5 bands, the model expects 4 .*; pass bands with 4 band numbers"):
         predict(five, tmp_path / "a.tif", model=zion_bundle_path)
     predict(five, tmp_path / "b.tif", model=zion_bundle_path, bands=[2, 3, 4, 5], tile=64, overlap=16)
     predict(ZION, tmp_path / "c.tif", model=zion_bundle_path, tile=64, overlap=16)
@@ -161,9 +161,9 @@ def test_band_mapping_and_mismatch(tmp_path: Path, crop, zion_bundle_path: Path)
 
 
 def test_bad_settings_are_input_errors(zion_bundle_path: Path) -> None:
-    with pytest.raises(InputError, match="--overlap"):
+    with pytest.raises(ParameterError, match="^overlap 40: must be between 0 and half of tile 64$"):
         Predictor(zion_bundle_path, overlap=40, tile=64)
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(ParameterError, match="^batch_size 0: must be at least 1$"):
         Predictor(zion_bundle_path, batch_size=0)
 
 
@@ -171,7 +171,7 @@ def test_unet_tile_must_fit_the_encoder(tmp_path: Path) -> None:
     meta = tiny_meta(["blue", "green", "red", "nir"], 2, architecture="Unet")
     model = tmp_path / "unet.safetensors"
     tiny_bundle(meta).save(model)
-    with pytest.raises(InputError, match="multiple of 8"):
+    with pytest.raises(ParameterError, match="^tile 60: must be a multiple of 8 for Unet; try 56$"):
         Predictor(model, tile=60)
     out = tmp_path / "c.tif"
     predict(ZION, out, model=model, tile=64, overlap=16)
@@ -202,7 +202,7 @@ def test_pipelined_and_sequential_runs_write_the_same_bytes(tmp_path: Path, zion
 
 
 def test_reader_errors_reach_the_caller(tmp_path: Path, zion_bundle_path: Path, monkeypatch) -> None:
-    import geoseg.inference.predictor as module
+    import geoseg.inference.source as module
 
     calls = {"n": 0}
     real = module.read_tile
@@ -228,3 +228,13 @@ def test_tolerable_mismatch_is_a_warning(tmp_path: Path, crop) -> None:
     tiny_bundle(meta).save(model)
     with pytest.warns(GeosegWarning, match="resolution 30.00 m differs from the model's 18.00 m"):
         predict(crop(ZION, Window(0, 0, 100, 80)), tmp_path / "c.tif", model=model, tile=64, overlap=16)
+
+
+def test_block_size_is_a_deprecated_name_of_output_block(tmp_path: Path, zion_bundle_path: Path) -> None:
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16)
+    predictor.predict(ZION, tmp_path / "new.tif", output_block=128)
+    with pytest.warns(FutureWarning, match="block_size is deprecated.*output_block"):
+        predictor.predict(ZION, tmp_path / "old.tif", block_size=128)
+    assert (tmp_path / "new.tif").read_bytes() == (tmp_path / "old.tif").read_bytes()
+    with pytest.raises(ParameterError, match="^output_block 8: must be at least 16"):
+        predictor.predict(ZION, tmp_path / "small.tif", output_block=8)

@@ -35,9 +35,10 @@ def _stitched(predictor: Predictor, grid: TileGrid, image: np.ndarray, valid: np
         emitted[region.y:region.y + h, region.x:region.x + w] += 1
 
     acc = StripAccumulator(grid, predictor.meta.num_classes, on_final)
+    normalise = Normaliser(predictor.meta)
     for tile in grid:
         window = image[:, tile.slices[0], tile.slices[1]]
-        probs = predictor.forward(predictor.normalise(window, valid[tile.slices])[None])[0]
+        probs = predictor.forward(normalise(window, valid[tile.slices])[None])[0]
         acc.add(tile, probs, valid[tile.slices])
     assert acc.finished()
     assert (emitted == 1).all(), "every pixel must be emitted exactly once"

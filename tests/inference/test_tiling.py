@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoseg.inference.tiling import TileGrid, axis_starts
+from geoseg.errors import ParameterError
+from geoseg.inference.tiling import TileGrid, axis_starts, block_windows, halo_windows, row_windows
 
 
 @given(size=st.integers(1, 3000), tile=st.integers(16, 512), frac=st.floats(0, 0.49))
@@ -28,9 +29,12 @@ def test_axis_starts_cover_every_pixel_and_stay_inside(size: int, tile: int, fra
     assert (gaps[:-1] == tile - overlap).all() and (gaps <= tile - overlap).all()
 
 
-def test_axis_starts_rejects_bad_overlap() -> None:
-    with pytest.raises(ValueError):
-        axis_starts(100, 32, 32)
+def test_grids_follow_the_one_tiling_rule() -> None:
+    with pytest.raises(ParameterError, match=r"^overlap 17: must be between 0 and half of tile 32$"):
+        axis_starts(100, 32, 17)
+    with pytest.raises(ParameterError, match="^tile 0: must be at least 1 px"):
+        TileGrid(100, 100, 0, 0)
+    assert axis_starts(100, 32, 16) == (0, 16, 32, 48, 64, 68)
 
 
 def _total_weight(grid: TileGrid) -> np.ndarray:
@@ -71,3 +75,19 @@ def test_small_scene_gets_one_clipped_tile() -> None:
     single = list(TileGrid(50, 60, 64, 16))
     assert len(single) == 1 and (single[0].height, single[0].width) == (50, 60)
     assert (TileGrid(50, 60, 64, 16).weights(single[0]) == 1).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300), block=st.integers(4, 128), halo=st.integers(0, 40))
+def test_blocks_and_halos_partition_the_raster(height: int, width: int, block: int, halo: int) -> None:
+    count = np.zeros((height, width), int)
+    for window in block_windows(height, width, block):
+        count[window.toslices()] += 1
+    assert (count == 1).all()
+    rows = row_windows(height, width, block)
+    assert [(w.row_off, w.height, w.width) for w in rows] == [
+        (r, min(block, height - r), width) for r in range(0, height, block)]
+    for core, context in halo_windows(height, width, block, halo):
+        assert context.row_off == max(0, core.row_off - halo) and context.col_off == max(0, core.col_off - halo)
+        assert context.row_off + context.height == min(height, core.row_off + core.height + halo)
+        assert context.col_off + context.width == min(width, core.col_off + core.width + halo)

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from geoseg.model.bundle import load_bundle
 from geoseg.model.loading import read_meta
 from geoseg.model.meta import FORMAT_VERSION, METADATA_KEY
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import ModelError, OutputExistsError
 
 from tests.conftest import tiny_bundle, tiny_meta
 
@@ -54,32 +54,32 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_missing_key_names_the_field(tmp_path: Path) -> None:
     raw = json.loads(tiny_meta(["a"], 2).model_dump_json())
     del raw["scheme"]
-    with pytest.raises(InputError, match=r"m.safetensors: invalid geoseg metadata \(scheme: Field required\)"):
+    with pytest.raises(ModelError, match=r"m.safetensors: invalid geoseg metadata \(scheme: Field required\)"):
         read_meta(_write_raw(tmp_path / "m.safetensors", raw))
 
 
 def test_newer_format_asks_for_an_upgrade(tmp_path: Path) -> None:
     raw = json.loads(tiny_meta(["a"], 2).model_dump_json())
     raw["format_version"] = FORMAT_VERSION + 1
-    with pytest.raises(InputError, match="newer than this geoseg reads.*upgrade geoseg"):
+    with pytest.raises(ModelError, match="newer than this geoseg reads.*upgrade geoseg"):
         read_meta(_write_raw(tmp_path / "m.safetensors", raw))
 
 
 def test_weights_that_do_not_match_the_architecture(tmp_path: Path) -> None:
     raw = json.loads(tiny_meta(["a"], 2).model_dump_json())
     bundle = load_bundle(_write_raw(tmp_path / "m.safetensors", raw))
-    with pytest.raises(InputError, match="weights do not match SimpleFCN"):
+    with pytest.raises(ModelError, match="weights do not match SimpleFCN"):
         bundle.build()
 
 
 def test_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "x.safetensors").write_bytes(b"\x80\x04pickle-ish bytes, never unpickled")
-    with pytest.raises(InputError, match="not a safetensors model bundle"):
+    with pytest.raises(ModelError, match="not a safetensors model bundle"):
         read_meta(tmp_path / "x.safetensors")
     save_file({"w": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
-    with pytest.raises(InputError, match="without geoseg metadata"):
+    with pytest.raises(ModelError, match="without geoseg metadata"):
         read_meta(tmp_path / "plain.safetensors")
-    with pytest.raises(InputError, match="model file not found"):
+    with pytest.raises(ModelError, match="model file not found"):
         read_meta(tmp_path / "absent.safetensors")
 
 

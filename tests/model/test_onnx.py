@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from geoseg.model.bundle import load_bundle
 from geoseg.model.loading import read_meta
 from geoseg.model.meta import METADATA_KEY
-from geoseg.errors import InputError
+from geoseg.errors import ModelError, OutputError, ParameterError
 from geoseg.model.onnx import INPUT_NAME, export_onnx, load_onnx
 from geoseg.inference.predictor import Predictor
 
@@ -77,35 +77,37 @@ def test_onnx_backend_agrees_with_torch_on_a_real_tile(unet_path: Path, onnx_pat
 
 
 def test_backend_choices_are_checked(unet_path: Path, onnx_path: Path) -> None:
-    with pytest.raises(InputError, match="only with --backend onnx"):
+    with pytest.raises(ParameterError, match="^backend torch: .*only with backend onnx"):
         Predictor(onnx_path, backend="torch")
-    with pytest.raises(InputError, match="--backend tensorrt: unknown"):
+    with pytest.raises(ParameterError, match="^backend tensorrt: unknown"):
         Predictor(unet_path, backend="tensorrt")
-    with pytest.raises(InputError, match="--precision bf16: the onnx backend"):
+    with pytest.raises(ParameterError, match="^precision bf16: the onnx backend"):
         Predictor(onnx_path, precision="bf16")
+    with pytest.raises(ParameterError, match="^precision fp16: the onnx backend"):
+        Predictor(unet_path, backend="onnx", precision="fp16")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(InputError, match="no CUDA provider"):
+        with pytest.raises(ParameterError, match="^device cuda: this onnxruntime has no CUDA provider"):
             Predictor(onnx_path, device="cuda")
 
 
 def test_unusable_onnx_files_are_refused_with_the_fix(tmp_path: Path, onnx_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a protobuf at all")
-    with pytest.raises(InputError, match="junk.onnx: not an ONNX model"):
+    with pytest.raises(ModelError, match="junk.onnx: not an ONNX model"):
         load_onnx(junk)
     bare = onnx.load(str(onnx_path))
     del bare.metadata_props[:]
     onnx.save(bare, str(tmp_path / "bare.onnx"))
-    with pytest.raises(InputError, match="bare.onnx: ONNX model without geoseg metadata"):
+    with pytest.raises(ModelError, match="bare.onnx: ONNX model without geoseg metadata"):
         read_meta(tmp_path / "bare.onnx")
     lying = onnx.load(str(onnx_path))
     raw = json.loads(lying.metadata_props[0].value)
     raw["bands"] = raw["bands"][:3]
     lying.metadata_props[0].value = json.dumps(raw)
     onnx.save(lying, str(tmp_path / "lying.onnx"))
-    with pytest.raises(InputError, match="lying.onnx: the graph has 4 bands but its metadata says 3"):
+    with pytest.raises(ModelError, match="lying.onnx: the graph has 4 bands but its metadata says 3"):
         load_onnx(tmp_path / "lying.onnx")
-    with pytest.raises(InputError, match="must be written to a .onnx file"):
+    with pytest.raises(OutputError, match="must be written to a .onnx file"):
         export_onnx(load_bundle(onnx_path.with_suffix(".safetensors")), tmp_path / "model.bin")
 
 

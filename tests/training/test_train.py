@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from geoseg.model.loading import read_meta
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError
 from geoseg.evaluation.labels import LabelSource
 from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.training import TrainConfig, load_config, train
@@ -210,7 +210,7 @@ def test_resume_continues_the_log(tmp_path: Path, zion_crop: tuple[Path, Path]) 
     second = train(longer, resume=True)
     log = json.loads(second.log_json.read_text())
     assert [row["epoch"] for row in log] == [1, 2] and log[0]["step"] == 3 and log[1]["step"] == 6
-    with pytest.raises(InputError, match="another config"):
+    with pytest.raises(ConfigError, match="another config; delete it or train without resume"):
         train(longer.model_copy(update={"band_names": ["b", "g", "r", "n"]}), resume=True)
 
 
@@ -267,11 +267,14 @@ def test_train_from_label_raster_on_another_crs(tmp_path: Path, zion_crop: tuple
 def test_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "scenes": [], "validation": {"start": 1}}))
-    with pytest.raises(InputError, match=r"bad.yaml: scenes"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: scenes"):
         load_config(path)
     path.write_text("name: [unclosed")
-    with pytest.raises(InputError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, ZION, ZION_LABELS, tile_size=64, overlap=40)))
+    with pytest.raises(ConfigError, match="bad.yaml: config: .*overlap 40: must be between 0 and half of tile_size 64"):
+        load_config(path)                           # the bundle's tiling rule, before any training
 
 
 def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
@@ -280,7 +283,7 @@ def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_cr
     config = TrainConfig.model_validate(tiny_config(
         tmp_path, *zion_crop, model={"architecture": "ContextFCN", "encoder": None, "encoder_depth": 1, "hidden": [8]},
         train={"epochs": 1, "iterations_per_epoch": 1, "batch_size": 2, "window": 32, "precise_bn_batches": 3,
-               "precision": "fp32"}))                          # compared with fp32 convolutions below
+               "precision": "fp32"}))      # the reference below is fp32; CPUs with native bf16 would autocast
     trainer = Trainer(config)
     torch.manual_seed(1)
     batches = [torch.randn(2, 4, 32, 32) * (k + 1) for k in range(3)]

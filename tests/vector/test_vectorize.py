@@ -21,7 +21,8 @@ import geoseg.vector.formats
 import geoseg.vector.vectorize
 from geoseg.errors import InputFileError, OutputError, OutputExistsError, ParameterError
 from geoseg.vector.flat import FlatPolygons
-from geoseg.vector.polygonize import (ValueFilter, block_windows, drop_collinear, merge_block_polygons, polygonize_block)
+from geoseg.inference.tiling import block_windows
+from geoseg.vector.polygonize import ValueFilter, drop_collinear, merge_block_polygons, polygonize_block
 from geoseg.vector.sieve import block_reader
 from geoseg.vector.vectorize import vectorize
 
