@@ -27,7 +27,8 @@ from scipy import ndimage
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.errors import InputFileError, ModelMismatchError, ParameterError
 from geoseg.inference.tiling import row_windows
-from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size
+from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
+                            require_geotiff_name)
 from geoseg.io.rasters import gdal_env, open_raster, valid_mask
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.summaries import PredictionSummary
@@ -186,7 +187,8 @@ class ClassicMethod:
         if band_rows < 1:
             raise ParameterError("band_rows", band_rows, "must be at least 1")
         reporter = reporter or NullReporter()
-        check_writable(dst, overwrite)
+        check_writable(dst, overwrite, inputs=[src])
+        require_geotiff_name(dst)
         t0 = time.perf_counter()
         with gdal_env(), open_raster(src) as dataset:
             roles = BandRoles.from_dataset(dataset, bands)
@@ -206,7 +208,7 @@ class ClassicMethod:
             class_counts = np.zeros(256, np.int64)
             profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                        "transform": dataset.transform}
-            with atomic_output(dst, overwrite) as tmp:
+            with atomic_output(dst, overwrite, inputs=[src]) as tmp:
                 writer = ClassMapWriter(tmp, profile, self.scheme, output_block)
                 try:
                     for window in blocks:

@@ -97,7 +97,7 @@ def _first_line(err: BaseException) -> str:
 
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.
-FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels",
+FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels", "check_values": "--no-value-check",
          "max_tiles": "--calibration-tiles"}
 
 
@@ -155,6 +155,7 @@ def predict(
     precision: Annotated[str, typer.Option(help="auto, fp32, fp16 (GPU) or bf16")] = "auto",
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
+    no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
     qml: Annotated[bool, typer.Option("--qml", help="also write a QGIS style (.qml) beside the class map")] = False,
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
@@ -169,7 +170,7 @@ def predict(
     from geoseg.io.outputs import check_writable
 
     if polygons is not None:
-        check_writable(polygons, overwrite)  # refuse before the long prediction, not after
+        check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
     reporter = _reporter(progress, quiet, "predict")
     output_block = _output_block(output_block, block_size, reporter)
     if method is not None:
@@ -189,7 +190,8 @@ def predict(
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
         scheme = predictor.meta.scheme
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
-                                    output_block=output_block, overwrite=overwrite, reporter=reporter)
+                                    output_block=output_block, overwrite=overwrite, reporter=reporter,
+                                    check_values=not no_value_check)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "

@@ -40,7 +40,7 @@ from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.model.fit import check_fit
 from geoseg.model.onnx import INPUT_NAME, OnnxBundle, attach_meta, require_onnx, save_onnx, to_onnx
 from geoseg.io.outputs import check_writable
-from geoseg.model.loading import ModelLike, load_model
+from geoseg.model.loading import DEFAULT_MODEL_PATH, ModelLike, load_model
 from geoseg.inference.source import TileSource
 from geoseg.inference.tiling import Tile, TileGrid
 
@@ -70,7 +70,8 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
              overwrite: bool = False) -> CompressionSummary:
     """Write an int8 ONNX model of ``model`` to ``output`` (static if ``calibration`` scenes are given)."""
     t0 = time.perf_counter()
-    check_writable(output, overwrite)
+    inputs = [*_model_paths(model), *calibration]
+    check_writable(output, overwrite, inputs=inputs)
     if Path(output).suffix.lower() != ".onnx":
         raise OutputError(f"{output}: int8 models are stored as ONNX; name the output .onnx")
     bundle = _torch_bundle(model, "quantise")
@@ -98,7 +99,7 @@ def quantize(model: ModelLike, output: str | os.PathLike, calibration: Sequence[
         record.update(activations="uint8, MinMax calibration", calibration=[Path(p).name for p in calibration],
                       calibration_tiles=len(tiles))
     attach_meta(proto, _compressed_meta(bundle, record))
-    save_onnx(proto, output, overwrite)
+    save_onnx(proto, output, overwrite, inputs=inputs)
     return CompressionSummary(output=str(output), method=record["method"], size_bytes=Path(output).stat().st_size,
                               source_size_bytes=_size(bundle.path), calibration_tiles=len(tiles) if tiles is not None else None,
                               elapsed_s=round(time.perf_counter() - t0, 2))
@@ -155,7 +156,8 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     """Write a bundle of ``model`` with ``amount`` of every prunable layer's channels removed (L1 norm),
     fine-tuned with the training config ``fine_tune`` when given (its run folder keeps logs and reports)."""
     t0 = time.perf_counter()
-    check_writable(output, overwrite)
+    inputs = _model_paths(model)
+    check_writable(output, overwrite, inputs=inputs)
     if Path(output).suffix.lower() != ".safetensors":
         raise OutputError(f"{output}: pruned models are bundles; name the output .safetensors")
     if not 0 < amount < 1:
@@ -179,7 +181,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     pruned = ModelBundle.from_module(meta, network)
     if config is not None:
         pruned = _fine_tuned(pruned, config, overwrite)
-    pruned.save(output, overwrite=overwrite, half=half)
+    pruned.save(output, overwrite=overwrite, half=half, inputs=inputs)
     return CompressionSummary(output=str(output), method="prune-l1",
                               size_bytes=Path(output).stat().st_size, source_size_bytes=_size(bundle.path),
                               parameters=after, source_parameters=before, elapsed_s=round(time.perf_counter() - t0, 2))
@@ -226,6 +228,13 @@ def prune_module(network: Any, amount: float) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------------------- helpers
+def _model_paths(model: ModelLike) -> list[Path]:
+    """The model file a compression reads (never to be its output)."""
+    if isinstance(model, (ModelBundle, OnnxBundle)):
+        return [model.path] if model.path is not None else []
+    return [Path(model)] if model is not None else [DEFAULT_MODEL_PATH]
+
+
 def _torch_bundle(model: ModelLike, action: str) -> ModelBundle:
     bundle = load_model(model)
     if isinstance(bundle, OnnxBundle):

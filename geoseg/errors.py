@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 
 #: Parameters whose Python spelling in a fix is not their bare name.
-_PYTHON_SPELLING = {"overwrite": "overwrite=True"}
+_PYTHON_SPELLING = {"overwrite": "overwrite=True", "check_values": "check_values=False"}
 
 
 def python_name(parameter: str) -> str:

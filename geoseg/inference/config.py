@@ -8,6 +8,7 @@ of 8 tiles on CUDA, 1 elsewhere). The Predictor only runs what the config says. 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -24,6 +25,11 @@ BLENDS: tuple[str, ...] = get_args(BlendMode)
 BACKENDS = ("auto", "torch", "onnx")
 #: Batch size when none is given: GPUs need several tiles per pass to be busy, CPUs do not.
 DEFAULT_BATCH = {"cuda": 8}
+#: No model sees anything in a tile smaller than this.
+MIN_TILE = 16
+#: Full-resolution float32 feature maps a network holds per pixel, for the memory estimate (a U-Net's
+#: first stage: 64 channels, in and out).
+ACTIVATION_CHANNELS = 128
 
 
 class PredictorConfig(BaseModel):
@@ -95,10 +101,18 @@ class PredictorConfig(BaseModel):
         tile = meta.tile_size if self.tile is None else self.tile
         overlap = meta.overlap if self.overlap is None else self.overlap
         multiple = size_multiple(meta)
+        smallest = max(multiple, MIN_TILE)
+        if tile < smallest:
+            raise ParameterError("tile", tile, f"must be at least {smallest} px for {meta.model.architecture} "
+                                 f"(the model was made for {meta.tile_size} px tiles)")
         if tile % multiple:
             raise ParameterError("tile", tile, f"must be a multiple of {multiple} for {meta.model.architecture}; "
                                  f"try {tile // multiple * multiple or multiple}")
+        if self.overlap is None and 2 * overlap > tile:
+            raise ParameterError("tile", tile, f"is smaller than twice the model's overlap of {overlap} px; "
+                                 "give {overlap} as well, at most half the tile", parameters=("overlap",))
         check_tiling(tile, overlap)
+        _check_memory(tile, self.batch_size or 1, meta.in_channels, meta.num_classes)
         self._check_backend(model)
         return self.model_copy(update={"tile": tile, "overlap": overlap})
 
@@ -133,6 +147,31 @@ class PredictorConfig(BaseModel):
         if onnx and self.precision not in ("auto", "fp32"):
             raise ParameterError("precision", self.precision, "the onnx backend runs the model's own precision; "
                                  "use {precision} auto or fp32 (or {backend} torch)", parameters=("backend",))
+
+
+def _check_memory(tile: int, batch: int, bands: int, classes: int) -> None:
+    """Refuse a tile that cannot fit in memory before allocating it (a 32768 px tile was a 16 GiB
+    MemoryError traceback). The estimate is deliberately rough: inputs, probabilities and blending
+    buffers, plus :data:`ACTIVATION_CHANNELS` float32 feature maps at full resolution for the network."""
+    bytes_per_pixel = 4 * (bands + 3 * classes + ACTIVATION_CHANNELS)
+    needed = tile * tile * batch * bytes_per_pixel
+    available = available_memory()
+    if available is not None and needed > available:
+        largest = int((available / (batch * bytes_per_pixel)) ** 0.5) // 256 * 256
+        raise ParameterError("tile", tile, f"needs about {needed / 2**30:.0f} GiB of memory for {batch} tile(s) "
+                             f"per pass, more than the {available / 2**30:.0f} GiB available; use a tile of at "
+                             f"most {max(largest, MIN_TILE)} px")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 #: The settings a Predictor takes, by name (the rest of a ``predict`` call's options go to ``Predictor.predict``).

@@ -25,7 +25,8 @@ from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
-from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size
+from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
+                            require_geotiff_name)
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
 from geoseg.model.fit import check_fit
@@ -81,24 +82,27 @@ class Predictor:
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
-                reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None
-                ) -> PredictionSummary:
+                reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None,
+                check_values: bool = True) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
         ``output_block`` is the side of the output GeoTIFFs' internal blocks (it sizes the GDAL cache too;
         it does not bound memory, which depends on the tile size and the scene width only); ``block_size``
         is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
         threads; False runs them one after another in this thread (same bytes out; useful for debugging).
+        ``check_values=False`` runs a scene whose values lie far outside the model's training range.
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
-        check_writable(dst, overwrite)
+        check_writable(dst, overwrite, inputs=[src])
+        require_geotiff_name(dst)
         if probabilities is not None:
-            check_writable(probabilities, overwrite)
+            check_writable(probabilities, overwrite, inputs=[src])
+            require_geotiff_name(probabilities)
             if Path(probabilities).resolve() == Path(dst).resolve():
                 raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
         with gdal_env(), open_raster(src) as dataset:
-            fit = check_fit(dataset, self.meta, bands)
+            fit = check_fit(dataset, self.meta, bands, check_values)
             if not fit.ok:
                 raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
             for warning in fit.warnings:
@@ -108,8 +112,8 @@ class Predictor:
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
                 stack.enter_context(gdal_env(cache_mb))
-                class_tmp = stack.enter_context(atomic_output(dst, overwrite))
-                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
+                class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
+                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
                             if probabilities is not None else None)
                 return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
                                  dst, probabilities, pipelined, cache_mb)
@@ -232,7 +236,8 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
     Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
-    backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter).
+    backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter,
+    check_values).
     """
     setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)

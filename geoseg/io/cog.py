@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import rasterio.shutil
 from rasterio.windows import Window
 
 from geoseg.errors import ParameterError
+from geoseg.errors import OutputError
 from geoseg.io.legend import ClassScheme
 
 
@@ -33,6 +35,16 @@ def deprecated_block_size(block_size: int | None, output_block: int, where: str)
     warnings.warn(f"{where}: block_size is deprecated; it is the output GeoTIFF's block size, now called "
                   "output_block", FutureWarning, stacklevel=3)
     return block_size
+
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def require_geotiff_name(path: str | os.PathLike) -> None:
+    """Class maps and probabilities are GeoTIFFs (COG); a TIFF named ``map.png`` fools every other tool."""
+    if Path(path).suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise OutputError(f"{path}: class maps and probabilities are written as GeoTIFF (COG); name the file "
+                          ".tif or .tiff")
 
 
 class ClassMapWriter:

@@ -23,14 +23,14 @@ SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx
 PathLike = str | os.PathLike
 
 
-def check_writable(path: PathLike, overwrite: bool, inputs: Sequence[PathLike] = ()) -> Path:
+def check_writable(path: PathLike, overwrite: bool, inputs: Sequence[object] = ()) -> Path:
     """Refuse early (before hours of work) a target that exists without overwrite, is a folder, is one of
     ``inputs``, or whose folder is missing or read-only."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; pass a file path for the output (geoseg never replaces a folder)")
     for source in inputs:
-        if _same_file(path, Path(source)):
+        if _same_file(path, _path_of(source)):
             raise OutputError(f"{path}: is also an input of this run; write the output to another path")
     if path.exists() and not overwrite:
         raise OutputExistsError(path)
@@ -44,7 +44,7 @@ def check_writable(path: PathLike, overwrite: bool, inputs: Sequence[PathLike] =
 
 @contextlib.contextmanager
 def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[str] = (),
-                  inputs: Sequence[PathLike] = ()) -> Iterator[Path]:
+                  inputs: Sequence[object] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it (and its sidecars) into place.
 
     ``sidecars`` lists extensions of files that travel with the main one (e.g. Shapefile parts); GDAL's
@@ -110,7 +110,17 @@ def _raise_if_disk_full(final: Path, err: Exception) -> None:
                           "free some space or write the output elsewhere") from err
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _path_of(source: object) -> Path | None:
+    """The file behind an input: a path, or an open dataset's ``name`` (in-memory datasets have none)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    name = getattr(source, "name", None)
+    return Path(name) if isinstance(name, str) else None
+
+
+def _same_file(a: Path, b: Path | None) -> bool:
+    if b is None:
+        return False
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:

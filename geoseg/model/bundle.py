@@ -7,6 +7,7 @@ No pickle, no side files, no code execution on load.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,14 +44,16 @@ class ModelBundle:
                              f"{self.meta.model.encoder} ({first}); the file is damaged or mislabelled") from err
         return module.eval()
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False, half: bool = False) -> Path:
-        """Write the bundle; ``half`` stores float weights as fp16 (half the size, same predictions)."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False, half: bool = False,
+             inputs: Sequence[str | os.PathLike] = ()) -> Path:
+        """Write the bundle; ``half`` stores float weights as fp16 (half the size, same predictions).
+        ``inputs`` are files the run read (its source model), never to be replaced."""
         from safetensors.torch import save_file
 
         meta = self.meta.model_copy(update={"geoseg_version": self.meta.geoseg_version or __version__})
         tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
                    for k, v in self.state_dict.items()}
-        with atomic_output(path, overwrite) as tmp:
+        with atomic_output(path, overwrite, inputs=inputs) as tmp:
             save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.model_dump_json()})
         return Path(path)
 

@@ -1,4 +1,9 @@
-"""Does this scene fit this model? Bands (by name, number or order), value type and ground sample distance.
+"""Does this scene fit this model? Bands (by name, colour or number), value type, value range and resolution.
+
+A scene on another value scale (8-bit, reflectance, another sensor's numbers) used to run through a
+DN-trained model and come back as a confident one-class map; the value check samples the scene and
+refuses it when its values lie far outside the range the model was trained on (recorded in the bundle
+as each band's clip range), unless the caller turns the check off.
 
 Problems refuse the scene with a message that says what was expected (:meth:`FitReport.refusal`, a
 :class:`~geoseg.errors.ModelMismatchError`); tolerable mismatches are warnings. Problems mark the
@@ -8,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import rasterio
 from pydantic import BaseModel
+from rasterio.enums import ColorInterp
 
 from geoseg.errors import ModelMismatchError, python_name
-from geoseg.io.rasters import ground_sample_distance
+from geoseg.io.rasters import ground_sample_distance, read_tile
 from geoseg.model.meta import BundleMeta
 
 
@@ -35,11 +42,18 @@ class FitReport(BaseModel):
 
 
 #: The parameters that fit problems name (as ``{bands}``).
-FIT_PARAMETERS = ("bands",)
+FIT_PARAMETERS = ("bands", "check_values")
+#: Windows sampled for the value check, and their side: cheap on any scene size, spread over all of it.
+SAMPLE_GRID, SAMPLE_SIDE = 4, 256
+#: A band is off the model's scale when more than this share of its pixels lies beyond one end of the
+#: training range (the bundle's 0.5-99.5 percentile clip range clips 1 % of the training scene).
+MAX_CLIPPED = 0.6
 
 
-def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence[int] | None = None) -> FitReport:
-    """Match scene bands to the bundle's (explicit 1-based ``bands``, band names, or all in order)."""
+def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence[int] | None = None,
+              check_values: bool = True) -> FitReport:
+    """Match scene bands to the bundle's (explicit 1-based ``bands``, band names or colours, or all in
+    order) and check value type, value range (``check_values``) and resolution."""
     problems: list[str] = []
     warnings: list[str] = []
     wanted = [b.name for b in meta.bands]
@@ -52,15 +66,15 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
             problems.append(f"the scene has {dataset.count} bands, the model expects {len(wanted)} "
                             f"({', '.join(wanted)}); pass {{bands}} with {len(wanted)} band numbers")
     if indexes:
-        if len(indexes) != len(wanted):
-            problems.append(f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} "
-                            f"({', '.join(wanted)})")
-        bad = [i for i in indexes if not 1 <= i <= dataset.count]
-        if bad:
-            problems.append(f"band numbers {bad} are outside 1..{dataset.count}")
-    if dataset.dtypes[0] != meta.input_dtype and meta.input_dtype != "float32":
+        problems += _band_problems(dataset, indexes, wanted)
+    if np.dtype(dataset.dtypes[0]).kind == "c":
+        problems.append(f"the scene holds complex values ({dataset.dtypes[0]}); write the amplitude (or the "
+                        "band the model was trained on) as a real-valued raster first")
+    elif dataset.dtypes[0] != meta.input_dtype and meta.input_dtype != "float32":
         warnings.append(f"scene is {dataset.dtypes[0]}, the model was trained on {meta.input_dtype}: "
                         "values must be on the same scale")
+    if check_values and indexes and not problems:
+        problems += _value_problems(dataset, indexes, meta)
     gsd = ground_sample_distance(dataset)
     if meta.gsd and gsd:
         ratio = gsd / meta.gsd
@@ -74,8 +88,72 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
     return FitReport(ok=not problems, band_indexes=indexes, problems=problems, warnings=warnings)
 
 
+def _band_problems(dataset: rasterio.DatasetReader, indexes: list[int], wanted: list[str]) -> list[str]:
+    """Wrong count, numbers outside the file, a band used twice, an alpha band fed as data."""
+    if len(indexes) != len(wanted):
+        return [f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} ({', '.join(wanted)})"]
+    bad = [i for i in indexes if not 1 <= i <= dataset.count]
+    if bad:
+        return [f"band numbers {bad} are outside 1..{dataset.count}"]
+    repeated = sorted({i for i in indexes if indexes.count(i) > 1})
+    if repeated:
+        return [f"{{bands}} repeats band {', '.join(map(str, repeated))}; each of the model's bands "
+                f"({', '.join(wanted)}) needs its own scene band"]
+    alpha = [(i, name) for i, name in zip(indexes, wanted) if dataset.colorinterp[i - 1] == ColorInterp.alpha]
+    if alpha:
+        i, name = alpha[0]
+        return [f"band {i} is the scene's alpha (transparency) band, not {name}; pass {{bands}} with the "
+                "bands that hold the model's data"]
+    return []
+
+
+def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: BundleMeta) -> list[str]:
+    """Bands whose sampled values mostly fall outside the model's training range on one side.
+
+    The model clips every band to its training range (the bundle's clip range) before normalising, so a
+    band whose values lie mostly beyond it reaches the network as one constant: the map that comes back
+    is confident and meaningless. Another date or place of the same sensor clips a few percent.
+    """
+    ranges = [(b.name, b.clip_low, b.clip_high) for b in meta.bands]
+    if any(low is None or high is None for _, low, high in ranges):
+        return []                                    # the bundle does not record its training range
+    sample = _sample(dataset, indexes, meta.input_nodata)
+    if sample is None:
+        return []
+    outside = []
+    for (name, low, high), values in zip(ranges, sample):
+        clipped = max(float(np.mean(values < low)), float(np.mean(values > high)))
+        if clipped > MAX_CLIPPED:
+            p2, p98 = np.percentile(values, [2, 98])
+            outside.append(f"{name} {_number(p2)}..{_number(p98)} (model: {_number(low)}..{_number(high)})")
+    if len(outside) * 2 < len(ranges):
+        return []
+    return [f"the scene's values are not on the model's scale: {'; '.join(outside)}; convert the scene to "
+            "the units the model was trained on, or pass {check_values} to run anyway"]
+
+
+def _sample(dataset: rasterio.DatasetReader, indexes: list[int], nodata: float | None) -> list[np.ndarray] | None:
+    """Valid pixels of each band from a grid of small windows spread over the scene (None if none valid)."""
+    side = min(SAMPLE_SIDE, dataset.height, dataset.width)
+    rows = np.linspace(0, dataset.height - side, SAMPLE_GRID).astype(int)
+    cols = np.linspace(0, dataset.width - side, SAMPLE_GRID).astype(int)
+    pixels: list[np.ndarray] = []
+    for y in sorted(set(rows.tolist())):
+        for x in sorted(set(cols.tolist())):
+            data, valid = read_tile(dataset, indexes, y, x, side, side, nodata)
+            pixels.append(data[:, valid])
+    values = np.concatenate(pixels, axis=1)
+    return list(values) if values.shape[1] else None
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 def _bands_by_name(dataset: rasterio.DatasetReader, wanted: list[str]) -> list[int] | None:
-    names = [(d or "").lower() for d in dataset.descriptions]
-    if all(w.lower() in names for w in wanted):
-        return [names.index(w.lower()) + 1 for w in wanted]
+    """The model's bands found by the scene's band descriptions, else by its colour interpretation."""
+    for names in ([(d or "").lower() for d in dataset.descriptions],
+                  [c.name.lower() for c in dataset.colorinterp]):
+        if all(w.lower() in names for w in wanted):
+            return [names.index(w.lower()) + 1 for w in wanted]
     return None

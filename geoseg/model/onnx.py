@@ -15,13 +15,14 @@ import importlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoseg import __version__
 from geoseg.errors import InputError, ModelError, OutputError
-from geoseg.io.outputs import atomic_output
+from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.model.bundle import ModelBundle
 from geoseg.model.meta import METADATA_KEY, BundleMeta, parse_meta
 
@@ -91,19 +92,25 @@ def attach_meta(proto: "onnx.ModelProto", meta: BundleMeta) -> None:
     proto.producer_version = __version__
 
 
-def save_onnx(proto: "onnx.ModelProto", path: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_onnx(proto: "onnx.ModelProto", path: str | os.PathLike, overwrite: bool = False,
+              inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write atomically; refuses a suffix other than ``.onnx`` (the loader dispatches on it)."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise OutputError(f"{path}: ONNX models must be written to a .onnx file; change the output name")
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite, inputs=inputs) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
 
 
+def _paths(path: Path | None) -> list[Path]:
+    return [path] if path is not None else []
+
+
 def export_onnx(bundle: ModelBundle, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """``geoseg export --onnx``: the bundle as a self-describing ONNX file."""
-    return save_onnx(to_onnx(bundle), path, overwrite)
+    check_writable(path, overwrite, inputs=_paths(bundle.path))
+    return save_onnx(to_onnx(bundle), path, overwrite, inputs=_paths(bundle.path))
 
 
 def is_quantised(graph: bytes) -> bool:

@@ -70,7 +70,7 @@ def vectorize(
     config = _config(config, fmt=fmt, layer=layer, min_area=min_area, min_area_unit=min_area_unit,
                      simplify=simplify, dissolve=dissolve, classes=classes, block_size=block_size, workers=workers)
     fmt = config.fmt or format_of(dst)
-    check_writable(dst, overwrite)
+    check_writable(dst, overwrite, inputs=[src])
     reporter = reporter or NullReporter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(gdal_env())
@@ -101,7 +101,7 @@ def vectorize(
         # The block cache for blocks read in this process (no workers; each worker sets its own). An
         # environment entered in the block generator itself would be torn down out of order with rasterio's.
         with (gdal_env(job.cache_mb),
-              atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else ()) as tmp):
+              atomic_output(dst, overwrite, sidecars=SHAPEFILE_PARTS if fmt == "shp" else (), inputs=[src]) as tmp):
             write_features(batches, tmp, fmt, layer_name, out_crs, "MultiPolygon" if config.dissolve else "Polygon")
     summary = VectorizeSummary(output=str(dst), format=fmt, layer=None if fmt == "parquet" else layer_name,
                                n_polygons=counter[0], area_m2_per_class=dict(sorted(totals.items())),
@@ -129,6 +129,11 @@ def _block_job(ds: DatasetReader, config: VectorizeConfig, nodata: int | None, k
     pixel_area = (pixel_area_m2(ds.transform, crs, ds.height, ds.width) if crs is not None and crs.is_geographic
                   else abs(ds.transform.determinant))
     size = sieve_pixels(config.min_area, config.min_area_unit, pixel_area)
+    if size >= ds.width * ds.height:
+        unit = "px" if config.min_area_unit == "pixels" else "map units²"
+        raise ParameterError("min_area", config.min_area, f"{unit} is at least the whole class map ({ds.name}: "
+                             f"{ds.width * ds.height} px); every region would be merged away, so use a smaller "
+                             "minimum mapping unit")
     simplify_px = config.simplify / abs(ds.transform.determinant) ** 0.5 if config.simplify else None
     return BlockJob(ds.name, nodata, size, ValueFilter(nodata, keep), simplify_px,
                     block_cache_mb(ds, config.block_size, size))

@@ -35,10 +35,10 @@ def test_config_and_keywords_make_the_same_predictor(zion_bundle_path: Path) -> 
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"tile": 64, "overlap": 40}, "^overlap 40: must be between 0 and half of tile 64$"),
-    ({"tile": 0}, "^tile 0: must be at least 1 px$"),
+    ({"tile": 0}, "^tile 0: must be at least 16 px for SimpleFCN"),
     ({"overlap": -1}, "^overlap -1: must be between 0 and half of tile 64$"),
     ({"overlap": 33}, "^overlap 33: must be between 0 and half of tile 64$"),     # the bundle's tile
-    ({"tile": 48}, "^overlap 32: must be between 0 and half of tile 48$"),        # the bundle's overlap
+    ({"tile": 48}, "^tile 48: is smaller than twice the model's overlap of 32 px; give overlap"),
     ({"batch_size": 0}, "^batch_size 0: must be at least 1$"),
     ({"blend": "fancy"}, "^blend fancy: unknown; use hann, gaussian, none$"),
     ({"precision": "fp8"}, "^precision fp8: unknown; use auto, fp32, fp16 or bf16$"),
