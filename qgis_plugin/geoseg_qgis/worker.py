@@ -358,33 +358,39 @@ class WorkerRun:
 
     def _pump(self, proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], None],
               is_canceled: Callable[[], bool]) -> tuple[list[dict[str, Any]], bool]:
-        """Read events on a thread, hand them over here; interrupt the worker when canceled."""
+        """Read events on a thread, hand them over here; interrupt the worker when canceled.
+
+        Returns once the worker has exited, with its output pipe closed: a pipe left to the garbage
+        collector is a ``ResourceWarning: unclosed file`` in QGIS's log after every run.
+        """
         lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
+        reader = threading.Thread(target=_read_lines, args=(proc, lines), daemon=True)
+        reader.start()
         events: list[dict[str, Any]] = []
-        while True:
-            if is_canceled():
+        ended = False
+        try:
+            while not is_canceled():
+                try:
+                    line = lines.get(timeout=self.POLL_S)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    ended = True
+                    break
+                event = parse_event(line)
+                if event is not None:
+                    events.append(event)
+                    on_event(event)
+        finally:
+            if ended:
+                proc.wait()
+            else:  # canceled, or the caller's callback failed: the worker must not outlive the run
                 self._stop(proc)
-                return events, True
-            try:
-                line = lines.get(timeout=self.POLL_S)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            event = parse_event(line)
-            if event is not None:
-                events.append(event)
-                on_event(event)
-        proc.wait()
-        return events, False
+            reader.join(self.GRACE_S)  # EOF follows the worker's exit (its own workers die with it)
+            if not reader.is_alive():  # closing under a blocked reader would wait for it
+                assert proc.stdout is not None
+                proc.stdout.close()
+        return events, not ended
 
     def _stop(self, proc: subprocess.Popen) -> None:
         """Interrupt first (geoseg then deletes its temporary files), kill after a grace period."""
@@ -399,6 +405,17 @@ class WorkerRun:
     def _log_tail(self, size: int = 4000) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()[-size:]
+
+
+def _read_lines(proc: subprocess.Popen, lines: "queue.Queue[str | None]") -> None:
+    """The reader thread: every stdout line of the worker, then ``None`` at its end."""
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.put(line)
+    except (OSError, ValueError):  # the pipe was closed under us: the run is over anyway
+        pass
+    lines.put(None)
 
 
 def parse_info(returncode: int, stdout: str, stderr: str, python: str) -> dict[str, Any]:
