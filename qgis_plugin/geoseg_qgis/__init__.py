@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """geoseg for QGIS: segment a raster layer with geoseg running in its own Python environment."""
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The "segment this layer" dialog: layer, model, outputs, options, Check and Segment.
 
 It only gathers choices and shows what geoseg says about them (``geoseg info``); the work runs in a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Plugin entry: a Raster-menu/toolbar action for the dialog, and the Processing provider."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Put a finished run's outputs into the project, styled, and say what was made."""
 from __future__ import annotations
 

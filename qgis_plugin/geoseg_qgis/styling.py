@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Legends for geoseg outputs: a paletted class raster with class names, categorised polygons.
 
 The legend travels inside the class map (geoseg/classes.py): the ``GEOSEG_CLASSES`` tag has exact names

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The background task: one geoseg run with progress and Cancel, then its layers added and styled."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Drive ``python -m geoseg`` in a subprocess: commands, a clean environment, JSON progress, cancel.
 
 Pure Python (no QGIS import) so that it is unit-testable anywhere. The QGIS process never imports geoseg

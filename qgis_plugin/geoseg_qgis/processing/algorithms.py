@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The two Processing algorithms. Each builds a worker command and runs it; geoseg does the work."""
 from __future__ import annotations
 

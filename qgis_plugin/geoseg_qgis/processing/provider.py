@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Registers the geoseg algorithms with QGIS Processing."""
 from __future__ import annotations
 
