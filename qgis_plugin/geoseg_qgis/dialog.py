@@ -130,7 +130,7 @@ class SegmentDialog(QDialog):
         if scene:
             stem = Path(scene).with_suffix("")
             self.output.setFilePath(f"{stem}_classes.tif")
-            self.polygons.setFilePath(f"{stem}_classes.gpkg")
+            self.polygons.setFilePath(f"{stem}_polygons.gpkg")
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -253,7 +253,7 @@ class SegmentDialog(QDialog):
         if problems:
             raise WorkerError("the layer does not fit the model: " + "; ".join(problems))
         worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
-        return GeosegTask(f"geoseg: segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
+        return GeosegTask(f"segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
                           self.iface.messageBar())
 
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from qgis.core import Qgis, QgsProject, QgsTask
 
-from .results import add_outputs, summary
+from .messages import push
+from .results import add_outputs, summary_lines
 from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
-
-TITLE = "geoseg"
 
 
 class GeosegTask(QgsTask):
@@ -22,9 +21,10 @@ class GeosegTask(QgsTask):
 
     alive: set["GeosegTask"] = set()
 
-    def __init__(self, description: str, worker: WorkerRun, classmap: str | None, polygons: str | None,
+    def __init__(self, what: str, worker: WorkerRun, classmap: str | None, polygons: str | None,
                  message_bar: Any, project: QgsProject | None = None) -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(f"geoseg: {what}", QgsTask.CanCancel)  # the task manager shows no other title
+        self.what = what  # e.g. "segment scene.tif": messages add only the bar's own "geoseg" title
         self.worker = worker
         self.classmap, self.polygons = classmap, polygons
         self.message_bar = message_bar
@@ -55,11 +55,12 @@ class GeosegTask(QgsTask):
             except ValueError as exc:
                 self.error = str(exc)
             else:
-                self.message_bar.pushMessage(TITLE, summary(self.result.dones, self.result.seconds),
-                                             level=Qgis.Success, duration=0)
+                names = ", ".join(layer.name() for layer in reversed(self.layers))
+                push(self.message_bar, Qgis.Success,
+                     f"{self.what}: done in {self.result.seconds:.1f} s, added {names}",
+                     details="\n".join(summary_lines(self.result.dones, self.result.seconds)))
                 return
         if self.error:
-            self.message_bar.pushMessage(TITLE, self.error, level=Qgis.Critical, duration=0)
+            push(self.message_bar, Qgis.Critical, f"{self.what} failed: {self.error}", details=self.error)
         else:
-            self.message_bar.pushMessage(TITLE, f"{self.description()}: canceled, no outputs were kept",
-                                         level=Qgis.Info, duration=10)
+            push(self.message_bar, Qgis.Info, f"{self.what}: canceled, no outputs were kept", duration=10)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer,  # no
                        QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsVectorLayer)
 from qgis.PyQt.QtCore import QtDebugMsg, QtInfoMsg, QtMsgType, Qt, qInstallMessageHandler  # noqa: E402
 
+from geoseg_qgis.messages import HEADLINE_CHARS, pushed  # noqa: E402
 from geoseg_qgis.task import GeosegTask  # noqa: E402
 from geoseg_qgis.worker import resolve_interpreter, WorkerError  # noqa: E402
 from rendering import render_result  # noqa: E402
@@ -139,7 +141,7 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     assert dialog.fit["fits"]["ok"], dialog.fit
     assert all(c["name"] in dialog.model_info.text() for c in model["classes"]), dialog.model_info.text()
     assert "blue, green, red, nir" in dialog.model_info.text()
-    qgis_iface.messageBar().clear_messages()
+    qgis_iface.messageBar().clearWidgets()
     task = dialog.segment()
     assert task is not None
     wait_until(lambda: task not in GeosegTask.alive, timeout=300)
@@ -160,10 +162,14 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     assert {"class_id", "class_name", "area_m2"} <= set(polygons.fields().names())
     assert set(QgsProject.instance().mapLayers().values()) >= {raster, polygons}
 
-    success = qgis_iface.messageBar().get_messages(Qgis.Success)
-    assert len(success) == 1 and "done in" in success[0]
-    assert f"class map {tmp_path / 'classes.tif'}" in success[0] and f"polygons {tmp_path / 'classes.gpkg'}" in success[0]
-    assert any(f"{c['name']} " in success[0] for c in model["classes"])  # area per class
+    assert (raster.name(), polygons.name()) == ("classes (class map)", "classes (polygons)")  # same stem
+
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
+    assert text.startswith(f"segment {sample_tile.name}: done in ") and len(text) <= HEADLINE_CHARS
+    assert text.endswith("added classes (class map), classes (polygons)")
+    assert f"wrote class map {tmp_path / 'classes.tif'}" in details
+    assert f"wrote polygons {tmp_path / 'classes.gpkg'}" in details
+    assert any(f"{c['name']} " in details for c in model["classes"])  # area per class
     assert [e["task"] for e in checked_events if e["event"] == "done"] == ["predict", "vectorize"]
 
     png = render_result(scene, raster, polygons, tmp_path / "qgis_result.png")
@@ -189,10 +195,40 @@ def test_cancel_mid_run_leaves_no_outputs(plugin: Any, qgis_iface: Any, sample_t
         task.cancel()
 
     task.progressChanged.connect(cancel_on_first_progress, Qt.DirectConnection)
-    qgis_iface.messageBar().clear_messages()
+    qgis_iface.messageBar().clearWidgets()
     QgsApplication.taskManager().addTask(task)
     wait_until(lambda: task not in GeosegTask.alive, timeout=300)
     assert progress and 0 < progress[0] < 100
     assert task.layers == [] and task.error is None
     assert list(out.iterdir()) == []
-    assert any("canceled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Info)
+    assert text == f"segment {sample_tile.name}: canceled, no outputs were kept" and details is None
+    assert task.description() == f"geoseg: segment {sample_tile.name}"  # the task manager's line
+
+
+def test_headline_fits_the_message_bar() -> None:
+    from geoseg_qgis.messages import headline
+
+    assert headline("short") == "short"
+    long = "geoseg is not installed for /home/user/a/very/long/path/to/bin/python: install it there " * 3
+    cut = headline(long)
+    assert len(cut) <= HEADLINE_CHARS and cut.endswith("…") and long.startswith(cut[:-1])
+    assert headline("first line\nsecond line") == "first line"
+
+
+def test_failed_run_shows_a_headline_and_the_whole_message(qgis_iface: Any, tmp_path: Path,
+                                                           wait_until: Any) -> None:
+    """The bar shows about one line: a long error is cut to a headline, all of it behind Details…."""
+    from geoseg_qgis.worker import Step, WorkerRun
+
+    crash = [sys.executable, "-c", "import sys; sys.stderr.write('No module named geoseg\\n'); sys.exit(1)"]
+    worker = WorkerRun([Step(crash, [str(tmp_path / "c.tif")])], tmp_path / "run.log")
+    task = GeosegTask("segment scene.tif", worker, str(tmp_path / "c.tif"), None, qgis_iface.messageBar())
+    qgis_iface.messageBar().clearWidgets()
+    QgsApplication.taskManager().addTask(task)
+    wait_until(lambda: task not in GeosegTask.alive, timeout=60)
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Critical)
+    assert text.startswith("segment scene.tif failed: geoseg is not installed for ")
+    assert details == task.error and "worker log: " in details and len(details) > HEADLINE_CHARS
+    item = qgis_iface.messageBar().items()[-1]
+    assert item.widget().text() == "Details…" and len(item.text()) < len(details)
