@@ -13,7 +13,8 @@ pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_
                     "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
 
 from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer,  # noqa: E402
-                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsVectorLayer)
+                       QgsMultiBandColorRenderer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer,
+                       QgsVectorLayer)
 from qgis.PyQt.QtCore import QtDebugMsg, QtInfoMsg, QtMsgType, Qt, qInstallMessageHandler  # noqa: E402
 
 from geoseg_qgis.messages import HEADLINE_CHARS, pushed  # noqa: E402
@@ -120,6 +121,14 @@ def test_check_shows_version_devices_and_default_model(plugin: Any, installation
     assert f"default model: {default['name'] if default else 'none'}" in text
 
 
+def _assert_text_not_cut(dialog: Any) -> None:
+    """Every wrapped label has the height its text needs at its width (no lines cut off)."""
+    QgsApplication.processEvents()
+    for label in (dialog.fit_info, dialog.model_info, dialog.status):
+        if label.text():
+            assert label.height() >= label.heightForWidth(label.width()), label.text()
+
+
 def _choose(dialog: Any, layer: QgsRasterLayer, model: dict, out: Path) -> None:
     dialog.layer.setLayer(layer)
     if model["path"]:
@@ -139,8 +148,16 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     _choose(dialog, scene, model, tmp_path)
     wait_until(lambda: dialog.fit is not None and dialog.model_info.text(), timeout=180)
     assert dialog.fit["fits"]["ok"], dialog.fit
+    assert dialog.segment_button.isEnabled() and "fits the model" in dialog.fit_info.text()
     assert all(c["name"] in dialog.model_info.text() for c in model["classes"]), dialog.model_info.text()
     assert "blue, green, red, nir" in dialog.model_info.text()
+    _assert_text_not_cut(dialog)
+
+    assert not dialog.natural_button.isHidden()  # blue, green, red, nir: QGIS drew blue as red
+    dialog.natural_button.click()
+    rgb = scene.renderer()
+    assert isinstance(rgb, QgsMultiBandColorRenderer)
+    assert (rgb.redBand(), rgb.greenBand(), rgb.blueBand()) == (3, 2, 1)
     qgis_iface.messageBar().clearWidgets()
     task = dialog.segment()
     assert task is not None
@@ -232,3 +249,63 @@ def test_failed_run_shows_a_headline_and_the_whole_message(qgis_iface: Any, tmp_
     assert details == task.error and "worker log: " in details and len(details) > HEADLINE_CHARS
     item = qgis_iface.messageBar().items()[-1]
     assert item.widget().text() == "Details…" and len(item.text()) < len(details)
+
+
+LONG = "<span style='color:#b00020'>✖ the scene has 3 bands, the model expects 4 (blue, green, red, nir)</span>"
+
+
+def test_dialog_grows_with_its_text(plugin: Any, worker_env: str) -> None:
+    """Wrapped labels (classes, bands, red messages) were cut off until the user resized the dialog.
+
+    The dialog grows up to the screen's height; the headless screen is only 800x600, so the texts here are
+    sized to fit in it.
+    """
+    dialog = plugin.show_dialog()
+    dialog.resize(560, dialog.minimumSizeHint().height())
+    dialog.stop_queries()  # no answer from geoseg may replace the texts below
+    short = dialog.height()
+    classes = " ".join(f"■&nbsp;{name}" for name in ("water", "developed", "barren", "forest", "shrubland",
+                                                     "herbaceous", "cultivated", "wetlands"))
+    dialog.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> blue, green, red, nir")
+    dialog.status.setText(LONG)
+    _assert_text_not_cut(dialog)
+    assert dialog.height() > short
+    tall = dialog.height()
+    dialog.resize(dialog.width(), 100)  # the user cannot shrink it below its text
+    _assert_text_not_cut(dialog)
+    assert dialog.height() == tall
+    dialog.resize(430, tall)  # narrower: more lines, taller
+    _assert_text_not_cut(dialog)
+    assert tall < dialog.height() < dialog.screen().availableGeometry().height()
+
+
+def test_segment_is_disabled_while_geoseg_cannot_run(plugin: Any, sample_tile: Path, worker_env: str,
+                                                     wait_until: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interpreter without geoseg: the check fails, so Segment must not start a run that fails at once."""
+    scene = QgsRasterLayer(str(sample_tile), "scene", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog()
+    dialog.layer.setLayer(scene)
+    dialog.python.setFilePath(sys.executable)  # QGIS's own Python: no geoseg there
+    assert not dialog.segment_button.isEnabled()  # not before geoseg has answered either
+    wait_until(lambda: dialog.failed)
+    assert "geoseg is not installed for" in dialog.status.text()
+    assert not dialog.segment_button.isEnabled() and dialog.segment_button.toolTip()
+    query = dialog.check()
+    wait_until(lambda: query.error is not None)
+    assert not dialog.segment_button.isEnabled()
+    dialog.python.setFilePath(worker_env)  # the geoseg environment: the layer is checked again
+    wait_until(lambda: dialog.fit is not None)
+    assert dialog.segment_button.isEnabled()
+
+
+def test_interpreter_field_shows_geoseg_python_from_the_environment(plugin: Any, worker_env: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    dialog = plugin.show_dialog()
+    line = dialog.python.lineEdit()
+    assert dialog.python.filePath() == "" and worker_env in line.placeholderText()
+    assert "GEOSEG_PYTHON" in line.placeholderText()
+    monkeypatch.delenv("GEOSEG_PYTHON")
+    dialog.python.setFilePath("/opt/env/bin/python")
+    dialog.python.setFilePath("")
+    assert "GEOSEG_PYTHON" not in line.placeholderText()
