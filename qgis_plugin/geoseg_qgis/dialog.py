@@ -17,15 +17,15 @@ from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QResizeEvent
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                                 QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                                 QVBoxLayout, QWidget)
+                                 QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+                                 QSpinBox, QVBoxLayout, QWidget)
 
-from . import settings
+from . import environment, settings
 from .bands import band_names, natural_colour
 from .info_query import InfoQuery
 from .sources import local_path, save_as_geotiff
 from .styling import style_natural_colour
-from .task import GeosegTask
+from .task import EnvironmentTask, GeosegTask
 from .worker import ENV_VAR, PredictOptions, WorkerError, WorkerRun, disk_warning, segment_steps
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -76,6 +76,9 @@ class SegmentDialog(QDialog):
         self.python.setDialogTitle("Python interpreter of the geoseg environment")
         self.check_button = QPushButton("Check")
         self.check_button.clicked.connect(self.check)
+        self.new_env_button = QPushButton("New environment…")
+        self.new_env_button.setToolTip("Make a Python environment for geoseg and install geoseg into it")
+        self.new_env_button.clicked.connect(self._ask_new_environment)
         self.layer = QgsMapLayerComboBox()
         self.layer.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.save_copy_button = QPushButton("Save as GeoTIFF…")
@@ -114,7 +117,7 @@ class SegmentDialog(QDialog):
         buttons.rejected.connect(self.reject)
 
         form = QFormLayout()
-        form.addRow("geoseg Python", _row(self.python, self.check_button))
+        form.addRow("geoseg Python", _row(self.python, self.check_button, self.new_env_button))
         form.addRow("Raster layer", _row(self.layer, self.save_copy_button, self.natural_button))
         form.addRow("", self.fit_info)
         form.addRow("Model", _row(self.model_choice, self.model_file))
@@ -335,6 +338,44 @@ class SegmentDialog(QDialog):
             self.failed = False
             self._ask_fit(self.queries["check"].python)
 
+    def _ask_new_environment(self) -> None:
+        """Ask for a new folder, show what will run, and make the environment when the user agrees."""
+        folder, _ = QFileDialog.getSaveFileName(self, "Folder for a new geoseg environment",
+                                                str(environment.DEFAULT_FOLDER), "",
+                                                options=QFileDialog.DontConfirmOverwrite)
+        if not folder:
+            return
+        try:
+            path = environment.check_folder(folder)
+            commands = environment.install_commands(_base_python(), path)
+        except WorkerError as exc:
+            self.status.setText(str(exc))
+            return
+        answer = QMessageBox.question(
+            self, "New geoseg environment",
+            f"Make a Python environment in {path} and install geoseg into it from your package index?\n\n"
+            + "\n".join(" ".join(c) for c in commands)
+            + "\n\nThis downloads geoseg and PyTorch (about 1-3 GB) and takes minutes. It runs in the "
+            "background and can be canceled; nothing outside the new folder is changed.")
+        if answer == QMessageBox.Yes:
+            self.create_environment(path, commands)
+
+    def create_environment(self, folder: str | Path,
+                           commands: list[list[str]] | None = None) -> EnvironmentTask | None:
+        """Start the task that makes the environment; when it is ready, the interpreter field points to it."""
+        try:
+            path = environment.check_folder(folder)
+            commands = commands or environment.install_commands(_base_python(), path)
+        except WorkerError as exc:
+            self.status.setText(str(exc))
+            return None
+        task = EnvironmentTask(commands, path, settings.new_log_path("environment"), self.iface.messageBar(),
+                               self.python.setFilePath)
+        QgsApplication.taskManager().addTask(task)
+        self.status.setText(f"Making a new environment in {html.escape(str(path))}: progress in QGIS's task "
+                            "bar; the interpreter field is set when it is ready.")
+        return task
+
     def _ask_save_copy(self) -> None:
         layer = self.layer.currentLayer()
         path, _ = QFileDialog.getSaveFileName(self, f"geoseg reads local files only: save {layer.name()} as",
@@ -376,6 +417,14 @@ class SegmentDialog(QDialog):
         worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
         return GeosegTask(f"segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
                           self.iface.messageBar())
+
+
+def _base_python() -> str:
+    base = environment.base_python()
+    if base is None:
+        raise WorkerError("no Python 3 found to make the environment with: install Python 3, or make the "
+                          "environment in a terminal (see the plugin's README)")
+    return base
 
 
 def _model_name(model: dict[str, Any] | None) -> str:

@@ -2,10 +2,13 @@
 """The background task: one geoseg run with progress and Cancel, then its layers added and styled."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qgis.core import Qgis, QgsProject, QgsTask
 
+from . import environment, settings
 from .messages import push
 from .results import add_outputs, summary_lines
 from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
@@ -64,3 +67,51 @@ class GeosegTask(QgsTask):
             push(self.message_bar, Qgis.Critical, f"{self.what} failed: {self.error}", details=self.error)
         else:
             push(self.message_bar, Qgis.Info, f"{self.what}: canceled, no outputs were kept", duration=10)
+
+
+class EnvironmentTask(QgsTask):
+    """Makes a new environment for geoseg off the GUI thread (``environment.create``), then points the
+    plugin's interpreter setting to it and calls ``on_ready(python)`` on the GUI thread."""
+
+    alive: set["EnvironmentTask"] = set()  # see GeosegTask.alive
+
+    def __init__(self, commands: list[list[str]], folder: Path, log_path: Path, message_bar: Any,
+                 on_ready: Callable[[str], None] = lambda python: None) -> None:
+        super().__init__(f"geoseg: new environment in {folder}", QgsTask.CanCancel)
+        self.commands, self.folder, self.log_path = commands, folder, log_path
+        self.message_bar = message_bar
+        self.on_ready = on_ready
+        self.python: str | None = None
+        self.error: str | None = None
+        EnvironmentTask.alive.add(self)
+
+    def run(self) -> bool:
+        try:
+            self.python = environment.create(self.commands, self.folder, self.log_path, self.isCanceled,
+                                             self.setProgress)
+        except WorkerCanceled:
+            return False
+        except WorkerError as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug in the plugin: report it instead of losing it
+            self.error = f"the geoseg plugin failed: {exc!r} (log: {self.log_path})"
+            return False
+        return True
+
+    def finished(self, ok: bool) -> None:
+        EnvironmentTask.alive.discard(self)
+        if ok and self.python:
+            settings.set_configured_python(self.python)
+            push(self.message_bar, Qgis.Success, f"new environment ready: geoseg runs with {self.python}",
+                 details=f"made with:\n" + "\n".join(" ".join(c) for c in self.commands)
+                         + f"\nlog: {self.log_path}")
+            try:
+                self.on_ready(self.python)
+            except RuntimeError:  # the dialog was deleted meanwhile (plugin unloaded): the setting is saved
+                pass
+        elif self.error:
+            push(self.message_bar, Qgis.Critical, f"new environment failed: {self.error}", details=self.error)
+        else:
+            push(self.message_bar, Qgis.Info, f"new environment in {self.folder}: canceled, the folder was "
+                 "removed", duration=10)

@@ -35,10 +35,15 @@ STRIPPED_PREFIXES = ("QGIS_",)
 WORKER_CWD = tempfile.gettempdir()
 ENV_VAR = "GEOSEG_PYTHON"
 #: Where a user sets the interpreter; every message about it points there.
-WHERE = "the 'geoseg Python' field of Raster > geoseg > Segment raster"
+DIALOG = "Raster > geoseg > Segment raster"
+WHERE = f"the 'geoseg Python' field of {DIALOG}"
 _DISK_FULL = ("no space left on device", "errno 28", "enospc", "disk full")
 #: geoseg's atomic outputs write ``.<stem>.tmp-<8 hex><suffix>`` beside the target (geoseg/outputs.py).
 _TMP_GLOB = ".{stem}.tmp-*"
+
+
+#: The package a new environment installs (what the README tells users to ``pip install``).
+PACKAGE = "geoseg"
 
 
 class WorkerError(Exception):
@@ -67,6 +72,37 @@ def resolve_interpreter(configured: str | None, environ: Mapping[str, str] = os.
             f"geoseg's Python interpreter {path!r} was not found or is not executable: fix the path in "
             f"{WHERE} (or {ENV_VAR})")
     return os.path.abspath(path)
+
+
+def venv_python(folder: str | Path) -> str:
+    """The interpreter of the virtual environment in ``folder`` (``Scripts\\python.exe`` on Windows)."""
+    folder = Path(folder)
+    return str(folder / "Scripts" / "python.exe" if sys.platform == "win32" else folder / "bin" / "python")
+
+
+def is_environment(python: str) -> bool:
+    """Whether ``python`` belongs to a virtual environment or a conda environment, where pip may install.
+
+    A system Python (Debian's /usr/bin/python3, Homebrew's, ...) refuses ``pip install`` as an
+    "externally-managed-environment" (PEP 668); telling its users to pip install there sends them into it.
+    """
+    exe = Path(python)
+    return any((prefix / "pyvenv.cfg").is_file() or (prefix / "conda-meta").is_dir()
+               for prefix in (exe.parent, exe.parent.parent))
+
+
+def install_advice(python: str) -> str:
+    """How to get geoseg for ``python``: pip into an environment, else make an environment for it."""
+    if is_environment(python):
+        return (f"install it there (`{python} -m pip install {PACKAGE}`) or choose the interpreter of your "
+                f"geoseg environment in {WHERE}")
+    windows = sys.platform == "win32"
+    folder = "%USERPROFILE%\\geoseg-env" if windows else "~/geoseg-env"
+    env = f"{folder}\\Scripts\\python.exe" if windows else f"{folder}/bin/python"
+    return (f"it is not a virtual environment, and system Pythons refuse pip installs (externally managed). "
+            f"Make an environment for geoseg: press 'New environment…' in {DIALOG}, or run "
+            f"`{'python' if windows else 'python3'} -m venv {folder}` and `{env} -m pip install {PACKAGE}`, "
+            f"then choose {env} in {WHERE}")
 
 
 def clean_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -190,9 +226,7 @@ def failure_message(returncode: int, stderr_tail: str, error_event: Mapping[str,
     """Turn a failed worker into the message a user can act on (see qgis_plugin/README.md)."""
     text = stderr_tail.lower()
     if "no module named geoseg" in text or "no module named 'geoseg'" in text:
-        return WorkerError(f"geoseg is not installed for {python}: install it there "
-                           f"(`{python} -m pip install geoseg`) or choose the interpreter of your geoseg "
-                           f"environment in {WHERE}", log_path)
+        return WorkerError(f"geoseg is not installed for {python}: {install_advice(python)}", log_path)
     if any(k in text for k in _DISK_FULL) or (error_event and any(
             k in str(error_event.get("message", "")).lower() for k in _DISK_FULL)):
         return WorkerError("out of disk space while writing the outputs: free some space or choose an "

@@ -261,7 +261,7 @@ def test_dialog_grows_with_its_text(plugin: Any, worker_env: str) -> None:
     sized to fit in it.
     """
     dialog = plugin.show_dialog()
-    dialog.resize(560, dialog.minimumSizeHint().height())
+    dialog.resize(660, dialog.minimumSizeHint().height())
     dialog.stop_queries()  # no answer from geoseg may replace the texts below
     short = dialog.height()
     classes = " ".join(f"■&nbsp;{name}" for name in ("water", "developed", "barren", "forest", "shrubland",
@@ -274,7 +274,7 @@ def test_dialog_grows_with_its_text(plugin: Any, worker_env: str) -> None:
     dialog.resize(dialog.width(), 100)  # the user cannot shrink it below its text
     _assert_text_not_cut(dialog)
     assert dialog.height() == tall
-    dialog.resize(430, tall)  # narrower: more lines, taller
+    dialog.resize(dialog.minimumSizeHint().width(), tall)  # narrower: more lines, taller
     _assert_text_not_cut(dialog)
     assert tall < dialog.height() < dialog.screen().availableGeometry().height()
 
@@ -309,3 +309,27 @@ def test_interpreter_field_shows_geoseg_python_from_the_environment(plugin: Any,
     dialog.python.setFilePath("/opt/env/bin/python")
     dialog.python.setFilePath("")
     assert "GEOSEG_PYTHON" not in line.placeholderText()
+
+
+def test_new_environment_sets_the_interpreter(plugin: Any, qgis_iface: Any, tmp_path: Path, wait_until: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dialog makes a venv in a new folder and points 'geoseg Python' at it (pip left out: no network)."""
+    from geoseg_qgis import settings
+    from geoseg_qgis.task import EnvironmentTask
+    from geoseg_qgis.worker import venv_python
+
+    settings.set_configured_python("")
+    monkeypatch.delenv("GEOSEG_PYTHON", raising=False)
+    folder = tmp_path / "geoseg-env"
+    commands = [[sys.executable, "-m", "venv", "--without-pip", str(folder)]]
+    dialog = plugin.show_dialog()
+    qgis_iface.messageBar().clearWidgets()
+    task = dialog.create_environment(str(folder), commands)
+    assert task is not None and "Making a new environment" in dialog.status.text()
+    wait_until(lambda: task not in EnvironmentTask.alive, timeout=120)
+    assert task.error is None
+    assert dialog.python.filePath() == venv_python(folder) == settings.configured_python()
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
+    assert text == f"new environment ready: geoseg runs with {venv_python(folder)}" and "-m venv" in details
+    assert dialog.create_environment(str(folder)) is None  # never into a folder that holds anything
+    assert "already exists and is not empty" in dialog.status.text()
