@@ -74,6 +74,7 @@ class SegmentDialog(QDialog):
     def _build(self) -> None:
         self.python = QgsFileWidget()
         self.python.setDialogTitle("Python interpreter of the geoseg environment")
+        self.python.setMinimumWidth(320)  # room for a path (or the GEOSEG_PYTHON placeholder) beside 2 buttons
         self.check_button = QPushButton("Check")
         self.check_button.clicked.connect(self.check)
         self.new_env_button = QPushButton("New environment…")
@@ -188,7 +189,7 @@ class SegmentDialog(QDialog):
         env = os.environ.get(ENV_VAR, "").strip()
         line = self.python.lineEdit()
         if env:
-            line.setPlaceholderText(f"{env}  (from {ENV_VAR})")
+            line.setPlaceholderText(f"{ENV_VAR}: {env}")  # the source first: a long path is cut at the end
             line.setToolTip(f"Empty: geoseg runs with {env}, from {ENV_VAR}. A path here wins over it.")
         else:
             line.setPlaceholderText("python of your geoseg environment, e.g. ~/geoseg-env/bin/python")
@@ -216,6 +217,7 @@ class SegmentDialog(QDialog):
         self._update_natural_colour()
         self.model_info.setText("")
         self.fit_info.setText("")
+        self.model_file.setEnabled(self.model_choice.currentIndex() == 1)
         layer = self.layer.currentLayer()
         if layer is not None and self.scene_path() is None:
             self.status.setText(f"{layer.name()} is not a local file geoseg can read: save it as a GeoTIFF "

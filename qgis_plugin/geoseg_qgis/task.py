@@ -58,9 +58,10 @@ class GeosegTask(QgsTask):
             except ValueError as exc:
                 self.error = str(exc)
             else:
-                names = ", ".join(layer.name() for layer in reversed(self.layers))
+                added = " and ".join(name for name, path in (("the class map", self.classmap),
+                                                             ("the polygons", self.polygons)) if path)
                 push(self.message_bar, Qgis.Success,
-                     f"{self.what}: done in {self.result.seconds:.1f} s, added {names}",
+                     f"{self.what}: done in {self.result.seconds:.1f} s, added {added}",
                      details="\n".join(summary_lines(self.result.dones, self.result.seconds)))
                 return
         if self.error:

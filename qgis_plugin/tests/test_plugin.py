@@ -183,7 +183,7 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
 
     [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
     assert text.startswith(f"segment {sample_tile.name}: done in ") and len(text) <= HEADLINE_CHARS
-    assert text.endswith("added classes (class map), classes (polygons)")
+    assert text.endswith("added the class map and the polygons")
     assert f"wrote class map {tmp_path / 'classes.tif'}" in details
     assert f"wrote polygons {tmp_path / 'classes.gpkg'}" in details
     assert any(f"{c['name']} " in details for c in model["classes"])  # area per class
@@ -261,20 +261,26 @@ def test_dialog_grows_with_its_text(plugin: Any, worker_env: str) -> None:
     sized to fit in it.
     """
     dialog = plugin.show_dialog()
-    dialog.resize(660, dialog.minimumSizeHint().height())
+    narrow = dialog.minimumSizeHint().width()
+    dialog.resize(narrow + 250, dialog.minimumSizeHint().height())
     dialog.stop_queries()  # no answer from geoseg may replace the texts below
     short = dialog.height()
     classes = " ".join(f"■&nbsp;{name}" for name in ("water", "developed", "barren", "forest", "shrubland",
                                                      "herbaceous", "cultivated", "wetlands"))
     dialog.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> blue, green, red, nir")
-    dialog.status.setText(LONG)
+    # A message one line long at this width and two lines long at the narrowest.
+    margin = dialog.width() - dialog.status.width()
+    message = "✖"
+    while dialog.status.fontMetrics().horizontalAdvance(message) < dialog.width() - margin - 125:
+        message += " the scene does not fit"
+    dialog.status.setText(message)
     _assert_text_not_cut(dialog)
     assert dialog.height() > short
     tall = dialog.height()
     dialog.resize(dialog.width(), 100)  # the user cannot shrink it below its text
     _assert_text_not_cut(dialog)
     assert dialog.height() == tall
-    dialog.resize(dialog.minimumSizeHint().width(), tall)  # narrower: more lines, taller
+    dialog.resize(narrow, tall)  # narrower: more lines, taller
     _assert_text_not_cut(dialog)
     assert tall < dialog.height() < dialog.screen().availableGeometry().height()
 
