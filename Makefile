@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 QGIS_VENV ?= .venv-qgis
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test test-core test-plugin bench plugin-zip clean
+.PHONY: install demo test test-core test-plugin bench plugin-zip desktop-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-plugin: $(PY)
 
 plugin-zip:
 	$(PYTHON) qgis_plugin/build_zip.py
+
+# By hand before a plugin release: real QGIS desktop on Xvfb, real clicks, screenshots in docs/desktop/
+# (needs qgis, xvfb, xdotool, imagemagick).
+desktop-check: $(PY)
+	GEOSEG_PYTHON=$(abspath $(PY)) $(PYTHON) qgis_plugin/desktop_check.py
 
 bench: $(PY)
 	$(PY) benchmarks/bench_memory.py

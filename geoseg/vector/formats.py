@@ -28,6 +28,9 @@ FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "parquet": (None, (".parquet", ".geoparquet")),
     "fgb": ("FlatGeobuf", (".fgb",)),
 }
+#: GeoPackage 1.2, what GDAL wrote before 3.7: QGIS 3.22 (GDAL 3.6) warns on every load of a 1.4 file, and
+#: nothing we write (integer, text, real fields; polygons) needs 1.3 or 1.4.
+GPKG_VERSION = "1.2"
 #: Other names accepted for a format.
 ALIASES = {"geoparquet": "parquet", "shapefile": "shp", "json": "geojson", "flatgeobuf": "fgb"}
 #: GeoParquet row group size: features are gathered (as compact WKB) to this many rows per group.
@@ -94,10 +97,11 @@ def write_features(batches: Iterable[FeatureBatch], path: Path, fmt: str, layer:
     driver = FORMATS[fmt][0]
     stream = _Stream(batches)
     options = {"shp": {"ENCODING": "UTF-8"}, "geojson": {"RFC7946": "YES"}}.get(fmt)
+    dataset_options = {"VERSION": GPKG_VERSION} if fmt == "gpkg" else None
     try:
         pyogrio.write_arrow(pa.RecordBatchReader.from_batches(SCHEMA, iter(stream)), str(path),
                             layer=layer, driver=driver, geometry_name="geometry", geometry_type=geometry_type,
-                            crs=crs_wkt, layer_options=options)
+                            crs=crs_wkt, layer_options=options, dataset_options=dataset_options)
     except Exception:
         if stream.error is not None:   # the Arrow stream hides the producer's exception: raise it instead
             raise stream.error from None

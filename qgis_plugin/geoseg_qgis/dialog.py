@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The "segment this layer" dialog: layer, model, outputs, options, Check and Segment.
 
 It only gathers choices and shows what geoseg says about them (``geoseg info``); the work runs in a
@@ -13,18 +14,37 @@ from typing import Any
 
 from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QResizeEvent
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                                 QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                                 QVBoxLayout, QWidget)
+                                 QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+                                 QSpinBox, QVBoxLayout, QWidget)
 
-from . import settings
+from . import environment, settings
+from .bands import band_names, natural_colour
 from .info_query import InfoQuery
 from .sources import local_path, save_as_geotiff
-from .task import GeosegTask
-from .worker import PredictOptions, WorkerError, WorkerRun, disk_warning, segment_steps
+from .styling import style_natural_colour
+from .task import EnvironmentTask, GeosegTask
+from .worker import ENV_VAR, PredictOptions, WorkerError, WorkerRun, disk_warning, segment_steps
 
 DEVICES = ("auto", "cpu", "cuda")
+WAITING = "Segment is enabled once geoseg has checked that the layer fits the model"
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped, selectable rich-text label that says when its text changed (QLabel does not)."""
+
+    changed = pyqtSignal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.changed.emit()
 
 
 class SegmentDialog(QDialog):
@@ -36,9 +56,14 @@ class SegmentDialog(QDialog):
         self.setWindowTitle("geoseg: segment raster")
         self.queries: dict[str, InfoQuery] = {}
         self.fit: dict[str, Any] | None = None
+        self.model_bands: list[str] = []
+        self.natural_bands: tuple[int, int, int] | None = None
+        self.failed = False  # a geoseg query failed since the last change: Segment would fail the same way
         self.task: GeosegTask | None = None
+        self._fitted_width = 0
         self._build()
         self.python.setFilePath(settings.configured_python())
+        self._show_interpreter_source()
         self.python.fileChanged.connect(self._python_changed)
         self.layer.layerChanged.connect(self._layer_changed)
         self.model_choice.currentIndexChanged.connect(self.refresh)
@@ -49,18 +74,25 @@ class SegmentDialog(QDialog):
     def _build(self) -> None:
         self.python = QgsFileWidget()
         self.python.setDialogTitle("Python interpreter of the geoseg environment")
+        self.python.setMinimumWidth(320)  # room for a path (or the GEOSEG_PYTHON placeholder) beside 2 buttons
         self.check_button = QPushButton("Check")
         self.check_button.clicked.connect(self.check)
+        self.new_env_button = QPushButton("New environment…")
+        self.new_env_button.setToolTip("Make a Python environment for geoseg and install geoseg into it")
+        self.new_env_button.clicked.connect(self._ask_new_environment)
         self.layer = QgsMapLayerComboBox()
         self.layer.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.save_copy_button = QPushButton("Save as GeoTIFF…")
         self.save_copy_button.clicked.connect(self._ask_save_copy)
+        self.natural_button = QPushButton("Natural colour")
+        self.natural_button.clicked.connect(self.show_natural_colour)
+        self.natural_button.setVisible(False)
+        self.fit_info = WrappedLabel()
         self.model_choice = QComboBox()
         self.model_choice.addItems(["Default model", "Model file"])
         self.model_file = QgsFileWidget()
         self.model_file.setFilter("geoseg model (*.safetensors)")
-        self.model_info = QLabel()
-        self.model_info.setWordWrap(True)
+        self.model_info = WrappedLabel()
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoTIFF (*.tif)")
@@ -77,17 +109,18 @@ class SegmentDialog(QDialog):
         self.overlap = _spin(-1, 8192, "model default")
         self.device = QComboBox()
         self.device.addItems(DEVICES)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status = WrappedLabel()
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         self.segment_button = buttons.addButton("Segment", QDialogButtonBox.AcceptRole)
+        self.segment_button.setEnabled(False)
+        self.segment_button.setToolTip(WAITING)
         buttons.accepted.connect(self.segment)
         buttons.rejected.connect(self.reject)
 
         form = QFormLayout()
-        form.addRow("geoseg Python", _row(self.python, self.check_button))
-        form.addRow("Raster layer", _row(self.layer, self.save_copy_button))
+        form.addRow("geoseg Python", _row(self.python, self.check_button, self.new_env_button))
+        form.addRow("Raster layer", _row(self.layer, self.save_copy_button, self.natural_button))
+        form.addRow("", self.fit_info)
         form.addRow("Model", _row(self.model_choice, self.model_file))
         form.addRow("", self.model_info)
         form.addRow("Class map", self.output)
@@ -100,6 +133,34 @@ class SegmentDialog(QDialog):
         box.addLayout(form)
         box.addWidget(self.status)
         box.addWidget(buttons)
+        for label in (self.fit_info, self.model_info, self.status):
+            label.changed.connect(self.fit_to_text)
+
+    # -- size --------------------------------------------------------------------------------------------
+    def fit_to_text(self) -> None:
+        """Grow to the height the wrapped labels need at the current width, and keep at least that.
+
+        A word-wrapped label knows its height only for a given width (height-for-width); Qt does not grow
+        a dialog when such a label gets more lines, so class names, the bands line and messages were cut
+        off until the user resized the dialog by hand.
+        """
+        layout = self.layout()
+        layout.activate()
+        width = self.width()
+        needed = (layout.totalHeightForWidth(width) if layout.hasHeightForWidth()
+                  else layout.totalSizeHint().height())
+        screen = self.screen().availableGeometry().height() if self.screen() is not None else needed
+        needed = min(needed, screen)
+        self._fitted_width = width
+        self.setMinimumHeight(needed)
+        if self.height() < needed:
+            self.resize(width, needed)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        """A narrower dialog wraps into more lines: fit again whenever the width changes."""
+        super().resizeEvent(event)
+        if event.size().width() != self._fitted_width:
+            self.fit_to_text()
 
     # -- what the user chose ---------------------------------------------------------------------------
     def model_path(self) -> str | None:
@@ -120,7 +181,19 @@ class SegmentDialog(QDialog):
     # -- reacting to changes ---------------------------------------------------------------------------
     def _python_changed(self, path: str) -> None:
         settings.set_configured_python(path)
+        self._show_interpreter_source()
         self.refresh()
+
+    def _show_interpreter_source(self) -> None:
+        """An empty field shows the interpreter ``GEOSEG_PYTHON`` names, greyed (a placeholder)."""
+        env = os.environ.get(ENV_VAR, "").strip()
+        line = self.python.lineEdit()
+        if env:
+            line.setPlaceholderText(f"{ENV_VAR}: {env}")  # the source first: a long path is cut at the end
+            line.setToolTip(f"Empty: geoseg runs with {env}, from {ENV_VAR}. A path here wins over it.")
+        else:
+            line.setPlaceholderText("python of your geoseg environment, e.g. ~/geoseg-env/bin/python")
+            line.setToolTip("")
 
     def _layer_changed(self, *_: Any) -> None:
         scene = self.scene_path()
@@ -129,13 +202,22 @@ class SegmentDialog(QDialog):
         if scene:
             stem = Path(scene).with_suffix("")
             self.output.setFilePath(f"{stem}_classes.tif")
-            self.polygons.setFilePath(f"{stem}_classes.gpkg")
+            self.polygons.setFilePath(f"{stem}_polygons.gpkg")
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
-        """Ask geoseg (in the background) about the model and whether the layer fits it."""
+        """Ask geoseg (in the background) about the model and whether the layer fits it.
+
+        Segment stays disabled until the answer says the layer fits: a failed check would fail the run too.
+        """
         self.fit = None
+        self.failed = False
+        self.model_bands = []
+        self._update_segment()
+        self._update_natural_colour()
         self.model_info.setText("")
+        self.fit_info.setText("")
+        self.model_file.setEnabled(self.model_choice.currentIndex() == 1)
         layer = self.layer.currentLayer()
         if layer is not None and self.scene_path() is None:
             self.status.setText(f"{layer.name()} is not a local file geoseg can read: save it as a GeoTIFF "
@@ -149,17 +231,23 @@ class SegmentDialog(QDialog):
         self.status.setText("")
         model = self.model_path()
         if self.model_choice.currentIndex() == 1 and not model:
+            self.fit_info.setText("Choose a model file.")
             return
         self._query("model", python, model, None, self._show_model)
+        self._ask_fit(python)
+
+    def _ask_fit(self, python: str) -> None:
         if self.scene_path():
-            self._query("fit", python, self.scene_path(), model, self._show_fit)
+            self.fit_info.setText(f"Checking whether {html.escape(self.layer.currentLayer().name())} "
+                                  "fits the model…")
+            self._query("fit", python, self.scene_path(), self.model_path(), self._show_fit)
 
     def _query(self, key: str, python: str, path: str | None, model: str | None, on_ok: Any) -> None:
         if key in self.queries:
             self.queries.pop(key).cancel()
         query = InfoQuery(python, path, model, self)
         query.succeeded.connect(on_ok)
-        query.failed.connect(self.status.setText)
+        query.failed.connect(self._query_failed)
         self.queries[key] = query
         query.start()
 
@@ -167,6 +255,37 @@ class SegmentDialog(QDialog):
         """Kill pending ``geoseg info`` processes (the plugin is unloading)."""
         while self.queries:
             self.queries.popitem()[1].cancel()
+
+    def _query_failed(self, message: str) -> None:
+        self.failed = True
+        self.status.setText(message)
+        if self.fit is None:
+            self.fit_info.setText("")
+        self._update_segment()
+
+    def _update_segment(self) -> None:
+        """Segment only when geoseg said the layer fits the model and nothing failed since."""
+        fits = (self.fit or {}).get("fits") or {}
+        ready = bool(fits.get("ok")) and not self.failed
+        self.segment_button.setEnabled(ready)
+        self.segment_button.setToolTip("" if ready else WAITING)
+
+    def _update_natural_colour(self) -> None:
+        """Offer natural colour when the band names say which bands are red, green and blue."""
+        bands = natural_colour(band_names(self.fit, self.model_bands)) if self.fit else None
+        self.natural_button.setVisible(bands is not None)
+        if bands is not None:
+            self.natural_button.setToolTip("Draw the layer with band {} as red, {} as green and {} as blue "
+                                           "(from the band names)".format(*bands))
+        self.natural_bands = bands
+
+    def show_natural_colour(self) -> None:
+        """Draw the chosen layer in natural colour (QGIS's default shows bands 1-2-3 as RGB)."""
+        layer = self.layer.currentLayer()
+        if isinstance(layer, QgsRasterLayer) and self.natural_bands:
+            style_natural_colour(layer, self.natural_bands)
+            if self.iface is not None:
+                self.iface.layerTreeView().refreshLayerSymbology(layer.id())
 
     def _show_model(self, data: dict[str, Any]) -> None:
         bundle = data.get("default_model") if "devices" in data else data  # installation, or a bundle
@@ -178,14 +297,18 @@ class SegmentDialog(QDialog):
             return
         classes = " ".join(f"<span style='color:{html.escape(c.get('color', '#808080'))}'>■</span>"
                            f"&nbsp;{html.escape(str(c.get('name')))}" for c in bundle.get("classes", []))
-        bands = ", ".join(str(b.get("name")) for b in bundle.get("bands", []))
+        self.model_bands = [str(b.get("name")) for b in bundle.get("bands", [])]
+        bands = ", ".join(self.model_bands)
         self.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> {html.escape(bands)}")
+        self._update_natural_colour()
 
     def _show_fit(self, data: dict[str, Any]) -> None:
         self.fit = data
+        self._update_segment()
+        self._update_natural_colour()
         fits = data.get("fits")
         if fits is None:  # no model to check against (no default model installed)
-            self.status.setText("")
+            self.fit_info.setText("")
             return
         lines = [f"<span style='color:#b00020'>✖ {html.escape(p)}</span>" for p in fits.get("problems", [])]
         lines += [f"<span style='color:#b26a00'>⚠ {html.escape(w)}</span>" for w in fits.get("warnings", [])]
@@ -193,7 +316,7 @@ class SegmentDialog(QDialog):
         space = disk_warning(folder, int(data.get("width", 0)), int(data.get("height", 0)))
         if space:
             lines.append(f"<span style='color:#b26a00'>⚠ {html.escape(space)}</span>")
-        self.status.setText("<br>".join(lines) or "✔ the layer fits the model")
+        self.fit_info.setText("<br>".join(lines) or "✔ the layer fits the model")
 
     # -- buttons ---------------------------------------------------------------------------------------
     def check(self) -> InfoQuery | None:
@@ -211,7 +334,49 @@ class SegmentDialog(QDialog):
         devices = ", ".join(str(d.get("name")) for d in data.get("devices", []))
         self.status.setText(f"✔ geoseg {data.get('geoseg_version')} (torch {data.get('torch_version')}) · "
                             f"devices: {devices} · default model: {_model_name(data.get('default_model'))}")
-        self._show_model(data)
+        if self.model_choice.currentIndex() == 0:
+            self._show_model(data)
+        if self.failed or self.fit is None:  # geoseg works now (e.g. installed since): ask about the layer
+            self.failed = False
+            self._ask_fit(self.queries["check"].python)
+
+    def _ask_new_environment(self) -> None:
+        """Ask for a new folder, show what will run, and make the environment when the user agrees."""
+        folder, _ = QFileDialog.getSaveFileName(self, "Folder for a new geoseg environment",
+                                                str(environment.DEFAULT_FOLDER), "",
+                                                options=QFileDialog.DontConfirmOverwrite)
+        if not folder:
+            return
+        try:
+            path = environment.check_folder(folder)
+            commands = environment.install_commands(_base_python(), path)
+        except WorkerError as exc:
+            self.status.setText(str(exc))
+            return
+        answer = QMessageBox.question(
+            self, "New geoseg environment",
+            f"Make a Python environment in {path} and install geoseg into it from your package index?\n\n"
+            + "\n".join(" ".join(c) for c in commands)
+            + "\n\nThis downloads geoseg and PyTorch (about 1-3 GB) and takes minutes. It runs in the "
+            "background and can be canceled; nothing outside the new folder is changed.")
+        if answer == QMessageBox.Yes:
+            self.create_environment(path, commands)
+
+    def create_environment(self, folder: str | Path,
+                           commands: list[list[str]] | None = None) -> EnvironmentTask | None:
+        """Start the task that makes the environment; when it is ready, the interpreter field points to it."""
+        try:
+            path = environment.check_folder(folder)
+            commands = commands or environment.install_commands(_base_python(), path)
+        except WorkerError as exc:
+            self.status.setText(str(exc))
+            return None
+        task = EnvironmentTask(commands, path, settings.new_log_path("environment"), self.iface.messageBar(),
+                               self.python.setFilePath)
+        QgsApplication.taskManager().addTask(task)
+        self.status.setText(f"Making a new environment in {html.escape(str(path))}: progress in QGIS's task "
+                            "bar; the interpreter field is set when it is ready.")
+        return task
 
     def _ask_save_copy(self) -> None:
         layer = self.layer.currentLayer()
@@ -252,8 +417,16 @@ class SegmentDialog(QDialog):
         if problems:
             raise WorkerError("the layer does not fit the model: " + "; ".join(problems))
         worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
-        return GeosegTask(f"geoseg: segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
+        return GeosegTask(f"segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
                           self.iface.messageBar())
+
+
+def _base_python() -> str:
+    base = environment.base_python()
+    if base is None:
+        raise WorkerError("no Python 3 found to make the environment with: install Python 3, or make the "
+                          "environment in a terminal (see the plugin's README)")
+    return base
 
 
 def _model_name(model: dict[str, Any] | None) -> str:

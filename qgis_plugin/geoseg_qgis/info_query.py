@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """``geoseg info --json`` without freezing the dialog: a QProcess whose result arrives as a signal.
 
 The worker imports torch, which takes seconds; the dialog asks for info whenever the layer or the model

@@ -1,19 +1,19 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Plugin entry: a Raster-menu/toolbar action for the dialog, and the Processing provider."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from qgis.core import QgsApplication
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from . import ICON
 from .dialog import SegmentDialog
 from .processing.provider import GeosegProvider
 from .task import GeosegTask
 
 MENU = "geoseg"
-ICON = str(Path(__file__).resolve().parent / "icon.svg")
 
 
 class GeosegPlugin:

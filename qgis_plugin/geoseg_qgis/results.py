@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Put a finished run's outputs into the project, styled, and say what was made."""
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ def add_outputs(project: QgsProject, classmap: str | None, polygons: str | None,
                 legend_from: str | None = None) -> list[Any]:
     """Add the class raster and/or polygons, styled with the class map's legend; invalid layers raise."""
     legend = read_legend(legend_from or classmap) if (legend_from or classmap) else []
+    raster_name, vector_name = layer_names(classmap, polygons)
     layers: list[Any] = []
     if classmap:
-        raster = QgsRasterLayer(classmap, Path(classmap).stem, "gdal")
+        raster = QgsRasterLayer(classmap, raster_name, "gdal")
         if not raster.isValid():
             raise ValueError(f"{classmap}: QGIS cannot open the class map geoseg wrote")
         style_class_raster(raster, legend)
         layers.append(raster)
     if polygons:
-        vector = QgsVectorLayer(polygons, Path(polygons).stem, "ogr")
+        vector = QgsVectorLayer(polygons, vector_name, "ogr")
         if not vector.isValid():
             raise ValueError(f"{polygons}: QGIS cannot open the polygons geoseg wrote")
         style_polygons(vector, legend)
@@ -32,25 +34,35 @@ def add_outputs(project: QgsProject, classmap: str | None, polygons: str | None,
     return layers
 
 
+def layer_names(classmap: str | None, polygons: str | None) -> tuple[str, str]:
+    """Layer names for the two outputs: their file names, told apart when those are the same.
+
+    ``scene_classes.tif`` and ``scene_classes.gpkg`` would both be "scene_classes" in the layer panel.
+    """
+    raster = Path(classmap).stem if classmap else ""
+    vector = Path(polygons).stem if polygons else ""
+    if raster and raster == vector:
+        return f"{raster} (class map)", f"{vector} (polygons)"
+    return raster, vector
+
+
 #: What each task's ``output`` is, as the message bar names it.
 _WROTE = {"predict": "class map", "vectorize": "polygons"}
 
 
-def summary(dones: list[Mapping[str, Any]], seconds: float) -> str:
-    """One line for the message bar: time, area per class (largest first), each file the run wrote.
+def summary_lines(dones: list[Mapping[str, Any]], seconds: float) -> list[str]:
+    """What a run did, a line each: time, area per class (largest first), each file the run wrote.
 
     ``dones`` are geoseg's done events (events.schema.json): predict and vectorize both name their file
     ``output`` and their areas ``area_m2_per_class`` (class name -> m²).
     """
-    parts = [f"done in {seconds:.1f} s"]
+    lines = [f"done in {seconds:.1f} s"]
     areas = next((d["area_m2_per_class"] for d in dones if d.get("area_m2_per_class")), {})
     if areas:
-        largest = sorted(areas.items(), key=lambda item: -item[1])[:8]
-        parts.append(", ".join(f"{name} {_area(m2)}" for name, m2 in largest))
-    files = [f"{_WROTE.get(d.get('task'), 'output')} {d['output']}" for d in dones if d.get("output")]
-    if files:
-        parts.append("wrote " + ", ".join(files))
-    return "; ".join(parts)
+        largest = sorted(areas.items(), key=lambda item: -item[1])
+        lines.append("area per class: " + ", ".join(f"{name} {_area(m2)}" for name, m2 in largest))
+    lines += [f"wrote {_WROTE.get(d.get('task'), 'output')} {d['output']}" for d in dones if d.get("output")]
+    return lines
 
 
 def _area(m2: float) -> str:

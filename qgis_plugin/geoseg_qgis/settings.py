@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Where the plugin keeps its one real setting (geoseg's interpreter) and the worker logs."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Raster layers as files the worker can open: geoseg reads local files, not QGIS providers."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Legends for geoseg outputs: a paletted class raster with class names, categorised polygons.
 
 The legend travels inside the class map (geoseg/classes.py): the ``GEOSEG_CLASSES`` tag has exact names
@@ -10,8 +11,9 @@ import json
 from dataclasses import dataclass
 
 from osgeo import gdal
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsPalettedRasterRenderer,
-                       QgsRasterLayer, QgsRendererCategory, QgsVectorLayer)
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsContrastEnhancement, QgsFillSymbol,
+                       QgsMultiBandColorRenderer, QgsPalettedRasterRenderer, QgsRasterLayer,
+                       QgsRasterMinMaxOrigin, QgsRendererCategory, QgsVectorLayer)
 from qgis.PyQt.QtGui import QColor
 
 CLASSES_TAG = "GEOSEG_CLASSES"
@@ -65,4 +67,17 @@ def style_polygons(layer: QgsVectorLayer, legend: list[LegendClass]) -> None:
         value = c.id if field == "class_id" else c.name
         categories.append(QgsRendererCategory(value, symbol, c.name))
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    layer.triggerRepaint()
+
+
+def style_natural_colour(layer: QgsRasterLayer, bands: tuple[int, int, int]) -> None:
+    """Draw ``bands`` (red, green, blue indexes) as RGB, stretched between the 2 % and 98 % cumulative cuts.
+
+    QGIS's default for a multiband layer is bands 1-2-3, which for blue-green-red-NIR files shows blue as
+    red. Raw reflectance or DN values need a stretch; the cumulative cut ignores outliers such as clouds.
+    """
+    red, green, blue = bands
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), red, green, blue))
+    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                 QgsRasterMinMaxOrigin.CumulativeCut)
     layer.triggerRepaint()

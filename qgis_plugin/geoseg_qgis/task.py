@@ -1,14 +1,17 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The background task: one geoseg run with progress and Cancel, then its layers added and styled."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qgis.core import Qgis, QgsProject, QgsTask
 
-from .results import add_outputs, summary
+from . import environment, settings
+from .messages import push
+from .results import add_outputs, summary_lines
 from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
-
-TITLE = "geoseg"
 
 
 class GeosegTask(QgsTask):
@@ -21,9 +24,10 @@ class GeosegTask(QgsTask):
 
     alive: set["GeosegTask"] = set()
 
-    def __init__(self, description: str, worker: WorkerRun, classmap: str | None, polygons: str | None,
+    def __init__(self, what: str, worker: WorkerRun, classmap: str | None, polygons: str | None,
                  message_bar: Any, project: QgsProject | None = None) -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(f"geoseg: {what}", QgsTask.CanCancel)  # the task manager shows no other title
+        self.what = what  # e.g. "segment scene.tif": messages add only the bar's own "geoseg" title
         self.worker = worker
         self.classmap, self.polygons = classmap, polygons
         self.message_bar = message_bar
@@ -54,11 +58,61 @@ class GeosegTask(QgsTask):
             except ValueError as exc:
                 self.error = str(exc)
             else:
-                self.message_bar.pushMessage(TITLE, summary(self.result.dones, self.result.seconds),
-                                             level=Qgis.Success, duration=0)
+                added = " and ".join(name for name, path in (("the class map", self.classmap),
+                                                             ("the polygons", self.polygons)) if path)
+                push(self.message_bar, Qgis.Success,
+                     f"{self.what}: done in {self.result.seconds:.1f} s, added {added}",
+                     details="\n".join(summary_lines(self.result.dones, self.result.seconds)))
                 return
         if self.error:
-            self.message_bar.pushMessage(TITLE, self.error, level=Qgis.Critical, duration=0)
+            push(self.message_bar, Qgis.Critical, f"{self.what} failed: {self.error}", details=self.error)
         else:
-            self.message_bar.pushMessage(TITLE, f"{self.description()}: canceled, no outputs were kept",
-                                         level=Qgis.Info, duration=10)
+            push(self.message_bar, Qgis.Info, f"{self.what}: canceled, no outputs were kept", duration=10)
+
+
+class EnvironmentTask(QgsTask):
+    """Makes a new environment for geoseg off the GUI thread (``environment.create``), then points the
+    plugin's interpreter setting to it and calls ``on_ready(python)`` on the GUI thread."""
+
+    alive: set["EnvironmentTask"] = set()  # see GeosegTask.alive
+
+    def __init__(self, commands: list[list[str]], folder: Path, log_path: Path, message_bar: Any,
+                 on_ready: Callable[[str], None] = lambda python: None) -> None:
+        super().__init__(f"geoseg: new environment in {folder}", QgsTask.CanCancel)
+        self.commands, self.folder, self.log_path = commands, folder, log_path
+        self.message_bar = message_bar
+        self.on_ready = on_ready
+        self.python: str | None = None
+        self.error: str | None = None
+        EnvironmentTask.alive.add(self)
+
+    def run(self) -> bool:
+        try:
+            self.python = environment.create(self.commands, self.folder, self.log_path, self.isCanceled,
+                                             self.setProgress)
+        except WorkerCanceled:
+            return False
+        except WorkerError as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug in the plugin: report it instead of losing it
+            self.error = f"the geoseg plugin failed: {exc!r} (log: {self.log_path})"
+            return False
+        return True
+
+    def finished(self, ok: bool) -> None:
+        EnvironmentTask.alive.discard(self)
+        if ok and self.python:
+            settings.set_configured_python(self.python)
+            push(self.message_bar, Qgis.Success, f"new environment ready: geoseg runs with {self.python}",
+                 details=f"made with:\n" + "\n".join(" ".join(c) for c in self.commands)
+                         + f"\nlog: {self.log_path}")
+            try:
+                self.on_ready(self.python)
+            except RuntimeError:  # the dialog was deleted meanwhile (plugin unloaded): the setting is saved
+                pass
+        elif self.error:
+            push(self.message_bar, Qgis.Critical, f"new environment failed: {self.error}", details=self.error)
+        else:
+            push(self.message_bar, Qgis.Info, f"new environment in {self.folder}: canceled, the folder was "
+                 "removed", duration=10)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Drive ``python -m geoseg`` in a subprocess: commands, a clean environment, JSON progress, cancel.
 
 Pure Python (no QGIS import) so that it is unit-testable anywhere. The QGIS process never imports geoseg
@@ -34,10 +35,15 @@ STRIPPED_PREFIXES = ("QGIS_",)
 WORKER_CWD = tempfile.gettempdir()
 ENV_VAR = "GEOSEG_PYTHON"
 #: Where a user sets the interpreter; every message about it points there.
-WHERE = "the 'geoseg Python' field of Raster > geoseg > Segment raster"
+DIALOG = "Raster > geoseg > Segment raster"
+WHERE = f"the 'geoseg Python' field of {DIALOG}"
 _DISK_FULL = ("no space left on device", "errno 28", "enospc", "disk full")
 #: geoseg's atomic outputs write ``.<stem>.tmp-<8 hex><suffix>`` beside the target (geoseg/outputs.py).
 _TMP_GLOB = ".{stem}.tmp-*"
+
+
+#: The package a new environment installs (what the README tells users to ``pip install``).
+PACKAGE = "geoseg"
 
 
 class WorkerError(Exception):
@@ -66,6 +72,37 @@ def resolve_interpreter(configured: str | None, environ: Mapping[str, str] = os.
             f"geoseg's Python interpreter {path!r} was not found or is not executable: fix the path in "
             f"{WHERE} (or {ENV_VAR})")
     return os.path.abspath(path)
+
+
+def venv_python(folder: str | Path) -> str:
+    """The interpreter of the virtual environment in ``folder`` (``Scripts\\python.exe`` on Windows)."""
+    folder = Path(folder)
+    return str(folder / "Scripts" / "python.exe" if sys.platform == "win32" else folder / "bin" / "python")
+
+
+def is_environment(python: str) -> bool:
+    """Whether ``python`` belongs to a virtual environment or a conda environment, where pip may install.
+
+    A system Python (Debian's /usr/bin/python3, Homebrew's, ...) refuses ``pip install`` as an
+    "externally-managed-environment" (PEP 668); telling its users to pip install there sends them into it.
+    """
+    exe = Path(python)
+    return any((prefix / "pyvenv.cfg").is_file() or (prefix / "conda-meta").is_dir()
+               for prefix in (exe.parent, exe.parent.parent))
+
+
+def install_advice(python: str) -> str:
+    """How to get geoseg for ``python``: pip into an environment, else make an environment for it."""
+    if is_environment(python):
+        return (f"install it there (`{python} -m pip install {PACKAGE}`) or choose the interpreter of your "
+                f"geoseg environment in {WHERE}")
+    windows = sys.platform == "win32"
+    folder = "%USERPROFILE%\\geoseg-env" if windows else "~/geoseg-env"
+    env = f"{folder}\\Scripts\\python.exe" if windows else f"{folder}/bin/python"
+    return (f"it is not a virtual environment, and system Pythons refuse pip installs (externally managed). "
+            f"Make an environment for geoseg: press 'New environment…' in {DIALOG}, or run "
+            f"`{'python' if windows else 'python3'} -m venv {folder}` and `{env} -m pip install {PACKAGE}`, "
+            f"then choose {env} in {WHERE}")
 
 
 def clean_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -189,9 +226,7 @@ def failure_message(returncode: int, stderr_tail: str, error_event: Mapping[str,
     """Turn a failed worker into the message a user can act on (see qgis_plugin/README.md)."""
     text = stderr_tail.lower()
     if "no module named geoseg" in text or "no module named 'geoseg'" in text:
-        return WorkerError(f"geoseg is not installed for {python}: install it there "
-                           f"(`{python} -m pip install geoseg`) or choose the interpreter of your geoseg "
-                           f"environment in {WHERE}", log_path)
+        return WorkerError(f"geoseg is not installed for {python}: {install_advice(python)}", log_path)
     if any(k in text for k in _DISK_FULL) or (error_event and any(
             k in str(error_event.get("message", "")).lower() for k in _DISK_FULL)):
         return WorkerError("out of disk space while writing the outputs: free some space or choose an "
@@ -358,33 +393,39 @@ class WorkerRun:
 
     def _pump(self, proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], None],
               is_canceled: Callable[[], bool]) -> tuple[list[dict[str, Any]], bool]:
-        """Read events on a thread, hand them over here; interrupt the worker when canceled."""
+        """Read events on a thread, hand them over here; interrupt the worker when canceled.
+
+        Returns once the worker has exited, with its output pipe closed: a pipe left to the garbage
+        collector is a ``ResourceWarning: unclosed file`` in QGIS's log after every run.
+        """
         lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
+        reader = threading.Thread(target=_read_lines, args=(proc, lines), daemon=True)
+        reader.start()
         events: list[dict[str, Any]] = []
-        while True:
-            if is_canceled():
+        ended = False
+        try:
+            while not is_canceled():
+                try:
+                    line = lines.get(timeout=self.POLL_S)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    ended = True
+                    break
+                event = parse_event(line)
+                if event is not None:
+                    events.append(event)
+                    on_event(event)
+        finally:
+            if ended:
+                proc.wait()
+            else:  # canceled, or the caller's callback failed: the worker must not outlive the run
                 self._stop(proc)
-                return events, True
-            try:
-                line = lines.get(timeout=self.POLL_S)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            event = parse_event(line)
-            if event is not None:
-                events.append(event)
-                on_event(event)
-        proc.wait()
-        return events, False
+            reader.join(self.GRACE_S)  # EOF follows the worker's exit (its own workers die with it)
+            if not reader.is_alive():  # closing under a blocked reader would wait for it
+                assert proc.stdout is not None
+                proc.stdout.close()
+        return events, not ended
 
     def _stop(self, proc: subprocess.Popen) -> None:
         """Interrupt first (geoseg then deletes its temporary files), kill after a grace period."""
@@ -399,6 +440,17 @@ class WorkerRun:
     def _log_tail(self, size: int = 4000) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()[-size:]
+
+
+def _read_lines(proc: subprocess.Popen, lines: "queue.Queue[str | None]") -> None:
+    """The reader thread: every stdout line of the worker, then ``None`` at its end."""
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.put(line)
+    except (OSError, ValueError):  # the pipe was closed under us: the run is over anyway
+        pass
+    lines.put(None)
 
 
 def parse_info(returncode: int, stdout: str, stderr: str, python: str) -> dict[str, Any]:

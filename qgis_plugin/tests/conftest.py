@@ -6,6 +6,7 @@ Nothing here imports qgis at module level, so that the pure worker tests run in 
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -165,3 +166,18 @@ def wait_until() -> Callable[..., None]:
             time.sleep(0.02)
 
     return wait
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A file or pipe left to the garbage collector fails the test (QGIS logs each as a ResourceWarning).
+
+    A ResourceWarning raised in a finalizer is unraisable, and pyproject.toml makes those errors.
+    """
+    config.addinivalue_line("filterwarnings", "error::ResourceWarning")
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Run finalizers inside the test, so that a leaked file is reported by the test that leaked it."""
+    yield
+    gc.collect()

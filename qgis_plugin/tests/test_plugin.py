@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -12,9 +13,11 @@ pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_
                     "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
 
 from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer,  # noqa: E402
-                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsVectorLayer)
+                       QgsMultiBandColorRenderer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer,
+                       QgsVectorLayer)
 from qgis.PyQt.QtCore import QtDebugMsg, QtInfoMsg, QtMsgType, Qt, qInstallMessageHandler  # noqa: E402
 
+from geoseg_qgis.messages import HEADLINE_CHARS, pushed  # noqa: E402
 from geoseg_qgis.task import GeosegTask  # noqa: E402
 from geoseg_qgis.worker import resolve_interpreter, WorkerError  # noqa: E402
 from rendering import render_result  # noqa: E402
@@ -118,6 +121,14 @@ def test_check_shows_version_devices_and_default_model(plugin: Any, installation
     assert f"default model: {default['name'] if default else 'none'}" in text
 
 
+def _assert_text_not_cut(dialog: Any) -> None:
+    """Every wrapped label has the height its text needs at its width (no lines cut off)."""
+    QgsApplication.processEvents()
+    for label in (dialog.fit_info, dialog.model_info, dialog.status):
+        if label.text():
+            assert label.height() >= label.heightForWidth(label.width()), label.text()
+
+
 def _choose(dialog: Any, layer: QgsRasterLayer, model: dict, out: Path) -> None:
     dialog.layer.setLayer(layer)
     if model["path"]:
@@ -137,9 +148,17 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     _choose(dialog, scene, model, tmp_path)
     wait_until(lambda: dialog.fit is not None and dialog.model_info.text(), timeout=180)
     assert dialog.fit["fits"]["ok"], dialog.fit
+    assert dialog.segment_button.isEnabled() and "fits the model" in dialog.fit_info.text()
     assert all(c["name"] in dialog.model_info.text() for c in model["classes"]), dialog.model_info.text()
     assert "blue, green, red, nir" in dialog.model_info.text()
-    qgis_iface.messageBar().clear_messages()
+    _assert_text_not_cut(dialog)
+
+    assert not dialog.natural_button.isHidden()  # blue, green, red, nir: QGIS drew blue as red
+    dialog.natural_button.click()
+    rgb = scene.renderer()
+    assert isinstance(rgb, QgsMultiBandColorRenderer)
+    assert (rgb.redBand(), rgb.greenBand(), rgb.blueBand()) == (3, 2, 1)
+    qgis_iface.messageBar().clearWidgets()
     task = dialog.segment()
     assert task is not None
     wait_until(lambda: task not in GeosegTask.alive, timeout=300)
@@ -160,10 +179,14 @@ def test_segment_task_adds_styled_georeferenced_layers(plugin: Any, qgis_iface: 
     assert {"class_id", "class_name", "area_m2"} <= set(polygons.fields().names())
     assert set(QgsProject.instance().mapLayers().values()) >= {raster, polygons}
 
-    success = qgis_iface.messageBar().get_messages(Qgis.Success)
-    assert len(success) == 1 and "done in" in success[0]
-    assert f"class map {tmp_path / 'classes.tif'}" in success[0] and f"polygons {tmp_path / 'classes.gpkg'}" in success[0]
-    assert any(f"{c['name']} " in success[0] for c in model["classes"])  # area per class
+    assert (raster.name(), polygons.name()) == ("classes (class map)", "classes (polygons)")  # same stem
+
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
+    assert text.startswith(f"segment {sample_tile.name}: done in ") and len(text) <= HEADLINE_CHARS
+    assert text.endswith("added the class map and the polygons")
+    assert f"wrote class map {tmp_path / 'classes.tif'}" in details
+    assert f"wrote polygons {tmp_path / 'classes.gpkg'}" in details
+    assert any(f"{c['name']} " in details for c in model["classes"])  # area per class
     assert [e["task"] for e in checked_events if e["event"] == "done"] == ["predict", "vectorize"]
 
     png = render_result(scene, raster, polygons, tmp_path / "qgis_result.png")
@@ -189,10 +212,130 @@ def test_cancel_mid_run_leaves_no_outputs(plugin: Any, qgis_iface: Any, sample_t
         task.cancel()
 
     task.progressChanged.connect(cancel_on_first_progress, Qt.DirectConnection)
-    qgis_iface.messageBar().clear_messages()
+    qgis_iface.messageBar().clearWidgets()
     QgsApplication.taskManager().addTask(task)
     wait_until(lambda: task not in GeosegTask.alive, timeout=300)
     assert progress and 0 < progress[0] < 100
     assert task.layers == [] and task.error is None
     assert list(out.iterdir()) == []
-    assert any("canceled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Info)
+    assert text == f"segment {sample_tile.name}: canceled, no outputs were kept" and details is None
+    assert task.description() == f"geoseg: segment {sample_tile.name}"  # the task manager's line
+
+
+def test_headline_fits_the_message_bar() -> None:
+    from geoseg_qgis.messages import headline
+
+    assert headline("short") == "short"
+    long = "geoseg is not installed for /home/user/a/very/long/path/to/bin/python: install it there " * 3
+    cut = headline(long)
+    assert len(cut) <= HEADLINE_CHARS and cut.endswith("…") and long.startswith(cut[:-1])
+    assert headline("first line\nsecond line") == "first line"
+
+
+def test_failed_run_shows_a_headline_and_the_whole_message(qgis_iface: Any, tmp_path: Path,
+                                                           wait_until: Any) -> None:
+    """The bar shows about one line: a long error is cut to a headline, all of it behind Details…."""
+    from geoseg_qgis.worker import Step, WorkerRun
+
+    crash = [sys.executable, "-c", "import sys; sys.stderr.write('No module named geoseg\\n'); sys.exit(1)"]
+    worker = WorkerRun([Step(crash, [str(tmp_path / "c.tif")])], tmp_path / "run.log")
+    task = GeosegTask("segment scene.tif", worker, str(tmp_path / "c.tif"), None, qgis_iface.messageBar())
+    qgis_iface.messageBar().clearWidgets()
+    QgsApplication.taskManager().addTask(task)
+    wait_until(lambda: task not in GeosegTask.alive, timeout=60)
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Critical)
+    assert text.startswith("segment scene.tif failed: geoseg is not installed for ")
+    assert details == task.error and "worker log: " in details and len(details) > HEADLINE_CHARS
+    item = qgis_iface.messageBar().items()[-1]
+    assert item.widget().text() == "Details…" and len(item.text()) < len(details)
+
+
+LONG = "<span style='color:#b00020'>✖ the scene has 3 bands, the model expects 4 (blue, green, red, nir)</span>"
+
+
+def test_dialog_grows_with_its_text(plugin: Any, worker_env: str) -> None:
+    """Wrapped labels (classes, bands, red messages) were cut off until the user resized the dialog.
+
+    The dialog grows up to the screen's height; the headless screen is only 800x600, so the texts here are
+    sized to fit in it.
+    """
+    dialog = plugin.show_dialog()
+    narrow = dialog.minimumSizeHint().width()
+    dialog.resize(narrow + 250, dialog.minimumSizeHint().height())
+    dialog.stop_queries()  # no answer from geoseg may replace the texts below
+    short = dialog.height()
+    classes = " ".join(f"■&nbsp;{name}" for name in ("water", "developed", "barren", "forest", "shrubland",
+                                                     "herbaceous", "cultivated", "wetlands"))
+    dialog.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> blue, green, red, nir")
+    # A message one line long at this width and two lines long at the narrowest.
+    margin = dialog.width() - dialog.status.width()
+    message = "✖"
+    while dialog.status.fontMetrics().horizontalAdvance(message) < dialog.width() - margin - 125:
+        message += " the scene does not fit"
+    dialog.status.setText(message)
+    _assert_text_not_cut(dialog)
+    assert dialog.height() > short
+    tall = dialog.height()
+    dialog.resize(dialog.width(), 100)  # the user cannot shrink it below its text
+    _assert_text_not_cut(dialog)
+    assert dialog.height() == tall
+    dialog.resize(narrow, tall)  # narrower: more lines, taller
+    _assert_text_not_cut(dialog)
+    assert tall < dialog.height() < dialog.screen().availableGeometry().height()
+
+
+def test_segment_is_disabled_while_geoseg_cannot_run(plugin: Any, sample_tile: Path, worker_env: str,
+                                                     wait_until: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interpreter without geoseg: the check fails, so Segment must not start a run that fails at once."""
+    scene = QgsRasterLayer(str(sample_tile), "scene", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog()
+    dialog.layer.setLayer(scene)
+    dialog.python.setFilePath(sys.executable)  # QGIS's own Python: no geoseg there
+    assert not dialog.segment_button.isEnabled()  # not before geoseg has answered either
+    wait_until(lambda: dialog.failed)
+    assert "geoseg is not installed for" in dialog.status.text()
+    assert not dialog.segment_button.isEnabled() and dialog.segment_button.toolTip()
+    query = dialog.check()
+    wait_until(lambda: query.error is not None)
+    assert not dialog.segment_button.isEnabled()
+    dialog.python.setFilePath(worker_env)  # the geoseg environment: the layer is checked again
+    wait_until(lambda: dialog.fit is not None)
+    assert dialog.segment_button.isEnabled()
+
+
+def test_interpreter_field_shows_geoseg_python_from_the_environment(plugin: Any, worker_env: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    dialog = plugin.show_dialog()
+    line = dialog.python.lineEdit()
+    assert dialog.python.filePath() == "" and worker_env in line.placeholderText()
+    assert "GEOSEG_PYTHON" in line.placeholderText()
+    monkeypatch.delenv("GEOSEG_PYTHON")
+    dialog.python.setFilePath("/opt/env/bin/python")
+    dialog.python.setFilePath("")
+    assert "GEOSEG_PYTHON" not in line.placeholderText()
+
+
+def test_new_environment_sets_the_interpreter(plugin: Any, qgis_iface: Any, tmp_path: Path, wait_until: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dialog makes a venv in a new folder and points 'geoseg Python' at it (pip left out: no network)."""
+    from geoseg_qgis import settings
+    from geoseg_qgis.task import EnvironmentTask
+    from geoseg_qgis.worker import venv_python
+
+    settings.set_configured_python("")
+    monkeypatch.delenv("GEOSEG_PYTHON", raising=False)
+    folder = tmp_path / "geoseg-env"
+    commands = [[sys.executable, "-m", "venv", "--without-pip", str(folder)]]
+    dialog = plugin.show_dialog()
+    qgis_iface.messageBar().clearWidgets()
+    task = dialog.create_environment(str(folder), commands)
+    assert task is not None and "Making a new environment" in dialog.status.text()
+    wait_until(lambda: task not in EnvironmentTask.alive, timeout=120)
+    assert task.error is None
+    assert dialog.python.filePath() == venv_python(folder) == settings.configured_python()
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
+    assert text == f"new environment ready: geoseg runs with {venv_python(folder)}" and "-m venv" in details
+    assert dialog.create_environment(str(folder)) is None  # never into a folder that holds anything
+    assert "already exists and is not empty" in dialog.status.text()

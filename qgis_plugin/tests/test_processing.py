@@ -11,7 +11,10 @@ pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_
                     "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
 
 import processing  # noqa: E402
-from qgis.core import QgsProcessingException, QgsRasterLayer, QgsVectorLayer  # noqa: E402
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer  # noqa: E402
+
+from geoseg_qgis import ICON  # noqa: E402
+from geoseg_qgis.processing.algorithms import CANCELED  # noqa: E402
 
 pytestmark = pytest.mark.qgis
 
@@ -55,3 +58,35 @@ def test_segment_reports_a_missing_geoseg(provider: Any, sample_tile: Path, tmp_
     monkeypatch.delenv("GEOSEG_PYTHON")
     with pytest.raises(QgsProcessingException, match=r"interpreter is not set"):
         processing.run("geoseg:vectorize", {"INPUT": str(sample_tile), "OUTPUT": str(tmp_path / "p.gpkg")})
+
+
+def test_algorithms_show_the_geoseg_icon(provider: Any) -> None:
+    """Not the generic gear: the toolbox, modeler and history show each algorithm's own icon."""
+    assert provider.svgIconPath() == ICON
+    for algorithm in provider.algorithms():
+        assert algorithm.svgIconPath() == ICON and not algorithm.icon().isNull()
+
+
+class _Feedback(QgsProcessingFeedback):
+    """Records what the algorithm tells the Processing log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 - QGIS's name
+        self.warnings.append(warning)
+        super().pushWarning(warning)
+
+
+def test_cancel_is_reported_in_the_log(provider: Any, sample_tile: Path, model: dict, worker_env: str,
+                                       tmp_path: Path) -> None:
+    """Processing logs only "Execution failed after N s" for a canceled run; the algorithm says why first."""
+    feedback = _Feedback()
+    feedback.progressChanged.connect(lambda percent: feedback.cancel())  # at the first tile
+    result = processing.run("geoseg:segment", {"INPUT": str(sample_tile), "MODEL": model["path"], "TILE": 64,
+                                               "OVERLAP": 8, "DEVICE": 1, "OUTPUT": str(tmp_path / "c.tif")},
+                            feedback=feedback)
+    assert result == {}, result
+    assert feedback.warnings == [CANCELED]
+    assert list(tmp_path.iterdir()) == []

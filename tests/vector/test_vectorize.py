@@ -1,6 +1,8 @@
 """geoseg.vectorize: agreement with GDAL, block-size independence, coverage, areas, formats, errors."""
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import geopandas as gpd
@@ -258,6 +260,18 @@ def test_each_format_round_trips(tmp_path, suffix):
         [dst.name] + ([dst.with_suffix(s).name for s in (".shx", ".dbf", ".prj", ".cpg")]
                       if suffix == "shp" else []))
 
+
+
+def test_geopackage_is_version_1_2_for_older_gdal(tmp_path):
+    """QGIS 3.22 (GDAL 3.6) warns on every load of a GeoPackage 1.4, which GDAL >= 3.7 writes by default."""
+    dst = tmp_path / "polys.gpkg"
+    vectorize(CROP, dst, block_size=160)
+    with closing(sqlite3.connect(dst)) as db:
+        application_id, = db.execute("PRAGMA application_id").fetchone()
+        user_version, = db.execute("PRAGMA user_version").fetchone()
+    assert application_id.to_bytes(4, "big") == b"GPKG"
+    assert user_version == 10200
+    assert pyogrio.read_info(dst)["features"] > 0
 
 def test_existing_output_refused_without_overwrite(tmp_path):
     dst = tmp_path / "p.gpkg"

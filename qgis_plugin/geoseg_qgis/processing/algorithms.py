@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The two Processing algorithms. Each builds a worker command and runs it; geoseg does the work."""
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingConte
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorDestination,
                        QgsProcessingUtils, QgsRasterLayer, QgsVectorLayer)
 
-from .. import settings
+from qgis.PyQt.QtGui import QIcon
+
+from .. import ICON, settings
 from ..sources import local_path, save_as_geotiff
 from ..styling import read_legend, style_class_raster, style_polygons
 from ..worker import (PredictOptions, Step, VectorizeOptions, WorkerCanceled, WorkerError, WorkerRun,
                       segment_steps, vectorize_command)
 
 DEVICES = ["auto", "cpu", "cuda"]
+CANCELED = "Canceled: geoseg was stopped and the files it had written were removed"
 #: Post-processors must outlive ``processAlgorithm`` (QGIS holds only a C++ pointer); one per output path.
 _STYLERS: dict[str, "_Styler"] = {}
 
@@ -54,6 +58,8 @@ def _run(worker: WorkerRun, feedback: QgsProcessingFeedback) -> dict[str, Any]:
     try:
         result = worker.run(on_event, feedback.isCanceled, feedback.setProgress)
     except WorkerCanceled:
+        # Processing itself then logs only "Execution failed after N seconds": say what happened first.
+        feedback.pushWarning(CANCELED)
         return {}
     except WorkerError as exc:
         raise QgsProcessingException(str(exc)) from exc
@@ -86,6 +92,13 @@ def _python() -> str:
 
 
 class _GeosegAlgorithm(QgsProcessingAlgorithm):
+    def icon(self) -> QIcon:
+        """geoseg's icon in the toolbox, the modeler and the history (not the generic gear)."""
+        return QIcon(ICON)
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS's name
+        return ICON
+
     def group(self) -> str:
         return ""
 

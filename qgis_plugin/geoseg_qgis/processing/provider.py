@@ -1,14 +1,12 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Registers the geoseg algorithms with QGIS Processing."""
 from __future__ import annotations
-
-from pathlib import Path
 
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .. import ICON
 from .algorithms import SegmentRasterAlgorithm, VectorizeClassMapAlgorithm
-
-ICON = str(Path(__file__).resolve().parent.parent / "icon.svg")
 
 
 class GeosegProvider(QgsProcessingProvider):
@@ -20,6 +18,9 @@ class GeosegProvider(QgsProcessingProvider):
 
     def icon(self) -> QIcon:
         return QIcon(ICON)
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS's name
+        return ICON
 
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentRasterAlgorithm())
