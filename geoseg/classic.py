@@ -30,6 +30,8 @@ from geoseg.errors import InputError
 from geoseg.io.cog import ClassMapWriter
 from geoseg.io.rasters import gdal_env, open_raster, valid_mask
 from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.io.sidecars import Sidecars
+from geoseg.io.stac import Producer
 from geoseg.summaries import PredictionSummary
 from geoseg.progress import NullReporter, Reporter
 
@@ -169,11 +171,14 @@ class ClassicMethod:
         return np.where(values > threshold, self.above.id, self.below.id).astype(np.uint8)
 
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, bands: list[int] | None = None,
-                block_size: int = 512, overwrite: bool = False, reporter: Reporter | None = None
-                ) -> PredictionSummary:
-        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded)."""
+                block_size: int = 512, overwrite: bool = False, reporter: Reporter | None = None,
+                qml: bool = True, stac: bool = True) -> PredictionSummary:
+        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded; ``qml`` and
+        ``stac``: its QGIS style and STAC Item beside it)."""
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
+        sidecars = Sidecars(qml=qml, stac=stac)
+        sidecars.check(dst, overwrite)
         t0 = time.perf_counter()
         with gdal_env(), open_raster(src) as dataset:
             roles = BandRoles.from_dataset(dataset, bands)
@@ -224,8 +229,17 @@ class ClassicMethod:
             area_m2_per_class=({names[i]: float(class_counts[i] * pixel_area * unit ** 2) for i in names
                                 if class_counts[i]} if unit else {}),
             threshold=float(threshold))
+        sidecars.write(dst, src, self.producer(float(threshold)), overwrite=overwrite)
         reporter.done(**summary.model_dump())
         return summary
+
+    def producer(self, threshold: float) -> Producer:
+        """This method as the maker of a class map, for its STAC Item."""
+        parameters: dict[str, float] = {"threshold": threshold}
+        if self.method == "ndwi-grow":
+            parameters["tolerance"] = self.tolerance
+        return Producer(kind="method", name=self.method,
+                        description=f"{self.method}: {self.above.name} or {self.below.name}", parameters=parameters)
 
     def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float
               ) -> np.ndarray:

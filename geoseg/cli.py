@@ -127,7 +127,8 @@ def predict(
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
-    qml: Annotated[bool, typer.Option("--qml", help="also write a QGIS style (.qml) beside the class map")] = False,
+    qml: Annotated[bool, typer.Option("--qml/--no-qml", help="write a QGIS style (.qml) beside the class map")] = True,
+    stac: Annotated[bool, typer.Option("--stac/--no-stac", help="write a STAC Item (.stac.json) beside the class map")] = True,
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
@@ -147,26 +148,21 @@ def predict(
         if model is not None or probabilities is not None:
             raise InputError(f"--method {method}: a classic method takes no --model and writes no --probabilities")
         runner = ClassicMethod(method)
-        scheme = runner.scheme
         summary = runner.predict(scene, output, bands=_parse_bands(bands), block_size=block_size,
-                                 overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"))
+                                 overwrite=overwrite, reporter=_reporter(progress, quiet, "predict"), qml=qml,
+                                 stac=stac)
     else:
         from geoseg.inference.predictor import Predictor
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
-        scheme = predictor.meta.scheme
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
                                     block_size=block_size, overwrite=overwrite,
-                                    reporter=_reporter(progress, quiet, "predict"))
+                                    reporter=_reporter(progress, quiet, "predict"), qml=qml, stac=stac)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
                           f"{summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision}", soft_wrap=True)
-    if qml:
-        from geoseg.io.qml import write_qml
-
-        write_qml(scheme, output, overwrite=overwrite)
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)

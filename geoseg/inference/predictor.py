@@ -25,10 +25,12 @@ from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
 from geoseg.io.cog import ClassMapWriter
 from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.io.sidecars import Sidecars
 from geoseg.io.rasters import gdal_env, open_raster, read_tile, streaming_cache_mb
 from geoseg.model.fit import check_fit
 from geoseg.model.loading import ModelLike, load_model
 from geoseg.model.networks import size_multiple
+from geoseg.model.producer import model_producer
 from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
@@ -70,14 +72,18 @@ class Predictor:
     # ------------------------------------------------------------------------------------- pipeline
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, block_size: int = 512, overwrite: bool = False,
-                reporter: Reporter | None = None, pipelined: bool = True) -> PredictionSummary:
+                reporter: Reporter | None = None, pipelined: bool = True, qml: bool = True,
+                stac: bool = True) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
         ``pipelined`` overlaps reading, the model and blending/writing in three threads; False runs them
         one after another in this thread (same bytes out; useful for debugging and profiling).
+        ``qml`` and ``stac`` write the map's QGIS style and STAC Item beside it (:mod:`geoseg.io.sidecars`).
         """
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite)
+        sidecars = Sidecars(qml=qml, stac=stac)
+        sidecars.check(dst, overwrite)
         if probabilities is not None:
             check_writable(probabilities, overwrite)
             if Path(probabilities).resolve() == Path(dst).resolve():
@@ -98,8 +104,10 @@ class Predictor:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite))
                             if probabilities is not None else None)
-                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
-                                 dst, probabilities, pipelined, cache_mb)
+                summary = self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, block_size, reporter,
+                                    dst, probabilities, pipelined, cache_mb)
+        sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
+        return summary
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
              prob_tmp: Path | None, block_size: int, reporter: Reporter, dst: Any, probabilities: Any,

@@ -12,9 +12,11 @@ A class map written by geoseg carries its legend in every form a tool without ge
 from __future__ import annotations
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -142,3 +144,24 @@ class ClassScheme(BaseModel):
             return None
         return cls(classes=[ClassInfo(id=k, name=f"class_{k}", color="#%02x%02x%02x" % v[:3])
                             for k, v in sorted(used.items()) if k <= 254], nodata_id=nodata)
+
+
+def read_pixel_counts(raster: str | os.PathLike) -> dict[int, int] | None:
+    """Pixels per value from the attribute table in ``raster``'s PAM sidecar (None without one).
+
+    Reads GDAL's own format (columns found by their usage, not their name), so a table GDAL rewrote or
+    another tool wrote is read too.
+    """
+    pam = Path(f"{os.fspath(raster)}.aux.xml")
+    if not pam.is_file():
+        return None
+    for band in ET.parse(pam).getroot().iter("PAMRasterBand"):
+        table = band.find("GDALRasterAttributeTable")
+        if band.get("band") != "1" or table is None:
+            continue
+        usage = {int(f.findtext("Usage", "0")): int(f.get("index", "-1")) for f in table.findall("FieldDefn")}
+        if _MIN_MAX not in usage or _PIXEL_COUNT not in usage:
+            return None
+        rows = [[v.text or "" for v in row.findall("F")] for row in table.findall("Row")]
+        return {int(float(r[usage[_MIN_MAX]])): int(float(r[usage[_PIXEL_COUNT]])) for r in rows}
+    return None
