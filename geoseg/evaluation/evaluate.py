@@ -98,6 +98,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
         runner, scheme = _classic(model, labels, method_classes, legend)
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
         described = model
+        model_file = None
     else:
         from geoseg.inference.predictor import Predictor
 
@@ -105,7 +106,8 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
         scheme = predictor.meta.scheme
         summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
                                     reporter=reporter)
-        described = str(predictor.bundle.path or predictor.meta.name)
+        described = predictor.meta.name
+        model_file = Path(predictor.bundle.path).name if predictor.bundle.path else None
     source = LabelSource(labels, scheme, class_column)
     confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)
     names = [c.name for c in scheme.classes]
@@ -113,7 +115,9 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     if scores.pixels == 0:
         raise InputFileError(f"{labels}: no labelled pixel of the scheme ({', '.join(names)}) falls on {scene}; check "
                          "the CRS, the extent and the class ids")
-    info = {"model": described, "scene": str(scene), "labels": str(labels), "classes": [c.model_dump() for c in scheme.classes],
+    # File names, not paths: the report is read on other machines and moved with its folder
+    info = {"model": described, "model_file": model_file, "scene": Path(scene).name, "labels": labels.name,
+            "classes": [c.model_dump() for c in scheme.classes],
             "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,
             "seconds": round(time.perf_counter() - t0, 2)}
     _write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
@@ -125,8 +129,9 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     with rasterio.open(files["prediction.tif"]) as dataset:
         shape = (dataset.height, dataset.width)
         reference = _reference_ids(source, scheme, dataset, shape)
-    preview_png(scene, [("reference", reference), (f"prediction ({Path(described).name})", files["prediction.tif"])],
-                scheme, files["preview.png"], overwrite=True)
+    preview_png(scene, [(f"reference ({labels.name})", reference), (f"prediction ({described})",
+                                                                      files["prediction.tif"])],
+                scheme, files["preview.png"], title=f"{described} on {Path(scene).name}", overwrite=True)
     return EvaluationResult(scores, confusion, files, info)
 
 
@@ -153,7 +158,7 @@ def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> t
 def _reference_ids(source: LabelSource, scheme: ClassScheme, dataset: rasterio.DatasetReader,
                    shape: tuple[int, int]) -> np.ndarray:
     """Reference class ids for the preview (decimated to at most the preview size)."""
-    from geoseg.evaluation.plots import preview_shape
+    from geoseg.io.preview import preview_shape
 
     small = preview_shape(*shape)
     transform = dataset.transform @ dataset.transform.scale(shape[1] / small[1], shape[0] / small[0])
@@ -168,7 +173,8 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
     def fmt(value: float) -> str:
         return "–" if value is None or np.isnan(value) else f"{value:.3f}"
 
-    lines = [f"# Evaluation of {info['model']}", "",
+    model = info["model"] + (f" (`{info['model_file']}`)" if info.get("model_file") else "")
+    lines = [f"# Evaluation of {model}", "",
              f"- scene: `{info['scene']}`", f"- labels: `{info['labels']}`",
              f"- labelled pixels compared: {scores.pixels}"
              f" (labelled pixels without a prediction, left out: {info['labelled_pixels_without_prediction']})", "",
@@ -179,9 +185,24 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
     for c in scores.per_class:
         lines.append(f"| {c.name} | {c.support} | {c.predicted} | {fmt(c.iou)} | {fmt(c.dice)} | "
                      f"{fmt(c.precision)} | {fmt(c.recall)} |")
-    lines += ["", "Undefined scores (–) belong to classes absent from both the reference and the prediction, "
-              "and are left out of the means.", "",
-              "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", "",
-              "![preview](preview.png)", ""]
+    lines += ["", undefined_note(scores), "", "![scene, reference and prediction](preview.png)", "",
+              "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", ""]
     return "\n".join(lines)
+
+
+def undefined_note(scores: Scores) -> str:
+    """What "–" means in the table, naming the classes it applies to here.
+
+    A score is undefined when its denominator is zero: precision for a class never predicted, recall for
+    a class without reference pixels, IoU and F1 only for a class absent from both. A class with
+    reference pixels that is never predicted (wetlands in the Zion sample) has IoU 0 and precision "–".
+    """
+    def which(pick: Any) -> str:
+        names = [c.name for c in scores.per_class if pick(c)]
+        return f" ({', '.join(names)})" if names else ""
+
+    return ("– marks an undefined score, left out of the means: precision of a class that is never predicted"
+            f"{which(lambda c: c.predicted == 0)}, recall of a class without reference pixels"
+            f"{which(lambda c: c.support == 0)}, IoU and F1 of a class absent from both"
+            f"{which(lambda c: c.predicted == 0 and c.support == 0)}.")
 
