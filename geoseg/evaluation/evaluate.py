@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.windows import Window
 
 from geoseg.model.bundle import ModelBundle
@@ -148,7 +149,8 @@ def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> t
         for row in range(0, dataset.height, BLOCK_ROWS):
             window = Window(0, row, dataset.width, min(BLOCK_ROWS, dataset.height - row))
             predicted = ids_to_indices(dataset.read(1, window=window), scheme)
-            reference = source.read(dataset.crs, dataset.window_transform(window), int(window.height), dataset.width)
+            transform = dataset.transform @ Affine.translation(0, row)
+            reference = source.read(dataset.crs, transform, int(window.height), dataset.width)
             labelled = reference != IGNORE_INDEX
             unpredicted += int((labelled & (predicted == IGNORE_INDEX)).sum())
             matrix.update(reference, predicted, predicted != IGNORE_INDEX)
