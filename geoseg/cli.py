@@ -347,7 +347,7 @@ def prune(
     output: Annotated[Path, typer.Option("--output", "-o", help="pruned bundle to write (.safetensors)")],
     amount: Annotated[float, typer.Option("--amount", help="fraction of channels to remove from every prunable layer")] = 0.3,
     fine_tune: Annotated[Optional[Path], typer.Option("--fine-tune", help="training config (YAML) to fine-tune the pruned model with")] = None,
-    half: Annotated[bool, typer.Option("--half", help="store the weights as fp16")] = False,
+    half: Annotated[Optional[bool], typer.Option("--half/--fp32", help="store the weights as fp16 or fp32 (default: as the source model stores them)")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
