@@ -218,7 +218,7 @@ def train(
     from geoseg.training import load_config
     from geoseg.training import train as run_train
 
-    settings = load_config(config).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
+    settings = load_config(config, require_data=True).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
 
     def on_epoch(row: dict[str, Any]) -> None:
         if progress == ProgressChoice.json:

@@ -53,3 +53,12 @@ def test_misspelt_keys_in_lists_are_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="unknown key 'classes.colour'; did you mean 'classes.color'"):
         load_config(path)
+
+
+def test_training_names_the_missing_data_and_where_to_look(tmp_path: Path) -> None:
+    """The full default-model config's scene does not ship: the error names the config and the key."""
+    config = _copy(tmp_path)
+    assert load_config(config).name == "zion_landcover"               # reading it for its legend works
+    with pytest.raises(ConfigError, match=r"config.yaml: scenes\[0\].scene: .*landsat8_zion_b2345.tif not found; "
+                       "get the data the config's comments point to"):
+        load_config(config, require_data=True)
