@@ -45,7 +45,6 @@ class Sidecars:
             if scheme is not None:
                 written.append(write_qml(scheme, class_map, overwrite=overwrite))
         if self.stac:
-            styles = {"style": written[0]} if written else {}
             written.append(write_stac_item(class_map, scene, producer, probabilities=probabilities,
-                                           sidecars=styles, overwrite=overwrite))
+                                           style=written[0] if written else None, overwrite=overwrite))
         return written

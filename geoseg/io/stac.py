@@ -72,61 +72,86 @@ def stac_path(class_map: str | os.PathLike) -> Path:
 
 def class_map_item(class_map: str | os.PathLike, scene: str | os.PathLike, producer: Producer, *,
                    probabilities: str | os.PathLike | None = None,
-                   sidecars: Mapping[str, str | os.PathLike] | None = None) -> pystac.Item:
-    """The STAC Item of a written class map (``sidecars``: extra assets by key, e.g. the QGIS style)."""
+                   style: str | os.PathLike | None = None) -> pystac.Item:
+    """The STAC Item of a written class map, its probabilities and QGIS ``style`` when there are some."""
     class_map = Path(class_map)
     folder = class_map.parent
     with rasterio.open(class_map) as dataset:
         scheme = ClassScheme.from_dataset(dataset)
         if scheme is None:
             raise ValueError(f"{class_map}: not a class map (no legend)")
-        geometry = footprint(dataset)
-        when, source = _scene_datetime(scene)
-        item = pystac.Item(id=class_map.stem, geometry=geometry, bbox=_bbox(geometry), datetime=when,
-                           properties={"geoseg:datetime_source": source})
-        item.common_metadata.title = f"Land cover of {Path(scene).name}"
-        item.common_metadata.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-        item.properties.update(producer.properties(folder))
-        item.properties["geoseg:version"] = __version__
+        item = _item(class_map.stem, dataset, scene, producer, folder)
         _project(item, dataset)
-        asset = pystac.Asset(href=_href(class_map, folder), media_type=pystac.MediaType.COG, roles=["data"],
-                             title="land-cover classes")
-        item.add_asset("classes", asset)
-        band = RasterBand.create(nodata=scheme.nodata_id, data_type=DataType.UINT8, sampling=Sampling.AREA,
-                                 spatial_resolution=_resolution(dataset))
-        RasterExtension.ext(asset, add_if_missing=True).apply([band])
-        total = dataset.width * dataset.height
-    counts = read_pixel_counts(class_map) or {}
-    ClassificationExtension.ext(band, add_if_missing=True).classes = classifications(scheme, counts, total)
-    ClassificationExtension.ext(asset, add_if_missing=True)   # declares the extension on the Item
-    asset.extra_fields["raster:bands"] = [band.to_dict()]
-    pam = Path(f"{class_map}.aux.xml")
-    if pam.is_file():
-        item.add_asset("attributes", pystac.Asset(
-            href=_href(pam, folder), media_type=pystac.MediaType.XML, roles=["metadata"],
-            title="GDAL category names and raster attribute table (PAM)"))
-    for key, path in (sidecars or {}).items():
-        item.add_asset(key, pystac.Asset(href=_href(path, folder), media_type=pystac.MediaType.XML,
-                                         roles=["metadata", "style"], title="QGIS layer style"))
+        _add_classes(item, dataset, scheme, class_map, folder)
+    _add_metadata(item, class_map, style, folder)
     if probabilities is not None:
         _add_probabilities(item, Path(probabilities), scheme, folder)
-    item.add_link(pystac.Link("derived_from", _href(scene, folder), title="input scene",
-                              media_type=pystac.MediaType.GEOTIFF))
-    if producer.file:
-        item.add_link(pystac.Link("derived_from", _href(producer.file, folder), title=f"{producer.kind} {producer.name}"))
+    _add_links(item, scene, producer, folder)
     return item
 
 
 def write_stac_item(class_map: str | os.PathLike, scene: str | os.PathLike, producer: Producer, *,
-                    probabilities: str | os.PathLike | None = None,
-                    sidecars: Mapping[str, str | os.PathLike] | None = None, overwrite: bool = False) -> Path:
+                    probabilities: str | os.PathLike | None = None, style: str | os.PathLike | None = None,
+                    overwrite: bool = False) -> Path:
     """Write ``landcover.stac.json`` beside ``landcover.tif`` (atomically); returns its path."""
-    item = class_map_item(class_map, scene, producer, probabilities=probabilities, sidecars=sidecars)
+    item = class_map_item(class_map, scene, producer, probabilities=probabilities, style=style)
     path = stac_path(class_map)
     text = json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
     with atomic_output(path, overwrite) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def _item(item_id: str, dataset: rasterio.DatasetReader, scene: str | os.PathLike, producer: Producer,
+          folder: Path) -> pystac.Item:
+    """The Item itself: footprint, datetime, title, creation time, producer and geoseg version."""
+    geometry = footprint(dataset)
+    when, source = _scene_datetime(scene)
+    item = pystac.Item(id=item_id, geometry=geometry, bbox=_bbox(geometry), datetime=when,
+                       properties={"geoseg:datetime_source": source})
+    item.common_metadata.title = f"Land cover of {Path(scene).name}"
+    item.common_metadata.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    item.properties.update(producer.properties(folder))
+    item.properties["geoseg:version"] = __version__
+    return item
+
+
+def _add_classes(item: pystac.Item, dataset: rasterio.DatasetReader, scheme: ClassScheme, class_map: Path,
+                 folder: Path) -> None:
+    """The class map as the ``classes`` asset: its band (raster extension) and classes (classification)."""
+    asset = pystac.Asset(href=_href(class_map, folder), media_type=pystac.MediaType.COG, roles=["data"],
+                         title="land-cover classes")
+    item.add_asset("classes", asset)
+    band = RasterBand.create(nodata=scheme.nodata_id, data_type=DataType.UINT8, sampling=Sampling.AREA,
+                             spatial_resolution=_resolution(dataset))
+    RasterExtension.ext(asset, add_if_missing=True).apply([band])
+    counts = read_pixel_counts(class_map) or {}
+    ClassificationExtension.ext(band, add_if_missing=True).classes = classifications(
+        scheme, counts, dataset.width * dataset.height)
+    ClassificationExtension.ext(asset, add_if_missing=True)   # declares the extension on the Item
+    asset.extra_fields["raster:bands"] = [band.to_dict()]
+
+
+def _add_metadata(item: pystac.Item, class_map: Path, style: str | os.PathLike | None, folder: Path) -> None:
+    """The GDAL sidecar (category names, attribute table) and the QGIS style, when they exist."""
+    pam = Path(f"{class_map}.aux.xml")
+    if pam.is_file():
+        item.add_asset("attributes", pystac.Asset(
+            href=_href(pam, folder), media_type=pystac.MediaType.XML, roles=["metadata"],
+            title="GDAL category names and raster attribute table (PAM)"))
+    if style is not None:
+        item.add_asset("style", pystac.Asset(href=_href(style, folder), media_type=pystac.MediaType.XML,
+                                             roles=["metadata", "style"], title="QGIS layer style"))
+
+
+def _add_links(item: pystac.Item, scene: str | os.PathLike, producer: Producer, folder: Path) -> None:
+    """``derived_from`` the input scene and, when it is a file, the model."""
+    tiff = Path(scene).suffix.lower() in (".tif", ".tiff")
+    item.add_link(pystac.Link("derived_from", _href(scene, folder), title="input scene",
+                              media_type=pystac.MediaType.GEOTIFF if tiff else None))
+    if producer.file:
+        item.add_link(pystac.Link("derived_from", _href(producer.file, folder),
+                                  title=f"{producer.kind} {producer.name}"))
 
 
 def classifications(scheme: ClassScheme, counts: Mapping[int, int], total: int) -> list[Classification]:
