@@ -32,6 +32,8 @@ def main() -> int:
     scores = evaluate(None, SCENE, LABELS, args.out / "report", overwrite=True)
     print(f"\nscene        {SCENE.relative_to(ROOT)} ({summary.width}x{summary.height} px)")
     print(f"class map    {classes}  ({summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision})")
+    print(f"             with {classes.name}.aux.xml (class names, attribute table), {classes.stem}.qml (QGIS style), "
+          f"{classes.stem}.stac.json (STAC Item)")
     print(f"polygons     {polygons}  ({vector.n_polygons} polygons, regions under 2 pixels merged)")
     print(f"preview      {preview}")
     print(f"evaluation   {args.out / 'report' / 'report.md'}  (vs NLCD 2011: overall accuracy "
