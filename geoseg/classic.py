@@ -31,6 +31,8 @@ from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_bl
                             require_geotiff_name)
 from geoseg.io.rasters import gdal_env, open_raster, valid_mask
 from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.io.sidecars import Sidecars
+from geoseg.io.stac import Producer
 from geoseg.summaries import PredictionSummary
 from geoseg.progress import NullReporter, Reporter
 
@@ -174,9 +176,10 @@ class ClassicMethod:
 
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, bands: list[int] | None = None,
                 output_block: int = DEFAULT_OUTPUT_BLOCK, band_rows: int = DEFAULT_BAND_ROWS,
-                overwrite: bool = False, reporter: Reporter | None = None, block_size: int | None = None
-                ) -> PredictionSummary:
-        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded).
+                overwrite: bool = False, reporter: Reporter | None = None, block_size: int | None = None,
+                qml: bool = True, stac: bool = True) -> PredictionSummary:
+        """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded; ``qml`` and
+        ``stac``: its QGIS style and STAC Item beside it).
 
         The scene streams in bands of ``band_rows`` full rows (memory); ``output_block`` is the output
         GeoTIFF's block side, as for models. ``block_size``, deprecated, used to set both.
@@ -189,6 +192,8 @@ class ClassicMethod:
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite, inputs=[src])
         require_geotiff_name(dst)
+        sidecars = Sidecars(qml=qml, stac=stac)
+        sidecars.check(dst, overwrite)
         t0 = time.perf_counter()
         with gdal_env(), open_raster(src) as dataset:
             roles = BandRoles.from_dataset(dataset, bands)
@@ -239,8 +244,17 @@ class ClassicMethod:
             area_m2_per_class=({names[i]: float(class_counts[i] * pixel_area * unit ** 2) for i in names
                                 if class_counts[i]} if unit else {}),
             threshold=float(threshold))
+        sidecars.write(dst, src, self.producer(float(threshold)), overwrite=overwrite)
         reporter.done(**summary.model_dump())
         return summary
+
+    def producer(self, threshold: float) -> Producer:
+        """This method as the maker of a class map, for its STAC Item."""
+        parameters: dict[str, float] = {"threshold": threshold}
+        if self.method == "ndwi-grow":
+            parameters["tolerance"] = self.tolerance
+        return Producer(kind="method", name=self.method,
+                        description=f"{self.method}: {self.above.name} or {self.below.name}", parameters=parameters)
 
     def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float
               ) -> np.ndarray:

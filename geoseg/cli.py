@@ -157,7 +157,8 @@ def predict(
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
-    qml: Annotated[bool, typer.Option("--qml", help="also write a QGIS style (.qml) beside the class map")] = False,
+    qml: Annotated[bool, typer.Option("--qml/--no-qml", help="write a QGIS style (.qml) beside the class map")] = True,
+    stac: Annotated[bool, typer.Option("--stac/--no-stac", help="write a STAC Item (.stac.json) beside the class map")] = True,
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
@@ -180,26 +181,20 @@ def predict(
             raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
                                  parameters=("model", "probabilities"))
         runner = ClassicMethod(method)
-        scheme = runner.scheme
         summary = runner.predict(scene, output, bands=_parse_bands(bands), output_block=output_block,
-                                 overwrite=overwrite, reporter=reporter)
+                                 overwrite=overwrite, reporter=reporter, qml=qml, stac=stac)
     else:
         from geoseg.inference.predictor import Predictor
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
-        scheme = predictor.meta.scheme
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
-                                    check_values=not no_value_check)
+                                    check_values=not no_value_check, qml=qml, stac=stac)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
                           f"{summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision}", soft_wrap=True)
-    if qml:
-        from geoseg.io.qml import write_qml
-
-        write_qml(scheme, output, overwrite=overwrite)
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
@@ -269,7 +264,7 @@ def train(
     from geoseg.training import load_config
     from geoseg.training import train as run_train
 
-    settings = load_config(config).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
+    settings = load_config(config, require_data=True).with_overrides(epochs=epochs, device=device, output_dir=output_dir)
 
     def on_epoch(row: dict[str, Any]) -> None:
         if progress == ProgressChoice.json:
@@ -400,7 +395,7 @@ def prune(
     output: Annotated[Path, typer.Option("--output", "-o", help="pruned bundle to write (.safetensors)")],
     amount: Annotated[float, typer.Option("--amount", help="fraction of channels to remove from every prunable layer")] = 0.3,
     fine_tune: Annotated[Optional[Path], typer.Option("--fine-tune", help="training config (YAML) to fine-tune the pruned model with")] = None,
-    half: Annotated[bool, typer.Option("--half", help="store the weights as fp16")] = False,
+    half: Annotated[Optional[bool], typer.Option("--half/--fp32", help="store the weights as fp16 or fp32 (default: as the source model stores them)")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

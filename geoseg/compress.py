@@ -152,9 +152,10 @@ class _TileReader:
 
 # ------------------------------------------------------------------------------------------- prune
 def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, fine_tune: str | os.PathLike | None = None,
-          half: bool = False, overwrite: bool = False) -> CompressionSummary:
+          half: bool | None = None, overwrite: bool = False) -> CompressionSummary:
     """Write a bundle of ``model`` with ``amount`` of every prunable layer's channels removed (L1 norm),
-    fine-tuned with the training config ``fine_tune`` when given (its run folder keeps logs and reports)."""
+    fine-tuned with the training config ``fine_tune`` when given (its run folder keeps logs and reports).
+    ``half``: store fp16 (True) or fp32 (False) weights; None keeps the source model's precision."""
     t0 = time.perf_counter()
     inputs = _model_paths(model)
     check_writable(output, overwrite, inputs=inputs)
@@ -181,7 +182,7 @@ def prune(model: ModelLike, output: str | os.PathLike, amount: float = 0.3, *, f
     pruned = ModelBundle.from_module(meta, network)
     if config is not None:
         pruned = _fine_tuned(pruned, config, overwrite)
-    pruned.save(output, overwrite=overwrite, half=half, inputs=inputs)
+    pruned.save(output, overwrite=overwrite, half=bundle.stored_half if half is None else half, inputs=inputs)
     return CompressionSummary(output=str(output), method="prune-l1",
                               size_bytes=Path(output).stat().st_size, source_size_bytes=_size(bundle.path),
                               parameters=after, source_parameters=before, elapsed_s=round(time.perf_counter() - t0, 2))

@@ -56,12 +56,41 @@ def installation() -> dict[str, Any]:
             "gdal_version": rasterio.__gdal_version__, "devices": available_devices(), "default_model": default}
 
 
+def network(spec: dict[str, Any]) -> str:
+    """``Unet/resnet18``, or just the architecture for networks without an encoder (``ContextFCN``)."""
+    return spec["architecture"] + (f"/{spec['encoder']}" if spec.get("encoder") else "")
+
+
+def format_value(value: Any) -> str:
+    """A metric as people read it: numbers to 4 places, mappings as ``key value`` pairs, lists joined."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {format_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(format_value(v) for v in value)
+    return "-" if value is None else str(value)
+
+
 def print_human(data: dict[str, Any], console: Console) -> None:
-    """A readable rendering of any of the three dicts."""
+    """A readable rendering of any of the three dicts.
+
+    On a terminal the table wraps to its width; piped or redirected (no width to respect), every row is
+    printed whole, where rich would otherwise cut the table at 80 columns.
+    """
+    table = _table(data)
+    if not console.is_terminal:
+        needed = console.measure(table, options=console.options.update_width(100_000)).maximum
+        if needed > console.width:                   # rich never prints wider than its console
+            console = Console(file=console.file, width=needed, no_color=console.no_color)
+    console.print(table)
+
+
+def _table(data: dict[str, Any]) -> Table:
     kind = data.get("kind")
     table = Table(show_header=False, box=None)
     if kind == "model":
-        table.add_row("model", f"{data['name']} ({data['model']['architecture']}/{data['model'].get('encoder')})")
+        table.add_row("model", f"{data['name']} ({network(data['model'])})")
         table.add_row("file", f"{data['path']} ({data['size_bytes'] / 1e6:.1f} MB, format {data['format_version']})")
         table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})" for b in data["bands"]))
         table.add_row("input", f"{data['input_dtype']}, nodata {data['input_nodata']}")
@@ -70,7 +99,7 @@ def print_human(data: dict[str, Any], console: Console) -> None:
         table.add_row("resolution", f"{data['gsd']} m" if data["gsd"] else "unknown")
         table.add_row("tile / overlap", f"{data['tile_size']} / {data['overlap']} px")
         for key, value in (data.get("metrics") or {}).items():
-            table.add_row(f"metric {key}", f"{value:.4f}" if isinstance(value, float) else str(value))
+            table.add_row(f"metric {key}", format_value(value))
         compression = (data.get("provenance") or {}).get("compression")
         if compression:
             table.add_row("compression", f"{compression.get('method')} of {compression.get('source')}")
@@ -94,5 +123,11 @@ def print_human(data: dict[str, Any], console: Console) -> None:
         table.add_row("torch / GDAL", f"{data['torch_version']} / {data['gdal_version']}")
         table.add_row("devices", ", ".join(str(d["name"]) for d in data["devices"]))
         default = data["default_model"]
-        table.add_row("default model", default.get("path", "?") if default else "none installed")
-    console.print(table)
+        if not default:
+            table.add_row("default model", "none installed")
+        elif "error" in default:
+            table.add_row("default model", f"{default['path']}: {default['error']}")
+        else:
+            table.add_row("default model", f"{default['name']} ({network(default['model'])}, "
+                          f"{len(default['classes'])} classes) in {default['path']}")
+    return table

@@ -27,10 +27,13 @@ def main() -> int:
     classes, polygons, preview = (args.out / n for n in ("landcover.tif", "landcover.gpkg", "preview.png"))
     summary = predict(SCENE, classes, overwrite=True, reporter=make_reporter("rich", "predict"))
     vector = vectorize(classes, polygons, min_area=2 * 900, overwrite=True, reporter=make_reporter("rich", "vectorize"))
-    write_preview(SCENE, classes, preview, overwrite=True)
+    write_preview(SCENE, classes, preview, overwrite=True,
+                  title="Zion National Park, Landsat 8, 2015-08-18: land cover by geoseg's default model")
     scores = evaluate(None, SCENE, LABELS, args.out / "report", overwrite=True)
     print(f"\nscene        {SCENE.relative_to(ROOT)} ({summary.width}x{summary.height} px)")
     print(f"class map    {classes}  ({summary.megapixels_per_s:.2f} MP/s on {summary.device} {summary.precision})")
+    print(f"             with {classes.name}.aux.xml (class names, attribute table), {classes.stem}.qml (QGIS style), "
+          f"{classes.stem}.stac.json (STAC Item)")
     print(f"polygons     {polygons}  ({vector.n_polygons} polygons, regions under 2 pixels merged)")
     print(f"preview      {preview}")
     print(f"evaluation   {args.out / 'report' / 'report.md'}  (vs NLCD 2011: overall accuracy "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from affine import Affine
 from rasterio.windows import Window
 
 from geoseg.model.bundle import ModelBundle
@@ -56,7 +57,7 @@ def write_crop(src: Path, dst: Path, window: Window, **overrides: object) -> Pat
     """A real crop of a real raster, optionally with another transform/CRS/nodata."""
     with rasterio.open(src) as ds:
         profile = ds.profile.copy()
-        profile.update(width=int(window.width), height=int(window.height), transform=ds.window_transform(window))
+        profile.update(width=int(window.width), height=int(window.height), transform=ds.transform @ Affine.translation(window.col_off, window.row_off))
         profile.update(overrides)
         data = ds.read(window=window)
         with rasterio.open(dst, "w", **profile) as out:

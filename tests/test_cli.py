@@ -83,6 +83,22 @@ def test_info_json_describes_model_scene_and_installation(zion_bundle_path: Path
     assert setup["devices"][0]["name"] == "cpu" and setup["geoseg_version"]
 
 
+def test_info_piped_prints_whole_rows_and_names_the_default_model() -> None:
+    """Piped (no terminal width), rows are not cut at 80 columns; a network without an encoder is not
+    "ContextFCN/None"; the evaluation names files a user has, not one of the training run's folder."""
+    from geoseg.model.loading import DEFAULT_MODEL_PATH
+
+    setup = geoseg("info").stdout
+    assert "…" not in setup and str(DEFAULT_MODEL_PATH) in setup
+    assert "zion_landcover (ContextFCN, 8 classes)" in setup
+    model = geoseg("info", DEFAULT_MODEL_PATH).stdout
+    assert "zion_landcover (ContextFCN)" in model and "None" not in model and "…" not in model
+    evaluated = next(line for line in model.splitlines() if "evaluated_on" in line)
+    assert "sample_tiles/zion_landsat8_b2345.tif" in evaluated and "_test.tif" not in evaluated
+    assert (Path(__file__).resolve().parents[1] / "sample_tiles" / "zion_landsat8_b2345.tif").is_file()
+    assert "water 0.6140, developed 0.0268" in model                # per-class IoU as numbers, not a dict
+
+
 def test_predict_with_polygons_in_one_run(tmp_path: Path, zion_bundle_path: Path) -> None:
     import pyogrio
 

@@ -274,6 +274,16 @@ def test_pruned_agrees_with_fp32_on_the_held_out_block(default_fp32_map: np.ndar
     assert (read_band(tmp_path / "pruned.tif") == default_fp32_map).mean() >= PRUNED_AGREEMENT
 
 
+def test_pruning_keeps_the_source_precision(tmp_path: Path) -> None:
+    """The default model stores fp16: its pruned bundle does too (it was written as fp32, larger than the
+    source), unless fp32 is asked for."""
+    kept = prune(DEFAULT_MODEL_PATH, tmp_path / "kept.safetensors", 0.3)
+    assert load_bundle(tmp_path / "kept.safetensors").stored_half
+    assert kept.size_bytes < kept.source_size_bytes
+    prune(DEFAULT_MODEL_PATH, tmp_path / "fp32.safetensors", 0.3, half=False)
+    assert not load_bundle(tmp_path / "fp32.safetensors").stored_half
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def _geoseg(*args: object, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}

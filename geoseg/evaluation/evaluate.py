@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
@@ -121,6 +122,7 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
         described = model
+        model_file = None
     else:
         from geoseg.inference.predictor import Predictor
 
@@ -129,14 +131,17 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
                                     reporter=reporter)
-        described = str(predictor.bundle.path or predictor.meta.name)
+        described = predictor.meta.name
+        model_file = Path(predictor.bundle.path).name if predictor.bundle.path else None
     confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)
     names = [c.name for c in scheme.classes]
     scores = confusion.scores(names)
     if scores.pixels == 0:
         raise InputFileError(f"{labels}: no labelled pixel of the scheme ({', '.join(names)}) falls on {scene}; check "
                          "the CRS, the extent and the class ids")
-    info = {"model": described, "scene": str(scene), "labels": str(labels), "classes": [c.model_dump() for c in scheme.classes],
+    # File names, not paths: the report is read on other machines and moved with its folder
+    info = {"model": described, "model_file": model_file, "scene": Path(scene).name, "labels": labels.name,
+            "classes": [c.model_dump() for c in scheme.classes],
             "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,
             "seconds": round(time.perf_counter() - t0, 2)}
     _write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
@@ -148,8 +153,9 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
     with rasterio.open(files["prediction.tif"]) as dataset:
         shape = (dataset.height, dataset.width)
         reference = _reference_ids(source, scheme, dataset, shape)
-    preview_png(scene, [("reference", reference), (f"prediction ({Path(described).name})", files["prediction.tif"])],
-                scheme, files["preview.png"], overwrite=True)
+    preview_png(scene, [(f"reference ({labels.name})", reference), (f"prediction ({described})",
+                                                                      files["prediction.tif"])],
+                scheme, files["preview.png"], title=f"{described} on {Path(scene).name}", overwrite=True)
     return EvaluationResult(scores, confusion, files, info)
 
 
@@ -165,7 +171,8 @@ def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> t
     with gdal_env(), rasterio.open(prediction) as dataset:
         for window in row_windows(dataset.height, dataset.width, BLOCK_ROWS):
             predicted = ids_to_indices(dataset.read(1, window=window), scheme)
-            reference = source.read(dataset.crs, dataset.window_transform(window), int(window.height), dataset.width)
+            transform = dataset.transform @ Affine.translation(0, window.row_off)
+            reference = source.read(dataset.crs, transform, int(window.height), dataset.width)
             labelled = reference != IGNORE_INDEX
             unpredicted += int((labelled & (predicted == IGNORE_INDEX)).sum())
             matrix.update(reference, predicted, predicted != IGNORE_INDEX)
@@ -175,7 +182,7 @@ def _accumulate(prediction: Path, source: LabelSource, scheme: ClassScheme) -> t
 def _reference_ids(source: LabelSource, scheme: ClassScheme, dataset: rasterio.DatasetReader,
                    shape: tuple[int, int]) -> np.ndarray:
     """Reference class ids for the preview (decimated to at most the preview size)."""
-    from geoseg.evaluation.plots import preview_shape
+    from geoseg.io.preview import preview_shape
 
     small = preview_shape(*shape)
     transform = dataset.transform @ dataset.transform.scale(shape[1] / small[1], shape[0] / small[0])
@@ -190,7 +197,8 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
     def fmt(value: float) -> str:
         return "–" if value is None or np.isnan(value) else f"{value:.3f}"
 
-    lines = [f"# Evaluation of {info['model']}", "",
+    model = info["model"] + (f" (`{info['model_file']}`)" if info.get("model_file") else "")
+    lines = [f"# Evaluation of {model}", "",
              f"- scene: `{info['scene']}`", f"- labels: `{info['labels']}`",
              f"- labelled pixels compared: {scores.pixels}"
              f" (labelled pixels without a prediction, left out: {info['labelled_pixels_without_prediction']})", "",
@@ -201,10 +209,8 @@ def markdown_report(scores: Scores, info: dict[str, Any]) -> str:
     for c in scores.per_class:
         lines.append(f"| {c.name} | {c.support} | {c.predicted} | {fmt(c.iou)} | {fmt(c.dice)} | "
                      f"{fmt(c.precision)} | {fmt(c.recall)} |")
-    lines += ["", "Undefined scores (–) belong to classes absent from both the reference and the prediction, "
-              "and are left out of the means.", "",
-              "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", "",
-              "![preview](preview.png)", ""]
+    lines += ["", undefined_note(scores), "", "![scene, reference and prediction](preview.png)", "",
+              "![confusion matrix](confusion.png)", "", "![per-class scores](per_class.png)", ""]
     return "\n".join(lines)
 
 
@@ -217,11 +223,27 @@ def _checked_labels(labels: Path, scheme: ClassScheme, class_column: str, ignore
     labelled = 0
     with open_raster(scene) as dataset:
         for window in row_windows(dataset.height, dataset.width, BLOCK_ROWS):
-            indices = source.read(dataset.crs, dataset.window_transform(window), int(window.height),
-                                  int(window.width))
+            transform = dataset.transform @ Affine.translation(0, window.row_off)
+            indices = source.read(dataset.crs, transform, int(window.height), int(window.width))
             labelled += int(np.count_nonzero(indices != IGNORE_INDEX))
     if labelled == 0:
         names = ", ".join(c.name for c in scheme.classes)
         raise InputFileError(f"{labels}: no labelled pixel of the scheme ({names}) falls on {scene}; check the "
                              "CRS, the extent and the class ids")
     return source
+def undefined_note(scores: Scores) -> str:
+    """What "–" means in the table, naming the classes it applies to here.
+
+    A score is undefined when its denominator is zero: precision for a class never predicted, recall for
+    a class without reference pixels, IoU and F1 only for a class absent from both. A class with
+    reference pixels that is never predicted (wetlands in the Zion sample) has IoU 0 and precision "–".
+    """
+    def which(pick: Any) -> str:
+        names = [c.name for c in scores.per_class if pick(c)]
+        return f" ({', '.join(names)})" if names else ""
+
+    return ("– marks an undefined score, left out of the means: precision of a class that is never predicted"
+            f"{which(lambda c: c.predicted == 0)}, recall of a class without reference pixels"
+            f"{which(lambda c: c.support == 0)}, IoU and F1 of a class absent from both"
+            f"{which(lambda c: c.predicted == 0 and c.support == 0)}.")
+

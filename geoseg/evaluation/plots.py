@@ -1,7 +1,8 @@
-"""Pictures for people: confusion matrix, per-class scores, and a side-by-side preview of scene and maps.
+"""Pictures for people: confusion matrix, per-class scores, and a preview of the scene and its maps.
 
-matplotlib (the ``train`` extra) is imported only here and only when a picture is drawn; previews read
-decimated overviews of the rasters, so a preview of a huge scene costs little memory.
+matplotlib (the ``train`` extra) is imported only when a picture is drawn. Previews are drawn by
+:mod:`geoseg.io.preview` (titles, legend, scale bar, page-filling layout), which reads decimated
+overviews of the rasters, so a preview of a huge scene costs little memory.
 """
 from __future__ import annotations
 
@@ -12,24 +13,12 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from geoseg.io.legend import ClassScheme
-from geoseg.errors import InputError
 from geoseg.evaluation.metrics import Scores
+from geoseg.io.legend import ClassScheme
 from geoseg.io.outputs import atomic_output
-from geoseg.io.preview import natural_colour
-
-PREVIEW_MAX = 1024
-
-
-def _pyplot():  # noqa: ANN202
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise InputError("plots need matplotlib; pip install 'geoseg[train]'") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from geoseg.io.preview import Panel, class_rgb, natural_colour, preview_shape, render_panels
+from geoseg.io.preview import pyplot as _pyplot
+from geoseg.io.rasters import ground_sample_distance
 
 
 def _save(figure, path: str | os.PathLike, overwrite: bool) -> Path:  # noqa: ANN001
@@ -80,45 +69,25 @@ def per_class_png(scores: Scores, path: str | os.PathLike, overwrite: bool = Fal
     return _save(figure, path, overwrite)
 
 
-def class_rgb(ids: np.ndarray, scheme: ClassScheme) -> np.ndarray:
-    """Class ids (H, W) → RGB uint8 with the scheme's colours; unknown ids and nodata white."""
-    lut = np.full((256, 3), 255, np.uint8)
-    for info in scheme.classes:
-        lut[info.id] = info.rgb
-    return lut[ids]
-
-
-def preview_shape(height: int, width: int, limit: int = PREVIEW_MAX) -> tuple[int, int]:
-    scale = min(1.0, limit / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def preview_png(scene: str | os.PathLike, maps: list[tuple[str, np.ndarray | str | os.PathLike]],
-                scheme: ClassScheme, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Scene and class maps side by side with titles and a legend (maps: id arrays or class-map files).
-
-``geoseg.io.preview.write_preview`` makes the plotting-free quick look of one map; this one compares maps.
-"""
-    plt = _pyplot()
+                scheme: ClassScheme, path: str | os.PathLike, title: str | None = None,
+                overwrite: bool = False) -> Path:
+    """Scene and class maps (id arrays or class-map files) with titles, a legend and a scale bar, laid out
+    to fill the page (:func:`geoseg.io.preview.render_panels`)."""
     with rasterio.open(scene) as dataset:
         shape = preview_shape(dataset.height, dataset.width)
-        panels = [("scene", np.moveaxis(natural_colour(dataset, shape), 0, -1))]
-    for title, source in maps:
+        panels = [Panel("scene (natural colour)", np.moveaxis(natural_colour(dataset, shape), 0, -1))]
+        gsd = ground_sample_distance(dataset)
+        metres = gsd * dataset.width / shape[1] if gsd else None
+    nodata = False
+    for title_of_map, source in maps:
         if isinstance(source, np.ndarray):
             step_r, step_c = max(1, source.shape[0] // shape[0]), max(1, source.shape[1] // shape[1])
             ids = source[::step_r, ::step_c][:shape[0], :shape[1]]
         else:
             with rasterio.open(source) as dataset:
                 ids = dataset.read(1, out_shape=shape, resampling=Resampling.nearest)
-        panels.append((title, class_rgb(ids, scheme)))
-    height, width = shape
-    across = len(panels)
-    figure, axes = plt.subplots(1, across, figsize=(4.2 * across, 4.2 * height / width + 1.2))
-    for axis, (title, picture) in zip(np.atleast_1d(axes), panels):
-        axis.imshow(picture, interpolation="nearest")
-        axis.set_title(title)
-        axis.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c.color) for c in scheme.classes]
-    figure.legend(handles, [c.name for c in scheme.classes], loc="lower center", ncol=min(8, len(handles)),
-                  fontsize=8, frameon=False)
-    return _save(figure, path, overwrite)
+        nodata |= bool((ids == scheme.nodata_id).any())
+        panels.append(Panel(title_of_map, class_rgb(ids, scheme)))
+    return render_panels(panels, scheme, path, title=title or Path(scene).name, metres_per_pixel=metres,
+                         show_nodata=nodata, overwrite=overwrite)

@@ -29,8 +29,10 @@ from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_bl
                             require_geotiff_name)
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
+from geoseg.io.sidecars import Sidecars
 from geoseg.model.fit import check_fit
 from geoseg.model.loading import ModelLike, load_model
+from geoseg.model.producer import model_producer
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import PredictionSummary
 
@@ -83,7 +85,7 @@ class Predictor:
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
                 reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None,
-                check_values: bool = True) -> PredictionSummary:
+                check_values: bool = True, qml: bool = True, stac: bool = True) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
         ``output_block`` is the side of the output GeoTIFFs' internal blocks (it sizes the GDAL cache too;
@@ -91,11 +93,14 @@ class Predictor:
         is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
         threads; False runs them one after another in this thread (same bytes out; useful for debugging).
         ``check_values=False`` runs a scene whose values lie far outside the model's training range.
+        ``qml`` and ``stac`` write the map's QGIS style and STAC Item beside it (:mod:`geoseg.io.sidecars`).
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
         check_writable(dst, overwrite, inputs=[src])
         require_geotiff_name(dst)
+        sidecars = Sidecars(qml=qml, stac=stac)
+        sidecars.check(dst, overwrite)
         if probabilities is not None:
             check_writable(probabilities, overwrite, inputs=[src])
             require_geotiff_name(probabilities)
@@ -115,8 +120,10 @@ class Predictor:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
                             if probabilities is not None else None)
-                return self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
-                                 dst, probabilities, pipelined, cache_mb)
+                summary = self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
+                                    dst, probabilities, pipelined, cache_mb)
+        sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
+        return summary
 
     def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
              prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,

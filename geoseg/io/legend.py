@@ -1,13 +1,22 @@
 """Class schemes: ids, names and colours of a land-cover legend, and how they travel inside GeoTIFFs.
 
-A class map written by geoseg carries its legend twice: as a GDAL colour table (every GIS shows it) and as
-the dataset tag ``GEOSEG_CLASSES`` (JSON, exact names and the nodata id) so that ``vectorize`` and the QGIS
-plugin can name classes without the model bundle.
+A class map written by geoseg carries its legend in every form a tool without geoseg reads:
+
+- a GDAL colour table (every GIS paints with it);
+- GDAL category names and a raster attribute table (value, class name, colour, pixel count), which
+  GeoTIFF can only hold in the GDAL PAM sidecar ``.tif.aux.xml``: gdalinfo, QGIS (labels of the paletted
+  renderer), ArcGIS and R's terra read them from there;
+- the dataset tag ``GEOSEG_CLASSES`` (JSON, exact names and the nodata id) inside the TIFF, so that
+  ``vectorize`` and the QGIS plugin name classes even when the sidecar was not copied along.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -15,6 +24,14 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 CLASSES_TAG = "GEOSEG_CLASSES"
 NODATA_TAG = "GEOSEG_NODATA_CLASS"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# GDAL's GDALRATFieldType and GDALRATFieldUsage codes (gdal.h), as written in PAM .aux.xml files.
+_INTEGER, _REAL, _STRING = 0, 1, 2
+_PIXEL_COUNT, _NAME, _MIN_MAX, _RED, _GREEN, _BLUE, _ALPHA = 1, 2, 5, 6, 7, 8, 9
+#: The raster attribute table's columns: (name, GDAL field type, GDAL field usage).
+RAT_COLUMNS = (("Value", _INTEGER, _MIN_MAX), ("Count", _REAL, _PIXEL_COUNT), ("Class_Name", _STRING, _NAME),
+               ("Red", _INTEGER, _RED), ("Green", _INTEGER, _GREEN), ("Blue", _INTEGER, _BLUE),
+               ("Alpha", _INTEGER, _ALPHA))
 
 
 class ClassInfo(BaseModel):
@@ -62,6 +79,44 @@ class ClassScheme(BaseModel):
         cmap[self.nodata_id] = (0, 0, 0, 0)
         return cmap
 
+    def category_names(self) -> list[str]:
+        """GDAL category names: entry ``i`` names pixel value ``i`` (up to the largest class id; others empty).
+
+        The nodata id gets no entry: GDAL's list starts at 0 and cannot skip to 255 without 250 empty names,
+        and the band's nodata value already says what it is.
+        """
+        names = [""] * (max(c.id for c in self.classes) + 1)
+        for c in self.classes:
+            names[c.id] = c.name
+        return names
+
+    def pam_xml(self, pixel_counts: Mapping[int, int]) -> str:
+        """A GDAL PAM document for band 1: category names and a thematic raster attribute table.
+
+        Columns follow GDAL's field usages (so QGIS and gdalinfo know what each one is) and ArcGIS's names
+        (``Value``, ``Count``): ``Value`` (class id), ``Count`` (pixels of that class in the map; a Real
+        column because GDAL's Integer is 32-bit and a class of a big scene can exceed 2**31 pixels),
+        ``Class_Name``, and the colour as ``Red``, ``Green``, ``Blue``, ``Alpha`` (0-255). One row per class,
+        classes without pixels included (the table is also the legend).
+        """
+        root = ET.Element("PAMDataset")
+        band = ET.SubElement(root, "PAMRasterBand", band="1")
+        categories = ET.SubElement(band, "CategoryNames")
+        for name in self.category_names():
+            ET.SubElement(categories, "Category").text = name
+        table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+        for index, (name, kind, usage) in enumerate(RAT_COLUMNS):
+            field = ET.SubElement(table, "FieldDefn", index=str(index))
+            ET.SubElement(field, "Name").text = name
+            ET.SubElement(field, "Type").text = str(kind)
+            ET.SubElement(field, "Usage").text = str(usage)
+        for index, c in enumerate(sorted(self.classes, key=lambda c: c.id)):
+            row = ET.SubElement(table, "Row", index=str(index))
+            for value in (c.id, int(pixel_counts.get(c.id, 0)), c.name, *c.rgb, 255):
+                ET.SubElement(row, "F").text = str(value)
+        ET.indent(root)
+        return ET.tostring(root, encoding="unicode") + "\n"
+
     def to_tags(self) -> dict[str, str]:
         return {CLASSES_TAG: json.dumps([c.model_dump() for c in self.classes]),
                 NODATA_TAG: str(self.nodata_id)}
@@ -89,3 +144,24 @@ class ClassScheme(BaseModel):
             return None
         return cls(classes=[ClassInfo(id=k, name=f"class_{k}", color="#%02x%02x%02x" % v[:3])
                             for k, v in sorted(used.items()) if k <= 254], nodata_id=nodata)
+
+
+def read_pixel_counts(raster: str | os.PathLike) -> dict[int, int] | None:
+    """Pixels per value from the attribute table in ``raster``'s PAM sidecar (None without one).
+
+    Reads GDAL's own format (columns found by their usage, not their name), so a table GDAL rewrote or
+    another tool wrote is read too.
+    """
+    pam = Path(f"{os.fspath(raster)}.aux.xml")
+    if not pam.is_file():
+        return None
+    for band in ET.parse(pam).getroot().iter("PAMRasterBand"):
+        table = band.find("GDALRasterAttributeTable")
+        if band.get("band") != "1" or table is None:
+            continue
+        usage = {int(f.findtext("Usage", "0")): int(f.get("index", "-1")) for f in table.findall("FieldDefn")}
+        if _MIN_MAX not in usage or _PIXEL_COUNT not in usage:
+            return None
+        rows = [[v.text or "" for v in row.findall("F")] for row in table.findall("Row")]
+        return {int(float(r[usage[_MIN_MAX]])): int(float(r[usage[_PIXEL_COUNT]])) for r in rows}
+    return None

@@ -56,6 +56,10 @@ def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[st
     pairs = [(tmp, final)]
     pairs += [(tmp.with_suffix(s), final.with_suffix(s)) for s in carried]
     pairs += [(Path(str(tmp) + s), Path(str(final) + s)) for s in (".aux.xml", ".ovr")]
+    if not overwrite:                                    # refuse now what the final rename would refuse
+        for _, dst in pairs[1:]:
+            if dst.exists():
+                raise OutputExistsError(dst)
     try:
         try:
             yield tmp

@@ -28,9 +28,14 @@ def paletted_qml(scheme: ClassScheme) -> str:
 """
 
 
+def qml_path(raster: str | os.PathLike) -> Path:
+    """``landcover.qml`` for ``landcover.tif``: the name QGIS looks for when it opens the raster."""
+    return Path(raster).with_suffix(".qml")
+
+
 def write_qml(scheme: ClassScheme, raster: str | os.PathLike, overwrite: bool = False) -> Path:
     """``landcover.qml`` beside ``landcover.tif``: QGIS loads it automatically with the raster."""
-    path = Path(raster).with_suffix(".qml")
+    path = qml_path(raster)
     with atomic_output(path, overwrite) as tmp:
         tmp.write_text(paletted_qml(scheme), encoding="utf-8")
     return path

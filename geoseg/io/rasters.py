@@ -97,7 +97,8 @@ def ground_sample_distance(dataset: rasterio.DatasetReader) -> float | None:
         return None
     xres, yres = dataset.res
     if crs.is_geographic:
-        lat = math.radians((dataset.bounds.top + dataset.bounds.bottom) / 2)
+        _, centre_y = dataset.transform @ (dataset.width / 2, dataset.height / 2)   # rotated grids too
+        lat = math.radians(centre_y)
         metres_per_degree = 111_320.0
         return float(math.sqrt(xres * math.cos(lat) * yres) * metres_per_degree)
     factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0

@@ -47,15 +47,27 @@ class ModelBundle:
     def save(self, path: str | os.PathLike, overwrite: bool = False, half: bool = False,
              inputs: Sequence[str | os.PathLike] = ()) -> Path:
         """Write the bundle; ``half`` stores float weights as fp16 (half the size, same predictions).
-        ``inputs`` are files the run read (its source model), never to be replaced."""
-        from safetensors.torch import save_file
+        ``inputs`` are files the run read (its source model), never to be replaced.
+
+        The bytes are serialised in memory and written by Python, so the file's mode follows the umask like
+        every other output: safetensors' ``save_file`` creates its file with mode 0600.
+        """
+        from safetensors.torch import save
 
         meta = self.meta.model_copy(update={"geoseg_version": self.meta.geoseg_version or __version__})
         tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
                    for k, v in self.state_dict.items()}
         with atomic_output(path, overwrite, inputs=inputs) as tmp:
-            save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.model_dump_json()})
+            tmp.write_bytes(save(tensors, metadata={METADATA_KEY: meta.model_dump_json()}))
         return Path(path)
+
+    @property
+    def stored_half(self) -> bool:
+        """Whether the weights are held as fp16 (a bundle saved with ``half`` loads so): what a tool that
+        rewrites a bundle (pruning) keeps unless told otherwise."""
+        import torch
+
+        return any(v.dtype == torch.float16 for v in self.state_dict.values())
 
     @classmethod
     def from_module(cls, meta: BundleMeta, module: torch.nn.Module) -> "ModelBundle":

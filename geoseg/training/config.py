@@ -203,11 +203,14 @@ def _under(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def load_config(path: str | os.PathLike) -> TrainConfig:
-    """Read and validate a YAML config; errors name the file and the offending key."""
+def load_config(path: str | os.PathLike, require_data: bool = False) -> TrainConfig:
+    """Read and validate a YAML config; errors name the file and the offending key.
+
+    ``require_data`` also refuses, naming the key, a config whose scene or labels files are missing (for
+    training; a config read for its legend needs no data)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config not found; pass a YAML file such as configs/zion_landcover.yaml")
+        raise ConfigError(f"{path}: config not found; pass a YAML file such as configs/sample_quickstart.yaml")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -224,7 +227,21 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise ConfigError(f"{path}: {where}: {first['msg']}") from err
     config._source = raw
-    return config.resolved(path.parent.resolve())
+    resolved = config.resolved(path.parent.resolve())
+    if require_data:
+        _require_data(resolved, path)
+    return resolved
+
+
+def _require_data(config: TrainConfig, path: Path) -> None:
+    """Name the config and the key of a scene or labels file that is missing (data rarely ships with a
+    config: the message sends the user to the config, whose comments should say where its data comes from)."""
+    for index, spec in enumerate(config.scenes):
+        for key in ("scene", "labels"):
+            file = getattr(spec, key)
+            if not str(file).startswith("/vsi") and not file.exists():
+                raise ConfigError(f"{path}: scenes[{index}].{key}: {file} not found; get the data the config's "
+                                  "comments point to, or change the path")
 
 
 def _refuse_unknown_keys(raw: object, model: type[BaseModel], path: Path, where: str = "") -> None:

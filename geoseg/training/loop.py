@@ -38,7 +38,7 @@ from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.config import SplitSpec, TrainConfig, load_config
-from geoseg.training.data import (Box, WindowSampler, class_counts, load_scene, normalisation_stats,
+from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
                                   normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
 
@@ -377,8 +377,9 @@ class Trainer:
         scores = self._evaluate(staged, files, report_dir) if kind == "test" else validation
         metrics = {**{k: round(v, 6) for k, v in scores.summary().items()}, "pixels": scores.pixels,
                    "per_class_iou": {c.name: (None if math.isnan(c.iou) else round(c.iou, 6)) for c in scores.per_class},
-                   "evaluated_on": [f"{image.name}: {_block_label(kind, split, box)}"
-                                    for (image, _), box in zip(files, self._boxes(kind))],
+                   # the scene each block was cut from (the block files live only in this run's folder)
+                   "evaluated_on": [f"{scene.path.name}: {_block_label(kind, split, box)}"
+                                    for scene, box in zip(self._held_out(kind), self._boxes(kind))],
                    "evaluated_with": f"Predictor tile {self.meta.tile_size}, overlap {self.meta.overlap}, hann blend"}
         training = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "steps": state["step"],
                     "elapsed_s": round(state["elapsed_s"], 1), "device": str(self.plan.device),
@@ -403,8 +404,12 @@ class Trainer:
             matrix += evaluate(bundle, image_path, labels_path, folder / image_path.stem, overwrite=True).confusion
         return matrix.scores([c.name for c in self.meta.scheme.classes])
 
+    def _held_out(self, kind: str) -> list[SceneData]:
+        """The scenes with a block of this kind, in the order of their block files."""
+        return [s for s in self.scenes if s.test_box] if kind == "test" else self.scenes
+
     def _boxes(self, kind: str) -> list[Box]:
-        return [s.test_box for s in self.scenes if s.test_box] if kind == "test" else [s.val_box for s in self.scenes]
+        return [s.test_box if kind == "test" else s.val_box for s in self._held_out(kind)]
 
 
 def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:

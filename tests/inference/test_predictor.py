@@ -50,7 +50,7 @@ def test_output_grid_equals_input_grid(case: str, tmp_path: Path, crop, zion_bun
     elif case == "not_stride_multiple":
         scene = crop(ZION, Window(3, 5, 211, 157))
     elif case == "rotated":
-        rotated = Affine.translation(301905, 4123365) * Affine.rotation(20) * Affine.scale(30, -30)
+        rotated = Affine.translation(301905, 4123365) @ Affine.rotation(20) @ Affine.scale(30, -30)
         scene = crop(ZION, Window(0, 0, 150, 120), transform=rotated)
     else:
         scene = crop(ZION, Window(0, 0, 150, 120), transform=Affine(30, 0, 301905, 0, 30, 4111245))

@@ -62,3 +62,16 @@ def test_failure_removes_every_temporary_file(tmp_path: Path) -> None:
             Path(str(tmp) + ".aux.xml").write_text("aux")
             raise RuntimeError("cancelled")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stale_sidecar_is_refused_before_the_work(tmp_path: Path) -> None:
+    """An orphaned ``.aux.xml`` would otherwise fail the final rename, after the whole run."""
+    target = tmp_path / "map.tif"
+    stale = tmp_path / "map.tif.aux.xml"
+    stale.write_text("<PAMDataset/>")
+    with pytest.raises(OutputExistsError, match="map.tif.aux.xml"):
+        with atomic_output(target) as tmp:
+            raise AssertionError("the body must not run")
+    with atomic_output(target, overwrite=True) as tmp:
+        tmp.write_text("map")
+    assert target.read_text() == "map" and not stale.exists()

@@ -92,3 +92,17 @@ def test_duplicate_class_ids_are_refused() -> None:
         ClassScheme(classes=[ClassInfo(id=1, name="a"), ClassInfo(id=1, name="b")])
     with pytest.raises(ValidationError, match="also a class id"):
         ClassScheme(classes=[ClassInfo(id=1, name="a")], nodata_id=1)
+
+
+def test_bundles_follow_the_umask_like_every_output(tmp_path: Path) -> None:
+    """safetensors' own writer creates 0600 files; a bundle (trained, pruned) must not be private by accident."""
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        path = tiny_bundle(tiny_meta(["b1"], 2)).save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert load_bundle(path).stored_half is False
+    assert load_bundle(tiny_bundle(tiny_meta(["b1"], 2)).save(tmp_path / "h.safetensors", half=True)).stored_half

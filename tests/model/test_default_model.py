@@ -41,7 +41,16 @@ def test_default_model_loads_and_describes_itself() -> None:
 
 def test_default_model_reaches_its_recorded_metrics_on_the_sample_tile(tmp_path: Path) -> None:
     recorded = read_meta(DEFAULT_MODEL_PATH).metrics
-    scores = evaluate(None, ZION, ZION_LABELS, tmp_path / "report").scores
+    result = evaluate(None, ZION, ZION_LABELS, tmp_path / "report")
+    scores = result.scores
+    for name in ("report.md", "metrics.json"):             # portable: no path of this machine inside
+        text = result.files[name].read_text()
+        assert str(tmp_path) not in text and str(ZION.parent) not in text and "/" not in json.dumps(
+            {k: v for k, v in json.loads(result.files["metrics.json"].read_text()).items()
+             if k in ("model", "model_file", "scene", "labels")})
+    wetlands = next(c for c in scores.per_class if c.name == "wetlands")
+    assert wetlands.support == 6849 and wetlands.predicted == 0        # shown as "–" for precision, and said so
+    assert "never predicted (wetlands)" in result.files["report.md"].read_text()
     assert scores.pixels == 404 * 1128
     assert scores.mean_iou == pytest.approx(recorded["mean_iou"], abs=TOLERANCE)
     assert scores.overall_accuracy == pytest.approx(recorded["overall_accuracy"], abs=TOLERANCE)

@@ -71,3 +71,10 @@ def test_a_validation_block_without_labels_is_refused_before_training(tmp_path: 
                                                     validation={"start": 210, "stop": 250, "buffer": 8}))
     with pytest.raises(ConfigError, match=r"validation block \(rows 210..250\) holds no labelled pixel"):
         Trainer(config)
+def test_training_names_the_missing_data_and_where_to_look(tmp_path: Path) -> None:
+    """The full default-model config's scene does not ship: the error names the config and the key."""
+    config = _copy(tmp_path)
+    assert load_config(config).name == "zion_landcover"               # reading it for its legend works
+    with pytest.raises(ConfigError, match=r"config.yaml: scenes\[0\].scene: .*landsat8_zion_b2345.tif not found; "
+                       "get the data the config's comments point to"):
+        load_config(config, require_data=True)

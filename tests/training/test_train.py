@@ -309,5 +309,6 @@ def test_bundle_metrics_come_from_the_test_block(tmp_path: Path, zion_crop: tupl
     meta = read_meta(result.bundle)
     assert result.scored_on == "test" and result.scores.pixels == 48 * 256     # rows 112..159, every column
     assert meta.metrics["pixels"] == 48 * 256 and "test block (rows 112..160)" in meta.metrics["evaluated_on"][0]
+    assert meta.metrics["evaluated_on"][0].startswith(f"{zion_crop[0].name}: ")   # the scene, not a run file
     assert meta.provenance["training"]["validation_block"]["pixels"] == 32 * 256
     assert (result.report_dir / "scene_test" / "metrics.json").is_file()

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import rasterio
+from affine import Affine
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.features import shapes, sieve
-from rasterio.transform import from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.windows import Window
 
@@ -68,7 +68,7 @@ def blockwise(data: np.ndarray, block: int, nodata: int | None = NODATA) -> list
 
 def write_map(path: Path, data: np.ndarray, crs: str = "EPSG:32612", transform=None, **extra) -> Path:
     profile = dict(driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=data.dtype,
-                   crs=crs, transform=transform or from_origin(300000, 4150000, 30, 30), **extra)
+                   crs=crs, transform=transform or Affine(30, 0, 300000, 0, -30, 4150000), **extra)
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data, 1)
     return path
@@ -145,7 +145,7 @@ def test_in_memory_dataset_is_polygonized_in_process(tmp_path):
     data = read_crop()
     with rasterio.MemoryFile() as memfile:
         with memfile.open(driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype="uint8",
-                          nodata=NODATA, crs="EPSG:32612", transform=from_origin(300000, 4150000, 30, 30)) as ds:
+                          nodata=NODATA, crs="EPSG:32612", transform=Affine(30, 0, 300000, 0, -30, 4150000)) as ds:
             ds.write(data, 1)
         with memfile.open() as ds:
             summary = vectorize(ds, tmp_path / "m.fgb", block_size=100, workers=2)
@@ -353,7 +353,8 @@ def test_input_errors_are_clear(tmp_path):
     with pytest.raises(InputFileError, match="bad.tif: not a raster GDAL can read"):
         vectorize(bad, tmp_path / "o.gpkg")
     multi = tmp_path / "multi.tif"
-    with rasterio.open(multi, "w", driver="GTiff", width=4, height=4, count=3, dtype="uint8") as ds:
+    with rasterio.open(multi, "w", driver="GTiff", width=4, height=4, count=3, dtype="uint8", crs="EPSG:32612",
+                       transform=Affine(30, 0, 300000, 0, -30, 4150000)) as ds:
         ds.write(np.zeros((3, 4, 4), np.uint8))
     with pytest.raises(InputFileError, match="3 bands"):
         vectorize(multi, tmp_path / "o.gpkg")
