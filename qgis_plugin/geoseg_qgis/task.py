@@ -105,7 +105,7 @@ class EnvironmentTask(QgsTask):
         if ok and self.python:
             settings.set_configured_python(self.python)
             push(self.message_bar, Qgis.Success, f"new environment ready: geoseg runs with {self.python}",
-                 details=f"made with:\n" + "\n".join(" ".join(c) for c in self.commands)
+                 details="made with:\n" + "\n".join(" ".join(c) for c in self.commands)
                          + f"\nlog: {self.log_path}")
             try:
                 self.on_ready(self.python)

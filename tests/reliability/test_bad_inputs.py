@@ -86,7 +86,8 @@ CASES = [
     _case("vectorize-format", "vectorize classes.tif -o p.gpkg --format xyz", r"--format xyz: "),
     _case("vectorize-suffix", "vectorize classes.tif -o p.xyz", r"p.xyz: .*--format"),
     _case("vectorize-min-area", "vectorize classes.tif -o p.gpkg --min-area -5", r"--min-area -5"),
-    _case("vectorize-min-area-huge", "vectorize classes.tif -o p.gpkg --min-area 1e15", r"--min-area 1e\+15|--min-area 10+\.0: .*whole class map"),
+    _case("vectorize-min-area-huge", "vectorize classes.tif -o p.gpkg --min-area 1e15",
+          r"--min-area 10+\.0: .*whole class map"),
     _case("vectorize-simplify", "vectorize classes.tif -o p.gpkg --simplify -1", r"--simplify -1"),
     _case("vectorize-block", "vectorize classes.tif -o p.gpkg --block-size 1", r"--block-size 1: "),
     _case("vectorize-workers", "vectorize classes.tif -o p.gpkg --workers 0", r"--workers 0: "),
@@ -110,7 +111,7 @@ CASES = [
     _case("train-bad-yaml", "train broken.yaml", r"broken.yaml: not valid YAML"),
     _case("train-unknown-key", "train misspelt.yaml", r"misspelt.yaml: unknown key 'epoch'"),
     _case("train-newer-config", "train future.yaml", r"future.yaml: training config format 99 is newer"),
-    _case("train-missing-scene", "train lost.yaml", r"lost_scene.tif: .*not found"),
+    _case("train-missing-scene", "train lost.yaml", r"lost.yaml: scenes\[0\].scene: .*lost_scene.tif not found"),
     # export, quantize, prune
     _case("export-missing", "export nothere.safetensors --onnx m.onnx", r"nothere.safetensors: model file not found"),
     _case("export-existing", "export model.safetensors --onnx existing.onnx", r"existing.onnx: output exists"),

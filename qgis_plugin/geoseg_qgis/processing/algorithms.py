@@ -2,7 +2,6 @@
 """The two Processing algorithms. Each builds a worker command and runs it; geoseg does the work."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
