@@ -1,6 +1,8 @@
 """Atomic outputs: write under a temporary name in the target folder, rename only when complete.
 
-A crash or a cancel therefore never leaves a half-written file under the name the user asked for. Nothing
+A crash or a cancel therefore never leaves a half-written file under the name the user asked for, and
+the temporaries of a run that died without cleaning up (SIGKILL, power cut) are removed by the next run
+to the same target. Nothing
 here ever deletes a folder or an input: a target that is a folder, or one of the run's inputs, is refused
 even with ``overwrite``. An existing file is replaced only with ``overwrite``, and that is checked again at
 the moment of the rename (a file that appeared during the run is not clobbered: the rename is a hard link
@@ -10,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -51,7 +56,8 @@ def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[st
     ``.aux.xml`` and ``.ovr`` are always carried. On any exception, every temporary file is removed.
     """
     final = check_writable(path, overwrite, inputs)
-    tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+    remove_stale_temporaries(final)
+    tmp = final.with_name(f".{final.stem}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}{final.suffix}")
     carried = [s for s in sidecars if s != final.suffix]
     pairs = [(tmp, final)]
     pairs += [(tmp.with_suffix(s), final.with_suffix(s)) for s in carried]
@@ -76,6 +82,35 @@ def atomic_output(path: PathLike, overwrite: bool = False, sidecars: Sequence[st
     finally:
         for src, _ in pairs:
             _remove_file(src)
+
+
+#: Temporary names carry the host and process that write them, so a later run can tell a dead run's
+#: leftovers (a SIGKILL or a power cut skips every cleanup) from a live run's files, even on a shared disk.
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+_TEMPORARY = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]{6}")
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove the temporary files of runs to ``final`` whose process is gone (this host's only)."""
+    removed = []
+    folder = final.parent if str(final.parent) else Path(".")
+    for path in folder.glob(f".{glob.escape(final.stem)}.tmp-*"):
+        match = _TEMPORARY.search(path.name)
+        if match and match["host"] == _HOST and not _alive(int(match["pid"])) and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:              # another user's live process
+        return True
+    return True
 
 
 def _move(src: Path, dst: Path, overwrite: bool) -> None:

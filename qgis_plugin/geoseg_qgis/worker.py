@@ -38,7 +38,8 @@ ENV_VAR = "GEOSEG_PYTHON"
 DIALOG = "Raster > geoseg > Segment raster"
 WHERE = f"the 'geoseg Python' field of {DIALOG}"
 _DISK_FULL = ("no space left on device", "errno 28", "enospc", "disk full")
-#: geoseg's atomic outputs write ``.<stem>.tmp-<8 hex><suffix>`` beside the target (geoseg/outputs.py).
+#: geoseg's atomic outputs write ``.<stem>.tmp-<host>-<pid>-<hex><suffix>`` beside the target
+#: (geoseg/io/outputs.py).
 _TMP_GLOB = ".{stem}.tmp-*"
 
 

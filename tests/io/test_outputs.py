@@ -75,3 +75,26 @@ def test_a_stale_sidecar_is_refused_before_the_work(tmp_path: Path) -> None:
     with atomic_output(target, overwrite=True) as tmp:
         tmp.write_text("map")
     assert target.read_text() == "map" and not stale.exists()
+
+
+def test_temporaries_of_dead_runs_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from geoseg.io import outputs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".map.tmp-{outputs._HOST}-{dead_pid}-abcdef.tif"
+    stage = tmp_path / f".map.tmp-{outputs._HOST}-{dead_pid}-abcdef.tif.stage.tif"
+    live = tmp_path / f".map.tmp-{outputs._HOST}-{os.getpid()}-123456.tif"          # a run still going
+    elsewhere = tmp_path / f".map.tmp-otherhost-{dead_pid}-abcdef.tif"              # another machine's
+    other_target = tmp_path / f".maps.tmp-{outputs._HOST}-{dead_pid}-abcdef.tif"
+    for path in (stale, stage, live, elsewhere, other_target):
+        path.write_text("x")
+    with atomic_output(tmp_path / "map.tif") as tmp:
+        tmp.write_text("map")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, elsewhere, other_target, tmp_path / "map.tif"))
