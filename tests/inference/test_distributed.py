@@ -1,0 +1,128 @@
+"""Many scenes on a real Dask LocalCluster (2 worker processes, one thread each): same bytes as in-process,
+a corrupt scene recorded while the others finish, resume redoing only what is missing, and settings that
+differ refused on resume."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rasterio.windows import Window
+
+import geoseg
+from geoseg.errors import ConfigError, InputError
+from geoseg.inference.distributed import MANIFEST_NAME, file_sha256, predict_many
+from tests.conftest import ZION, tiny_bundle, tiny_meta, write_crop
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    """One cluster for the module: starting worker processes costs seconds each time."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """The tiny Zion bundle and three small crops of the Zion scene."""
+    folder = tmp_path_factory.mktemp("scenes")
+    meta = tiny_meta(["blue", "green", "red", "nir"], 4, gsd=30.0, mean=10000.0, std=2500.0, input_dtype="uint16")
+    model = folder / "zion_tiny.safetensors"
+    tiny_bundle(meta).save(model)
+    scenes = [write_crop(ZION, folder / f"scene{i}.tif", Window(i * 40, i * 30, 200, 160)) for i in range(3)]
+    return model, scenes
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / MANIFEST_NAME).read_text())
+
+
+def test_maps_are_byte_identical_to_single_process(tmp_path: Path, client: object,
+                                                   inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    out = tmp_path / "maps"
+    out.mkdir()
+    manifest = predict_many(scenes, out, model, scheduler=client)
+    assert [r.status for r in manifest.scenes] == ["done"] * 3
+    for scene, record in zip(scenes, manifest.scenes):
+        single = tmp_path / f"{scene.stem}-single.tif"
+        geoseg.predict(scene, single, model)
+        assert Path(record.output) == out / f"{scene.stem}.tif"
+        assert Path(record.output).read_bytes() == single.read_bytes()
+        assert record.sha256 == file_sha256(single)
+    written = _manifest(out)
+    assert written["fingerprint"]["model_sha256"] == file_sha256(model)
+    assert written["fingerprint"]["geoseg_version"] == geoseg.__version__
+
+
+def test_a_corrupt_scene_is_recorded_and_the_others_finish(tmp_path: Path, client: object,
+                                                           inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00 this is not a raster")
+    out = tmp_path / "maps"
+    out.mkdir()
+    manifest = predict_many([scenes[0], bad, scenes[2]], out, model, scheduler=client, retries=1)
+    by_scene = {Path(r["scene"]).name: r for r in _manifest(out)["scenes"]}
+    assert by_scene["broken.tif"]["status"] == "failed"
+    assert "broken.tif" in by_scene["broken.tif"]["error"] and "\n" not in by_scene["broken.tif"]["error"]
+    assert by_scene["broken.tif"]["input_error"] is True
+    assert [by_scene[s.name]["status"] for s in (scenes[0], scenes[2])] == ["done", "done"]
+    assert len(manifest.failed) == 1 and not (out / "broken.tif").exists()
+
+
+def test_existing_outputs_are_not_overwritten(tmp_path: Path, client: object,
+                                              inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "scene1.tif").write_bytes(b"mine")
+    manifest = predict_many(scenes, out, model, scheduler=client, retries=0)
+    assert (out / "scene1.tif").read_bytes() == b"mine"
+    assert [r.status for r in manifest.scenes] == ["done", "failed", "done"]
+    assert "output exists" in manifest.scenes[1].error
+
+
+def test_resume_redoes_only_the_missing_scene(tmp_path: Path, client: object,
+                                              inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    out = tmp_path / "maps"
+    out.mkdir()
+    first = predict_many(scenes, out, model, scheduler=client)
+    before = {r.output: (Path(r.output).stat().st_mtime_ns, Path(r.output).read_bytes()) for r in first.scenes}
+    lost = Path(first.scenes[1].output)
+    lost.unlink()
+    second = predict_many(scenes, out, model, scheduler=client, resume=True)
+    assert [r.status for r in second.scenes] == ["done"] * 3
+    for record in second.scenes:
+        mtime, data = before[record.output]
+        assert Path(record.output).read_bytes() == data
+        if Path(record.output) == lost:
+            assert Path(record.output).stat().st_mtime_ns != mtime
+        else:
+            assert Path(record.output).stat().st_mtime_ns == mtime     # finished work is not redone
+    assert [r.seconds for r in second.scenes][::2] == [r.seconds for r in first.scenes][::2]
+
+
+def test_resume_refuses_other_settings(tmp_path: Path, client: object, inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    out = tmp_path / "maps"
+    out.mkdir()
+    predict_many(scenes[:1], out, model, scheduler=client)
+    with pytest.raises(ConfigError, match="predictor.overlap"):
+        predict_many(scenes[:1], out, model, scheduler=client, resume=True, overlap=16)
+    with pytest.raises(ConfigError, match="resume"):
+        predict_many(scenes[:1], out, model, scheduler=client)         # a second run needs resume or overwrite
+
+
+def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                       inputs: tuple[Path, list[Path]]) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(InputError, match=r"pip install 'geoseg\[distributed\]'"):
+        predict_many(inputs[1], tmp_path, inputs[0])
