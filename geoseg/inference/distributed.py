@@ -9,6 +9,7 @@ refuses to mix runs made with other settings.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from geoseg.errors import ConfigError, InputError, ParameterError
+from geoseg.errors import ConfigError, InputError, InputFileError, ParameterError
 from geoseg.inference.config import PREDICTOR_OPTIONS
 from geoseg.io.outputs import atomic_output
 
@@ -123,6 +124,34 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
                  overwrite, retries)
     manifest.write()
     return manifest
+
+
+def is_scene_list(argument: str) -> bool:
+    """Whether a scene argument names many scenes: a glob pattern or a ``.txt`` list (URLs keep their ``?``)."""
+    if argument.endswith(".txt"):
+        return True
+    return "*" in argument or "[" in argument or ("?" in argument and "://" not in argument)
+
+
+def scene_list(argument: str) -> list[str]:
+    """The scenes a CLI argument names: a ``.txt`` file with one path or URL a line (blank lines and ``#``
+    comments skipped; relative paths are relative to the current folder), a glob pattern (sorted, so runs
+    are repeatable), or the one scene itself."""
+    if argument.endswith(".txt"):
+        try:
+            lines = Path(argument).read_text().splitlines()
+        except OSError as err:
+            raise InputFileError(f"{argument}: cannot read the scene list ({err.strerror})") from None
+        scenes = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not scenes:
+            raise InputFileError(f"{argument}: the scene list names no scene; write one path or URL a line")
+        return scenes
+    if is_scene_list(argument):
+        scenes = sorted(glob.glob(argument))
+        if not scenes:
+            raise InputFileError(f"{argument}: no file matches this pattern")
+        return scenes
+    return [argument]
 
 
 def require_distributed() -> Any:

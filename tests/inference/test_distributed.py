@@ -4,6 +4,8 @@ differ refused on resume."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +128,43 @@ def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(InputError, match=r"pip install 'geoseg\[distributed\]'"):
         predict_many(inputs[1], tmp_path, inputs[0])
+
+
+def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "geoseg", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_glob_with_a_corrupt_scene_exits_2(tmp_path: Path, inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for scene in scenes[:2]:
+        shutil.copy(scene, folder / scene.name)
+    (folder / "broken.tif").write_bytes(b"II*\x00 this is not a raster")
+    done = _cli("predict", folder / "*.tif", "-o", tmp_path / "maps", "-m", model, "--local-workers", 2, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    failed = [line for line in done.stderr.splitlines() if line.startswith("geoseg: failed:")]
+    assert len(failed) == 1 and "broken.tif" in failed[0]
+    assert f"2 of 3 scenes done; manifest: {tmp_path / 'maps' / MANIFEST_NAME}" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.tif")) == ["scene0.tif", "scene1.tif"]
+
+
+@pytest.mark.slow
+def test_cli_scene_list_then_resume(tmp_path: Path, inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    listing = tmp_path / "scenes.txt"
+    listing.write_text("# three crops\n" + "\n".join(map(str, scenes)) + "\n\n")
+    maps = tmp_path / "maps"
+    first = _cli("predict", listing, "-o", maps, "-m", model, "--local-workers", 2, "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    (maps / "scene2.tif").unlink()
+    again = _cli("predict", listing, "-o", maps, "-m", model, "--local-workers", 2, cwd=tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr          # a second run must say resume
+    resumed = _cli("predict", listing, "-o", maps, "-m", model, "--local-workers", 2, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["status"] for r in _manifest(maps)["scenes"]] == ["done"] * 3
+    other = _cli("predict", listing, "-o", maps, "-m", model, "--resume", "--tile", 32, cwd=tmp_path)
+    assert other.returncode == 2 and "predictor.tile" in other.stderr
