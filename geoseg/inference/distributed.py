@@ -20,14 +20,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from geoseg.errors import ConfigError, InputError, InputFileError, ParameterError
-from geoseg.inference.config import PREDICTOR_OPTIONS
+from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
+from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK
 from geoseg.io.outputs import atomic_output
 
 MANIFEST_NAME = "geoseg-run.json"
 MANIFEST_VERSION = 1
 INSTALL_HINT = "pip install 'geoseg[distributed]'"
 #: Predictor.predict options a many-scene run may pass on (outputs are chosen here, not by the caller).
-_RUN_OPTIONS = ("bands", "output_block", "check_values", "qml", "stac", "pipelined")
+_RUN_OPTIONS = ("bands", "output_block", "check_values", "qml", "stac")
+_RUN_DEFAULTS: dict[str, Any] = {"bands": None, "output_block": DEFAULT_OUTPUT_BLOCK, "check_values": True,
+                                 "qml": True, "stac": True}
 
 
 class SceneFailed(Exception):
@@ -107,7 +110,7 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
     ``predictor_options`` are those of :func:`geoseg.predict` except outputs (probabilities, reporter).
     """
     distributed = require_distributed()
-    scenes = [os.fspath(s) for s in scenes]
+    scenes = [_absolute(os.fspath(s)) for s in scenes]
     out = Path(output_dir)
     if not out.is_dir():
         raise ParameterError("output_dir", out, "is not a folder; create it first")
@@ -124,6 +127,12 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
                  overwrite, retries)
     manifest.write()
     return manifest
+
+
+def _absolute(scene: str) -> str:
+    """Local paths made absolute, so a resume from another folder finds the same scenes; GDAL virtual
+    paths and URLs as given."""
+    return scene if scene.startswith("/vsi") or "://" in scene else os.path.abspath(scene)
 
 
 def is_scene_list(argument: str) -> bool:
@@ -199,12 +208,15 @@ def _model_path(model: str | os.PathLike | None) -> Path:
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Predictor settings apart from per-scene options; outputs other than the class map are refused."""
-    unknown = sorted(set(options) - set(PREDICTOR_OPTIONS) - set(_RUN_OPTIONS))
+    """Predictor settings (checked here, before any worker starts) apart from per-scene options, both with
+    their defaults filled in, so the fingerprint of a run is the same from Python and from the CLI."""
+    unknown = sorted(set(options) - {"config", *PREDICTOR_OPTIONS, *_RUN_OPTIONS})
     if unknown:
-        raise TypeError(f"predict_many got unexpected options {unknown}; use {', '.join(PREDICTOR_OPTIONS + _RUN_OPTIONS)}")
-    setup = {k: v for k, v in options.items() if k in PREDICTOR_OPTIONS and v is not None}
-    run = {k: v for k, v in options.items() if k in _RUN_OPTIONS and v is not None}
+        raise TypeError(f"predict_many got unexpected options {unknown}; "
+                        f"use config, {', '.join(PREDICTOR_OPTIONS + _RUN_OPTIONS)}")
+    config = options.get("config") or PredictorConfig()
+    setup = config.updated(**{k: v for k, v in options.items() if k in PREDICTOR_OPTIONS}).model_dump(mode="json")
+    run = {**_RUN_DEFAULTS, **{k: v for k, v in options.items() if k in _RUN_OPTIONS and v is not None}}
     return setup, run
 
 
@@ -286,8 +298,9 @@ class _client:
         if self.scheduler is not None:
             client = self.distributed.Client(self.scheduler)
         else:
+            # ":0": the scheduler's HTTP server always starts; a free port never clashes with another cluster
             cluster = self.distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=None)
+                                                    dashboard_address=":0")
             self.owned.append(cluster)
             client = self.distributed.Client(cluster)
         self.owned.insert(0, client)

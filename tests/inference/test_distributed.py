@@ -24,7 +24,7 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
     """One cluster for the module: starting worker processes costs seconds each time."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -168,3 +168,5 @@ def test_cli_scene_list_then_resume(tmp_path: Path, inputs: tuple[Path, list[Pat
     assert [r["status"] for r in _manifest(maps)["scenes"]] == ["done"] * 3
     other = _cli("predict", listing, "-o", maps, "-m", model, "--resume", "--tile", 32, cwd=tmp_path)
     assert other.returncode == 2 and "predictor.tile" in other.stderr
+    from_python = predict_many(scenes, maps, model, resume=True)     # same fingerprint as the CLI's: nothing to redo
+    assert [r.status for r in from_python.scenes] == ["done"] * 3
