@@ -190,7 +190,7 @@ def predict(
                        output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
                        check_values=not no_value_check, qml=qml, stac=stac)
         _predict_many(scene, output, model, options, local_workers=local_workers, scheduler=scheduler,
-                      resume=resume, overwrite=overwrite, quiet=quiet or progress != ProgressChoice.rich)
+                      resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
         return
 
     if polygons is not None:
@@ -225,15 +225,24 @@ def predict(
 
 def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict[str, Any], *,
                   local_workers: Optional[int], scheduler: Optional[str], resume: bool, overwrite: bool,
-                  quiet: bool) -> None:
-    """Many scenes into the folder ``output``; exit 2 when some failed on bad input, 1 when one hit a bug."""
+                  progress: ProgressChoice, quiet: bool) -> None:
+    """Many scenes into the folder ``output``; exit 2 when some failed on bad input, 1 when one hit a bug.
+
+    Progress counts scenes (start and progress events with ``--progress json``; the run's summary is the
+    manifest, so there is no done event)."""
     from geoseg.inference.distributed import predict_many, scene_list
 
     if output.exists() and not output.is_dir():
         raise ParameterError("output", output, "many scenes need a folder for {output}; this is a file")
     output.mkdir(exist_ok=True)
-    manifest = predict_many(scene_list(scene), output, model, scheduler=scheduler, local_workers=local_workers,
-                            resume=resume, overwrite=overwrite, **options)
+    reporter = _reporter(progress, quiet, "predict")
+    try:
+        manifest = predict_many(scene_list(scene), output, model, scheduler=scheduler, local_workers=local_workers,
+                                resume=resume, overwrite=overwrite, reporter=reporter, **options)
+    finally:
+        if progress == ProgressChoice.rich and not quiet:
+            reporter.done()                              # stops the bar; a JSON done event needs a scene summary
+    quiet = quiet or progress != ProgressChoice.rich
     for record in manifest.failed:
         err_console.print(f"geoseg: failed: {record.scene}: {record.error}", markup=False, highlight=False,
                           soft_wrap=True)

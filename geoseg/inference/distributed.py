@@ -23,6 +23,7 @@ from geoseg.errors import ConfigError, InputError, InputFileError, ParameterErro
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.io.cog import DEFAULT_OUTPUT_BLOCK
 from geoseg.io.outputs import atomic_output
+from geoseg.progress import NullReporter, Reporter
 
 MANIFEST_NAME = "geoseg-run.json"
 MANIFEST_VERSION = 1
@@ -100,13 +101,15 @@ class RunManifest:
 # ------------------------------------------------------------------------------------------------ client side
 def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathLike, model: str | os.PathLike | None = None,
                  *, scheduler: Any = None, local_workers: int | None = None, resume: bool = False,
-                 overwrite: bool = False, retries: int = 1, **predictor_options: Any) -> RunManifest:
+                 overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
+                 **predictor_options: Any) -> RunManifest:
     """Segment every scene into ``output_dir/<scene stem>.tif`` with one Dask task per scene.
 
     ``scheduler`` is a scheduler address (``tcp://host:8786``) or a ``distributed.Client``; without it a
     LocalCluster of ``local_workers`` processes (one thread each) runs here. A failing scene is retried
     ``retries`` times, then recorded with its one-line error while the others finish. ``resume`` skips
     scenes the manifest records as done with the same fingerprint and whose output still has its checksum.
+    ``reporter`` follows the whole run in scenes (scenes already done count at once); the caller ends it.
     ``predictor_options`` are those of :func:`geoseg.predict` except outputs (probabilities, reporter).
     """
     distributed = require_distributed()
@@ -121,10 +124,13 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
     fingerprint = make_fingerprint(model_path, setup, run_options)
     manifest = _start_manifest(out, scenes, fingerprint, resume, overwrite)
     todo = [r for r in manifest.scenes if r.status != "done"]
+    reporter = reporter or NullReporter()
+    reporter.start(len(manifest.scenes), unit="scenes")
+    reporter.advance(len(manifest.scenes) - len(todo))
     if todo:
         with _client(distributed, scheduler, local_workers, len(todo)) as client:
             _run(client, distributed, manifest, todo, model_path, fingerprint["model_sha256"], setup, run_options,
-                 overwrite, retries)
+                 overwrite, retries, reporter)
     manifest.write()
     return manifest
 
@@ -312,7 +318,8 @@ class _client:
 
 
 def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneRecord], model_path: Path,
-         model_sha: str, setup: dict[str, Any], run_options: dict[str, Any], overwrite: bool, retries: int) -> None:
+         model_sha: str, setup: dict[str, Any], run_options: dict[str, Any], overwrite: bool, retries: int,
+         reporter: Reporter) -> None:
     """Submit one task per scene; record each as it finishes and rewrite the manifest each time."""
     futures = {client.submit(predict_scene, r.scene, r.output, str(model_path), model_sha, setup, run_options,
                              overwrite, key=f"geoseg-scene-{i}-{hashlib.sha1(r.output.encode()).hexdigest()[:12]}",
@@ -330,6 +337,7 @@ def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneR
             record.error = _one_line(str(err))
             record.input_error = bool(getattr(err, "input_error", False))
         manifest.write()
+        reporter.advance(1)
 
 
 def _one_line(text: str) -> str:

@@ -143,8 +143,12 @@ def test_cli_glob_with_a_corrupt_scene_exits_2(tmp_path: Path, inputs: tuple[Pat
     for scene in scenes[:2]:
         shutil.copy(scene, folder / scene.name)
     (folder / "broken.tif").write_bytes(b"II*\x00 this is not a raster")
-    done = _cli("predict", folder / "*.tif", "-o", tmp_path / "maps", "-m", model, "--local-workers", 2, cwd=tmp_path)
+    done = _cli("predict", folder / "*.tif", "-o", tmp_path / "maps", "-m", model, "--local-workers", 2,
+                "--progress", "json", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["unit"] == "scenes" and events[0]["total"] == 3
+    assert events[-1]["event"] == "progress" and events[-1]["done"] == 3
     failed = [line for line in done.stderr.splitlines() if line.startswith("geoseg: failed:")]
     assert len(failed) == 1 and "broken.tif" in failed[0]
     assert f"2 of 3 scenes done; manifest: {tmp_path / 'maps' / MANIFEST_NAME}" in done.stderr
