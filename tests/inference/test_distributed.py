@@ -4,6 +4,7 @@ differ refused on resume."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,42 @@ def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(InputError, match=r"pip install 'geoseg\[distributed\]'"):
         predict_many(inputs[1], tmp_path, inputs[0])
+
+
+class KillOnce(distributed.WorkerPlugin):
+    """Kills its worker process the first time a scene task starts executing there (flag file: once in all)."""
+
+    name = "geoseg-test-kill-once"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish == "executing" and "geoseg-scene" in str(key) and not os.path.exists(self.flag):
+            Path(self.flag).write_text(str(key))
+            os._exit(1)
+
+
+@pytest.mark.slow
+def test_a_worker_dying_mid_run_changes_nothing(tmp_path: Path, client: object,
+                                                inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    predict_many(scenes, reference, model, scheduler=client)
+    out = tmp_path / "maps"
+    out.mkdir()
+    flag = tmp_path / "killed"
+    client.register_plugin(KillOnce(str(flag)))
+    try:
+        manifest = predict_many(scenes, out, model, scheduler=client, retries=0)
+    finally:
+        client.unregister_worker_plugin(KillOnce.name)
+    assert flag.exists()                                   # a worker did die running a scene
+    assert [r.status for r in manifest.scenes] == ["done"] * 3
+    for scene in scenes:
+        assert (out / f"{scene.stem}.tif").read_bytes() == (reference / f"{scene.stem}.tif").read_bytes()
+    assert not list(out.glob(".*tmp-*"))                   # no temporary file left behind
 
 
 def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
