@@ -60,6 +60,8 @@ def reports_errors(command: F) -> F:
         json_task = command.__name__ if json_mode else None
         try:
             return command(*args, **kwargs)
+        except typer.Exit:          # a command's own exit code (click's Exit is a RuntimeError)
+            raise
         except InputError as err:
             _fail(err.render(flag_for), 2, json_task)
         except KeyboardInterrupt as err:
@@ -163,12 +165,33 @@ def predict(
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
     method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir)")] = None,
+    local_workers: Annotated[Optional[int], typer.Option("--local-workers", help="many scenes: run on a local Dask cluster of N worker processes (needs geoseg[distributed])")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="many scenes: run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="many scenes: skip scenes the run manifest in -o records as done with the same settings")] = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
 ) -> None:
-    """Segment a scene into a georeferenced class map (and optionally polygons)."""
+    """Segment a scene into a georeferenced class map (and optionally polygons).
+
+    SCENE may also name many scenes: a glob ('scenes/*.tif') or a .txt list of paths/URLs, one a line; then
+    -o is a folder, each scene becomes <stem>.tif there with a run manifest (geoseg-run.json), and the scenes
+    run as Dask tasks (--local-workers, --scheduler; --resume continues a run).
+    """
     from geoseg.io.outputs import check_writable
+    from geoseg.inference.distributed import is_scene_list
+
+    if is_scene_list(scene) or local_workers is not None or scheduler is not None or resume:
+        if method is not None or probabilities is not None or polygons is not None:
+            raise InputError(f"{scene}: a run of many scenes writes class maps only; run {{method}}, {{probabilities}} "
+                             "or {polygons} scene by scene", parameters=("method", "probabilities", "polygons"))
+        options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
+                       blend=blend.value, backend=backend.value, bands=_parse_bands(bands),
+                       output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
+                       check_values=not no_value_check, qml=qml, stac=stac)
+        _predict_many(scene, output, model, options, local_workers=local_workers, scheduler=scheduler,
+                      resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
+        return
 
     if polygons is not None:
         check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
@@ -198,6 +221,36 @@ def predict(
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
+
+
+def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict[str, Any], *,
+                  local_workers: Optional[int], scheduler: Optional[str], resume: bool, overwrite: bool,
+                  progress: ProgressChoice, quiet: bool) -> None:
+    """Many scenes into the folder ``output``; exit 2 when some failed on bad input, 1 when one hit a bug.
+
+    Progress counts scenes (start and progress events with ``--progress json``; the run's summary is the
+    manifest, so there is no done event)."""
+    from geoseg.inference.distributed import predict_many, scene_list
+
+    if output.exists() and not output.is_dir():
+        raise ParameterError("output", output, "many scenes need a folder for {output}; this is a file")
+    output.mkdir(exist_ok=True)
+    reporter = _reporter(progress, quiet, "predict")
+    try:
+        manifest = predict_many(scene_list(scene), output, model, scheduler=scheduler, local_workers=local_workers,
+                                resume=resume, overwrite=overwrite, reporter=reporter, **options)
+    finally:
+        if progress == ProgressChoice.rich and not quiet:
+            reporter.done()                              # stops the bar; a JSON done event needs a scene summary
+    quiet = quiet or progress != ProgressChoice.rich
+    for record in manifest.failed:
+        err_console.print(f"geoseg: failed: {record.scene}: {record.error}", markup=False, highlight=False,
+                          soft_wrap=True)
+    if manifest.failed or not quiet:
+        err_console.print(f"{len(manifest.done)} of {len(manifest.scenes)} scenes done; manifest: {manifest.path}",
+                          markup=False, highlight=False, soft_wrap=True)
+    if manifest.failed:
+        raise typer.Exit(2 if all(r.input_error for r in manifest.failed) else 1)
 
 
 def _output_block(output_block: Optional[int], block_size: Optional[int], reporter: Any) -> int:
