@@ -169,8 +169,7 @@ class Predictor:
                 writer.finish()
         except BaseException:
             if sink is not None:
-                with contextlib.suppress(BaseException):
-                    sink.close()
+                sink.abort()                 # drop queued tiles: nothing more will be written
             for writer in writers:
                 writer.abort()
             raise
