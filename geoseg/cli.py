@@ -165,6 +165,7 @@ def predict(
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
     method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir)")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold instead of Otsu's")] = None,
     local_workers: Annotated[Optional[int], typer.Option("--local-workers", help="many scenes: run on a local Dask cluster of N worker processes (needs geoseg[distributed])")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="many scenes: run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="many scenes: skip scenes the run manifest in -o records as done with the same settings")] = False,
@@ -205,9 +206,13 @@ def predict(
                                  parameters=("model", "probabilities"))
         runner = ClassicMethod(method)
         summary = runner.predict(scene, output, bands=_parse_bands(bands), output_block=output_block,
-                                 overwrite=overwrite, reporter=reporter, qml=qml, stac=stac)
+                                 overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold)
     else:
         from geoseg.inference.predictor import Predictor
+
+        if threshold is not None:
+            raise ParameterError("threshold", threshold, "sets a classic method's index threshold; use it with "
+                                 "{method}", parameters=("method",))
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value, backend=backend.value)

@@ -14,7 +14,7 @@ from geoseg.io.legend import ClassScheme
 from geoseg.classic import ClassicMethod, ndvi, ndwi, otsu_threshold, region_grow
 from geoseg.errors import ParameterError
 from geoseg.evaluation.evaluate import evaluate
-from tests.conftest import NLCD, ROOT, ZION, ZION_LABELS
+from tests.conftest import NAIP, NLCD, ROOT, ZION, ZION_LABELS
 
 
 def test_indices_are_normalised_differences() -> None:
@@ -114,3 +114,21 @@ def test_band_rows_change_nothing_and_block_size_is_deprecated(tmp_path: Path) -
     assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes() == (tmp_path / "c.tif").read_bytes()
     with pytest.raises(ParameterError, match="^band_rows 0: must be at least 1$"):
         method.predict(ZION, tmp_path / "d.tif", band_rows=0)
+
+
+def test_a_one_mode_histogram_is_said_loudly_and_a_threshold_can_be_set(tmp_path: Path) -> None:
+    """Zion is semi-arid: NDWI has one mode, and Otsu would call half of it water."""
+    import warnings
+
+    from geoseg.progress import GeosegWarning
+
+    with pytest.warns(GeosegWarning, match="histogram has one mode, not two"):
+        ClassicMethod("ndwi-otsu").predict(ZION, tmp_path / "zion.tif", qml=False, stac=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeosegWarning)
+        ClassicMethod("ndwi-otsu").predict(NAIP, tmp_path / "naip.tif", qml=False, stac=False)   # two modes
+        summary = ClassicMethod("ndwi-otsu").predict(ZION, tmp_path / "fixed.tif", threshold=0.1, qml=False,
+                                                     stac=False)
+    assert summary.threshold == pytest.approx(0.1)
+    with rasterio.open(tmp_path / "fixed.tif") as ds:
+        assert (ds.read(1) == ClassicMethod("ndwi-otsu").above.id).mean() < 0.01    # little water in Zion
