@@ -158,6 +158,7 @@ def predict(
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
+    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (e.g. 0 for a black frame, nan): pixels with it in every band get the nodata class")] = None,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
     qml: Annotated[bool, typer.Option("--qml/--no-qml", help="write a QGIS style (.qml) beside the class map")] = True,
     stac: Annotated[bool, typer.Option("--stac/--no-stac", help="write a STAC Item (.stac.json) beside the class map")] = True,
@@ -218,7 +219,7 @@ def predict(
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
-                                    check_values=not no_value_check, qml=qml, stac=stac)
+                                    check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
@@ -349,6 +350,7 @@ def evaluate(
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
     class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
+    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (pixels with it in every band are not scored)")] = None,
     ignore_ids: Annotated[Optional[str], typer.Option("--ignore-ids", help="label ids to leave unlabelled, e.g. 0,9 (any other id outside the classes is an error)")] = None,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands (model order; green,red,nir for a method)")] = None,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
@@ -367,7 +369,7 @@ def evaluate(
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
     target: Any = None if model == "default" else (model if model in METHODS else Path(model))
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_bands(bands),
-                          ignore_ids=_parse_ids(ignore_ids, "--ignore-ids"),
+                          ignore_ids=_parse_ids(ignore_ids, "--ignore-ids"), nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
                           reporter=_reporter(progress, quiet, "evaluate"))

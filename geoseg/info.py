@@ -26,13 +26,14 @@ def bundle(path: Path) -> dict[str, Any]:
 def scene(path: str | Path, model: Path | None = None, spell: Callable[[str], str] = python_name
           ) -> dict[str, Any]:
     """The scene, and whether ``model`` fits it (problems name parameters as ``spell`` writes them)."""
-    from geoseg.io.rasters import describe, gdal_env, open_raster
+    from geoseg.io.rasters import describe, fill_hints, gdal_env, open_raster
     from geoseg.model.fit import check_fit
 
     model_path = model or (DEFAULT_MODEL_PATH if DEFAULT_MODEL_PATH.is_file() else None)
     with gdal_env(), open_raster(path) as dataset:
         data: dict[str, Any] = describe(dataset).model_dump()
         data["kind"] = "scene"
+        data["hints"] = fill_hints(dataset)
         if model_path is not None:
             fit = check_fit(dataset, read_meta(model_path)).spelled(spell)
             data["fits"] = {"model": str(model_path), **fit.model_dump()}
@@ -112,6 +113,8 @@ def _table(data: dict[str, Any]) -> Table:
         table.add_row("resolution", f"{data['res'][0]:.6g} x {data['res'][1]:.6g}{gsd}")
         table.add_row("nodata", str(data["nodata"]))
         table.add_row("band names", ", ".join(str(n) for n in data["band_names"]))
+        for hint in data.get("hints", []):
+            table.add_row("check", hint)
         fits = data.get("fits")
         if fits:
             verdict = "yes" if fits["ok"] else "NO: " + "; ".join(fits["problems"])

@@ -23,7 +23,7 @@ from affine import Affine
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputFileError, OutputError
+from geoseg.errors import InputFileError, OutputError, ParameterError
 from geoseg.inference.tiling import row_windows
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
@@ -76,7 +76,7 @@ def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, 
 def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
              output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
              method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
-             ignore_ids: Sequence[int] = (), overwrite: bool = False,
+             ignore_ids: Sequence[int] = (), nodata: float | None = None, overwrite: bool = False,
              reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
     """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
 
@@ -100,7 +100,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     try:
         return _evaluate(model, scene, labels, files, class_column=class_column, bands=bands,
                          method_classes=method_classes, legend=legend, ignore_ids=ignore_ids, overwrite=overwrite,
-                         reporter=reporter, predictor_options=predictor_options)
+                         reporter=reporter, predictor_options={**predictor_options, "nodata": nodata})
     except BaseException:                    # leave nothing of a failed run: the corrected re-run must work
         for path in fresh:
             path.unlink(missing_ok=True)
@@ -120,17 +120,21 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
     if isinstance(model, str) and model in METHODS:
         runner, scheme = _classic(model, labels, method_classes, legend)
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
+        if predictor_options.get("nodata") is not None:
+            raise ParameterError("nodata", predictor_options["nodata"], "classic methods take the scene's own "
+                                 "nodata; declare it in the file (gdal_edit.py -a_nodata) to use it with a method")
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
         described = model
         model_file = None
     else:
         from geoseg.inference.predictor import Predictor
 
+        fill = predictor_options.pop("nodata", None)
         predictor = Predictor(model, **predictor_options)
         scheme = predictor.meta.scheme
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
-                                    reporter=reporter)
+                                    reporter=reporter, nodata=fill)
         described = predictor.meta.name
         model_file = Path(predictor.bundle.path).name if predictor.bundle.path else None
     confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)

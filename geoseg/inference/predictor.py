@@ -85,7 +85,8 @@ class Predictor:
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
                 reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None,
-                check_values: bool = True, qml: bool = True, stac: bool = True) -> PredictionSummary:
+                check_values: bool = True, qml: bool = True, stac: bool = True, nodata: float | None = None
+                ) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
         ``output_block`` is the side of the output GeoTIFFs' internal blocks (it sizes the GDAL cache too;
@@ -93,6 +94,7 @@ class Predictor:
         is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
         threads; False runs them one after another in this thread (same bytes out; useful for debugging).
         ``check_values=False`` runs a scene whose values lie far outside the model's training range.
+        ``nodata`` declares a fill value the file does not (pixels with it in every band are not classified).
         ``qml`` and ``stac`` write the map's QGIS style and STAC Item beside it (:mod:`geoseg.io.sidecars`).
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
@@ -120,13 +122,13 @@ class Predictor:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
                             if probabilities is not None else None)
-                summary = self._run(dataset, fit.band_indexes, grid, class_tmp, prob_tmp, output_block, reporter,
-                                    dst, probabilities, pipelined, cache_mb)
+                summary = self._run(dataset, (fit.band_indexes, nodata), grid, class_tmp, prob_tmp, output_block,
+                                    reporter, dst, probabilities, pipelined, cache_mb)
         sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
         return summary
 
-    def _run(self, dataset: rasterio.DatasetReader, indexes: list[int], grid: TileGrid, class_tmp: Path,
-             prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
+    def _run(self, dataset: rasterio.DatasetReader, bands: tuple[list[int], float | None], grid: TileGrid,
+             class_tmp: Path, prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
              pipelined: bool, cache_mb: int) -> PredictionSummary:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
@@ -156,7 +158,7 @@ class Predictor:
         t0 = time.perf_counter()
         run = 0
         try:
-            for tiles, valids, live, batch in self._batches(str(dataset.name), indexes, grid, pipelined, cache_mb):
+            for tiles, valids, live, batch in self._batches(str(dataset.name), bands, grid, pipelined, cache_mb):
                 probs = dict(zip(live, self.forward(batch))) if batch is not None else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
                         for i, (t, v) in enumerate(zip(tiles, valids))]
@@ -195,21 +197,22 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _read(self, path: str, indexes: list[int], grid: TileGrid, cache_mb: int
+    def _read(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, cache_mb: int
               ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
         """(tile, model input or None when all nodata, validity) in grid order, in the reader's own dataset."""
         with gdal_env(cache_mb), rasterio.open(path) as ds:
-            source = TileSource(ds, indexes, self.meta, self.tile)
+            source = TileSource(ds, bands[0], self.meta, self.tile, fill=bands[1])
             for tile in grid:
                 yield tile, *source.read(tile)
 
-    def _batches(self, path: str, indexes: list[int], grid: TileGrid, pipelined: bool, cache_mb: int
+    def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, pipelined: bool,
+                 cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
         """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
         (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
         All-nodata tiles ride along so blending stays in order, but are never run through the model."""
-        source = (prefetch(lambda: self._read(path, indexes, grid, cache_mb), depth=2 * self.batch_size + 2)
-                  if pipelined else self._read(path, indexes, grid, cache_mb))
+        source = (prefetch(lambda: self._read(path, bands, grid, cache_mb), depth=2 * self.batch_size + 2)
+                  if pipelined else self._read(path, bands, grid, cache_mb))
         tiles: list[Tile] = []
         valids: list[np.ndarray] = []
         live: list[int] = []

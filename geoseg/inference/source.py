@@ -33,8 +33,10 @@ def mirror_pad(data: np.ndarray, height: int, width: int) -> np.ndarray:
 class TileSource:
     """Model input for the tiles of one open scene, each padded to ``tile`` x ``tile`` px."""
 
-    def __init__(self, dataset: rasterio.DatasetReader, indexes: Sequence[int], meta: BundleMeta, tile: int):
+    def __init__(self, dataset: rasterio.DatasetReader, indexes: Sequence[int], meta: BundleMeta, tile: int,
+                 fill: float | None = None):
         self.dataset = dataset
+        self.fill = fill                 # a fill value declared by the user (``--nodata``)
         self.indexes = list(indexes)
         self.tile = tile
         self.nodata = meta.input_nodata
@@ -45,7 +47,8 @@ class TileSource:
 
         The pixels are None when no pixel is valid: such tiles are not worth a forward pass.
         """
-        data, valid = read_tile(self.dataset, self.indexes, tile.y, tile.x, tile.height, tile.width, self.nodata)
+        data, valid = read_tile(self.dataset, self.indexes, tile.y, tile.x, tile.height, tile.width, self.nodata,
+                                self.fill)
         if not valid.any():
             return None, valid
         return mirror_pad(self.normalise(data, valid), self.tile, self.tile), valid

@@ -124,8 +124,36 @@ def damaged(path: object, where: str, err: BaseException) -> InputFileError:
                           "with gdalinfo -checksum")
 
 
+#: A value in every band of this share of sampled pixels, at an extreme of the type, looks like a fill.
+SUSPICIOUS_FILL_SHARE = 0.05
+
+
+def fill_hints(dataset: rasterio.DatasetReader, grid: int = 4, side: int = 256) -> list[str]:
+    """Fill values the file does not declare, from a grid of small windows: a black (or saturated) frame
+    in every band, or NaN beside another declared nodata. Used as data, they become a class."""
+    side = min(side, dataset.height, dataset.width)
+    rows = sorted({int(r) for r in np.linspace(0, dataset.height - side, grid)})
+    cols = sorted({int(c) for c in np.linspace(0, dataset.width - side, grid)})
+    windows = [dataset.read(window=Window(c, r, side, side), out_dtype="float64") for r in rows for c in cols]
+    data = np.concatenate([w.reshape(dataset.count, -1) for w in windows], axis=1)
+    hints = []
+    dtype = np.dtype(dataset.dtypes[0])
+    extremes = [0.0] + ([float(np.iinfo(dtype).max)] if dtype.kind in "ui" else [])
+    for value in extremes:
+        share = float(np.mean((data == value).all(axis=0)))
+        if share >= SUSPICIOUS_FILL_SHARE and dataset.nodata != value:
+            hints.append(f"{share:.0%} of sampled pixels are {value:g} in every band and the file declares "
+                         f"{'no nodata' if dataset.nodata is None else f'nodata {dataset.nodata:g}'}: a fill "
+                         f"value? pass --nodata {value:g} (nodata={value:g}) so it is not classified")
+    if dtype.kind == "f" and np.isnan(data).any() and not (dataset.nodata is not None and np.isnan(dataset.nodata)):
+        hints.append("NaN pixels are present although the file declares "
+                     f"{'no nodata' if dataset.nodata is None else f'nodata {dataset.nodata:g}'}; NaN is always "
+                     "treated as nodata by geoseg")
+    return hints
+
+
 def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x: int, height: int,
-              width: int, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              width: int, nodata: float | None = None, fill: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (bands, h, w) as float32 and the validity mask (h, w) of one window.
 
     A pixel is invalid where the dataset mask says so (nodata value, mask band or alpha), where any
@@ -141,6 +169,8 @@ def read_tile(dataset: rasterio.DatasetReader, indexes: Sequence[int], y: int, x
         valid &= ~np.isnan(data).any(axis=0)
     if nodata is not None and dataset.nodata is None:
         valid &= ~(data == nodata).all(axis=0)
+    if fill is not None:                 # a fill value the user declares, whatever the file says
+        valid &= ~(np.isnan(data).all(axis=0) if np.isnan(fill) else (data == fill).all(axis=0))
     return data, valid
 
 

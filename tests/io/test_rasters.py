@@ -44,3 +44,30 @@ def test_the_cli_predicts_from_a_zipped_scene(zipped: Path, tmp_path: Path) -> N
 
     from_zip = run(f"/vsizip/{zipped}/inner/scene.tif", tmp_path / "a.tif")
     assert from_zip == run(str(ZION), tmp_path / "b.tif")
+
+
+def test_undeclared_fill_values_are_pointed_out(tmp_path: Path) -> None:
+    import numpy as np
+    import rasterio
+
+    from geoseg.io.rasters import fill_hints
+
+    with rasterio.open(ZION) as src:
+        data, profile = src.read(), src.profile.copy()
+        assert fill_hints(src) == []
+    data[:, :, :300] = 0                                 # a black frame, undeclared
+    profile.update(nodata=None)
+    with rasterio.open(tmp_path / "framed.tif", "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(tmp_path / "framed.tif") as framed:
+        hints = fill_hints(framed)
+    assert len(hints) == 1 and "are 0 in every band and the file declares no nodata" in hints[0]
+    assert "--nodata 0" in hints[0]
+    float_profile = {**profile, "dtype": "float32", "nodata": -9999.0}
+    nan_data = data.astype("float32")
+    nan_data[:, :10] = np.nan
+    with rasterio.open(tmp_path / "nan.tif", "w", **float_profile) as dst:
+        dst.write(nan_data)
+    with rasterio.open(tmp_path / "nan.tif") as nan_scene:
+        assert any("NaN pixels are present although the file declares nodata -9999" in h
+                   for h in fill_hints(nan_scene))
