@@ -286,6 +286,7 @@ def vectorize(
     classes: Annotated[Optional[str], typer.Option("--classes", help="only these classes, names or ids, e.g. water,forest")] = None,
     layer: Annotated[Optional[str], typer.Option("--layer", help="layer name (GeoPackage)")] = None,
     block_size: Annotated[int, typer.Option("--block-size", help="processing block side in px: sets memory use and parallel work, not an output setting")] = 2048,
+    nodata: Annotated[Optional[int], typer.Option("--nodata", help="a class value not to vectorize, when the map does not declare its nodata")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="processes polygonizing blocks (default: one per core)")] = None,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
@@ -294,7 +295,8 @@ def vectorize(
     """Turn a class map into polygons with class_id, class_name and area_m2."""
     _vectorize(class_map, output, fmt=fmt, min_area=min_area, min_area_unit="pixels" if min_area_pixels else "map",
                simplify=simplify, dissolve=dissolve, classes=classes.split(",") if classes else None, layer=layer,
-               block_size=block_size, workers=workers, overwrite=overwrite, progress=progress, quiet=quiet)
+               block_size=block_size, workers=workers, nodata=nodata, overwrite=overwrite, progress=progress,
+               quiet=quiet)
 
 
 def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet: bool, **options: Any) -> None:

@@ -31,6 +31,7 @@ class VectorizeConfig(BaseModel):
     classes: tuple[str | int, ...] | None = None
     block_size: int = 2048          # processing block side in px (memory, parallel work), not an output setting
     workers: int | None = None
+    nodata: int | None = None      # a class value not to vectorize that the map does not declare
 
     @model_validator(mode="wrap")
     @classmethod

@@ -46,6 +46,7 @@ def vectorize(
     classes: Sequence[str | int] | None = None,
     block_size: int = 2048,
     workers: int | None = None,
+    nodata: int | None = None,
     overwrite: bool = False,
     reporter: Reporter | None = None,
     config: VectorizeConfig | None = None,
@@ -64,11 +65,14 @@ def vectorize(
     and is the unit of parallel work; the polygons are identical whatever it is (without ``simplify``).
     ``workers`` processes polygonize blocks in parallel (default: one per core); the output is the same
     whatever their number.
+    ``nodata`` is a class value not to vectorize when the map does not declare one (e.g. 0 for a label
+    raster's background).
     The options can come as one validated :class:`VectorizeConfig` (``config``) instead of keywords.
     """
     t0 = time.perf_counter()
     config = _config(config, fmt=fmt, layer=layer, min_area=min_area, min_area_unit=min_area_unit,
-                     simplify=simplify, dissolve=dissolve, classes=classes, block_size=block_size, workers=workers)
+                     simplify=simplify, dissolve=dissolve, classes=classes, block_size=block_size, workers=workers,
+                     nodata=nodata)
     fmt = config.fmt or format_of(dst)
     check_writable(dst, overwrite, inputs=[src])
     reporter = reporter or NullReporter()
@@ -77,7 +81,7 @@ def vectorize(
         ds = stack.enter_context(_open_class_map(src))
         scheme = ClassScheme.from_dataset(ds)
         names = scheme.names() if scheme else {}
-        nodata = _nodata(ds)
+        nodata = config.nodata if config.nodata is not None else _nodata(ds)
         keep = _class_ids(config.classes, names, ds.name)
         crs = ds.crs
         if fmt == "geojson" and crs is None:

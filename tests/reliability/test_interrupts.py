@@ -224,3 +224,21 @@ def test_signals_during_start_up_end_with_one_line(delay: float, tmp_path: Path)
     lines = stderr.strip().splitlines()
     assert lines == ["geoseg: error: interrupted (SIGTERM); unfinished outputs were removed"], stderr
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_concurrent_runs_to_one_target_never_both_succeed(tmp_path: Path, zion_bundle_path: Path) -> None:
+    """Two predictions to one path at once, without --overwrite: one map, the other run says it exists."""
+    target = tmp_path / "map.tif"
+    runs = [subprocess.Popen([sys.executable, "-m", "geoseg", "predict", str(ZION), "-o", str(target), "--model",
+                              str(zion_bundle_path), "--tile", "64", "--overlap", "16", "--progress", "none",
+                              "--no-qml", "--no-stac"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(proc.wait(timeout=120), proc.communicate()[1]) for proc in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "output exists" in loser and "Traceback" not in loser
+    with rasterio.open(target) as dataset:
+        assert dataset.read(1).shape == (404, 1128)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["map.tif", "map.tif.aux.xml",
+                                                                  zion_bundle_path.name])

@@ -395,3 +395,19 @@ def test_union_of_pieces_keeps_every_hole():
     clean = drop_collinear(FlatPolygons.from_geometries(np.array([ring]))).geometries()[0]
     assert shapely.normalize(clean).equals_exact(
         shapely.normalize(shapely.box(0, 0, 4, 4).difference(hole)), 0)
+
+
+def test_an_undeclared_background_value_can_be_left_out(tmp_path: Path) -> None:
+    """``nodata`` names a class value the map does not declare (a label raster's 0 background)."""
+    with rasterio.open(CROP) as src:
+        data, profile = src.read(1), src.profile.copy()
+    data[:, :20] = 0
+    profile.update(nodata=None)
+    path = tmp_path / "background.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    everything = geoseg.vector.vectorize.vectorize(path, tmp_path / "all.gpkg")
+    without = geoseg.vector.vectorize.vectorize(path, tmp_path / "without.gpkg", nodata=0)
+    assert 0 in set(gpd.read_file(tmp_path / "all.gpkg")["class_id"].astype(int))
+    assert 0 not in set(gpd.read_file(tmp_path / "without.gpkg")["class_id"].astype(int))
+    assert without.n_polygons < everything.n_polygons
