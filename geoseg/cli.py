@@ -240,6 +240,9 @@ def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict
 
     if output.exists() and not output.is_dir():
         raise ParameterError("output", output, "many scenes need a folder for {output}; this is a file")
+    if not output.exists() and output.suffix.lower() in (".tif", ".tiff"):
+        raise ParameterError("output", output, "many scenes go into a folder, and this looks like a file name; "
+                             "pass a folder for {output} (it is created)")
     output.mkdir(exist_ok=True)
     reporter = _reporter(progress, quiet, "predict")
     try:

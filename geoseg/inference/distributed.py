@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -306,7 +307,7 @@ class _client:
         else:
             # ":0": the scheduler's HTTP server always starts; a free port never clashes with another cluster
             cluster = self.distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=":0")
+                                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
             self.owned.append(cluster)
             client = self.distributed.Client(cluster)
         self.owned.insert(0, client)

@@ -34,7 +34,9 @@ def _case(name: str, args: str, message: str) -> Case:
 CASES = [
     # predict: paths
     _case("predict-missing-scene", "predict nothere.tif -o out.tif", r"nothere.tif: file not found"),
-    _case("predict-text-scene", "predict notes.txt -o out.tif", r"notes.txt: not a raster"),
+    _case("predict-text-scene", "predict notes.dat -o out.tif", r"notes.dat: not a raster"),
+    _case("predict-list-into-a-file", "predict notes.txt -o out.tif",
+          r"--output out.tif: many scenes go into a folder"),
     _case("predict-onto-its-input", "predict scene.tif -o scene.tif --overwrite", r"scene.tif: is also an input"),
     _case("predict-existing-output", "predict scene.tif -o existing.tif", r"existing.tif: output exists; pass --overwrite"),
     _case("predict-into-a-folder", "predict scene.tif -o results --overwrite", r"results: is a folder"),
@@ -143,7 +145,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(NAIP, work / "naip.tif")
     meta = tiny_meta(["blue", "green", "red", "nir"], 4, gsd=30.0, mean=10000.0, std=2500.0, input_dtype="uint16")
     tiny_bundle(meta).save(work / "model.safetensors")
-    for name in ("existing.tif", "existing.gpkg", "existing.onnx", "notes.txt"):
+    for name in ("existing.tif", "existing.gpkg", "existing.onnx", "notes.txt", "notes.dat"):
         (work / name).write_text("precious")
     (work / "fake.safetensors").write_text("not a model")
     (work / "results").mkdir()
