@@ -124,17 +124,26 @@ def damaged(path: object, where: str, err: BaseException) -> InputFileError:
                           "with gdalinfo -checksum")
 
 
+#: Windows sampled to look at a scene's values, and their side.
+SAMPLE_GRID, SAMPLE_SIDE = 4, 256
 #: A value in every band of this share of sampled pixels, at an extreme of the type, looks like a fill.
 SUSPICIOUS_FILL_SHARE = 0.05
 
 
-def fill_hints(dataset: rasterio.DatasetReader, grid: int = 4, side: int = 256) -> list[str]:
-    """Fill values the file does not declare, from a grid of small windows: a black (or saturated) frame
+def sample_windows(height: int, width: int, grid: int = SAMPLE_GRID, side: int = SAMPLE_SIDE
+                   ) -> list[Window]:
+    """A ``grid`` x ``grid`` lattice of square windows spread over the raster, row-major: cheap whatever the
+    scene's size, and drawn from all of it (the value check of a fit, the fill hints of ``info``)."""
+    side = min(side, height, width)
+    rows = sorted({int(r) for r in np.linspace(0, height - side, grid)})
+    cols = sorted({int(c) for c in np.linspace(0, width - side, grid)})
+    return [Window(c, r, side, side) for r in rows for c in cols]
+
+
+def fill_hints(dataset: rasterio.DatasetReader) -> list[str]:
+    """Fill values the file does not declare, from :func:`sample_windows`: a black (or saturated) frame
     in every band, or NaN beside another declared nodata. Used as data, they become a class."""
-    side = min(side, dataset.height, dataset.width)
-    rows = sorted({int(r) for r in np.linspace(0, dataset.height - side, grid)})
-    cols = sorted({int(c) for c in np.linspace(0, dataset.width - side, grid)})
-    windows = [dataset.read(window=Window(c, r, side, side), out_dtype="float64") for r in rows for c in cols]
+    windows = [dataset.read(window=w, out_dtype="float64") for w in sample_windows(dataset.height, dataset.width)]
     data = np.concatenate([w.reshape(dataset.count, -1) for w in windows], axis=1)
     hints = []
     dtype = np.dtype(dataset.dtypes[0])

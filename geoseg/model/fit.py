@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from rasterio.enums import ColorInterp
 
 from geoseg.errors import ModelMismatchError, python_name
-from geoseg.io.rasters import ground_sample_distance, read_tile
+from geoseg.io.rasters import ground_sample_distance, read_tile, sample_windows
 from geoseg.model.meta import BundleMeta
 
 
@@ -43,8 +43,6 @@ class FitReport(BaseModel):
 
 #: The parameters that fit problems name (as ``{bands}``).
 FIT_PARAMETERS = ("bands", "check_values")
-#: Windows sampled for the value check, and their side: cheap on any scene size, spread over all of it.
-SAMPLE_GRID, SAMPLE_SIDE = 4, 256
 #: A band is off the model's scale when more than this share of its pixels lies beyond one end of the
 #: training range (the bundle's 0.5-99.5 percentile clip range clips 1 % of the training scene).
 MAX_CLIPPED = 0.6
@@ -133,15 +131,11 @@ def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: B
 
 
 def _sample(dataset: rasterio.DatasetReader, indexes: list[int], nodata: float | None) -> list[np.ndarray] | None:
-    """Valid pixels of each band from a grid of small windows spread over the scene (None if none valid)."""
-    side = min(SAMPLE_SIDE, dataset.height, dataset.width)
-    rows = np.linspace(0, dataset.height - side, SAMPLE_GRID).astype(int)
-    cols = np.linspace(0, dataset.width - side, SAMPLE_GRID).astype(int)
+    """Valid pixels of each band in :func:`~geoseg.io.rasters.sample_windows` (None if none valid)."""
     pixels: list[np.ndarray] = []
-    for y in sorted(set(rows.tolist())):
-        for x in sorted(set(cols.tolist())):
-            data, valid = read_tile(dataset, indexes, y, x, side, side, nodata)
-            pixels.append(data[:, valid])
+    for w in sample_windows(dataset.height, dataset.width):
+        data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, nodata)
+        pixels.append(data[:, valid])
     values = np.concatenate(pixels, axis=1)
     return list(values) if values.shape[1] else None
 
