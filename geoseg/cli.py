@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from rich.console import Console
 
-from geoseg.errors import InputError, ModelError, ParameterError
+from geoseg.errors import InputError, ModelError, ParameterError, innermost_reason
 from geoseg.interrupts import exit_code, exit_interrupted, interrupt_message, raise_on_signals
 
 app = typer.Typer(help="Segment satellite and aerial scenes into land-cover maps and polygons.",
@@ -74,7 +74,7 @@ def reports_errors(command: F) -> F:
                   2, json_task)
         except Exception as err:
             if _is_gdal_data_error(err):    # damaged or truncated raster data: GDAL's message names the file
-                _fail(f"cannot read or write raster data ({_first_line(err)}); the file may be damaged or "
+                _fail(f"cannot read or write raster data ({innermost_reason(err)}); the file may be damaged or "
                       "truncated: check it with gdalinfo -checksum", 2, json_task)
             # a bug: say so, keep the traceback for the report
             traceback.print_exc()
@@ -88,14 +88,6 @@ def _is_gdal_data_error(err: Exception) -> bool:
     """rasterio's I/O and GDAL's CPLE errors (module rasterio._err / rasterio.errors), without importing it."""
     return any(cls.__module__.startswith("rasterio") and ("IO" in cls.__name__ or cls.__name__.startswith("CPLE"))
                for cls in type(err).__mro__)
-
-
-def _first_line(err: BaseException) -> str:
-    """The first line of the innermost cause: GDAL's reason, not rasterio's "see previous exception"."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__          # type: ignore[assignment]
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.

@@ -19,6 +19,15 @@ def python_name(parameter: str) -> str:
     return _PYTHON_SPELLING.get(parameter, parameter)
 
 
+def innermost_reason(err: BaseException) -> str:
+    """The first line of the innermost cause: GDAL's own reason, where rasterio only says "Read failed.
+    See previous exception for details."."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__          # type: ignore[assignment]
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class InputError(Exception):
     """Bad input or usage: a path, a parameter or a file that does not fit. Exit code 2.
 

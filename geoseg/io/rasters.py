@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import InputFileError
+from geoseg.errors import InputFileError, innermost_reason
 
 DEFAULT_CACHE_MB = 256
 MIN_CACHE_MB, MAX_CACHE_MB = 64, 1024
@@ -114,14 +114,9 @@ def valid_mask(dataset: rasterio.DatasetReader, window: Window) -> np.ndarray:
 
 
 def damaged(path: object, where: str, err: BaseException) -> InputFileError:
-    """The error for raster data GDAL cannot decode, with GDAL's own reason (rasterio hides it in the cause:
-    "Read failed. See previous exception for details.")."""
-    reason = err
-    while reason.__cause__ is not None or reason.__context__ is not None:
-        reason = reason.__cause__ or reason.__context__      # type: ignore[assignment]
-    detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
-    return InputFileError(f"{path}: cannot decode {where} ({detail}); the file is damaged or truncated: check it "
-                          "with gdalinfo -checksum")
+    """The error for raster data GDAL cannot decode, with GDAL's own reason."""
+    return InputFileError(f"{path}: cannot decode {where} ({innermost_reason(err)}); the file is damaged or "
+                          "truncated: check it with gdalinfo -checksum")
 
 
 #: Windows sampled to look at a scene's values, and their side.
