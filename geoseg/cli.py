@@ -116,21 +116,14 @@ def _reporter(progress: ProgressChoice, quiet: bool, task: str):  # noqa: ANN202
     return make_reporter(None if quiet and progress == ProgressChoice.rich else progress.value, task)
 
 
-def _parse_bands(bands: Optional[str], parameter: str = "bands") -> Optional[list[int]]:
-    """Comma-separated integers (band numbers, or label ids for ``--method-classes``)."""
-    if not bands:
+def _parse_numbers(text: Optional[str], parameter: str = "bands") -> Optional[list[int]]:
+    """Comma-separated integers: band numbers, or label ids (``--method-classes``, ``--ignore-ids``)."""
+    if not text:
         return None
     try:
-        return [int(b) for b in bands.split(",")]
+        return [int(b) for b in text.split(",")]
     except ValueError:
-        raise ParameterError(parameter, bands, "expected comma-separated numbers such as 2,3,4,5") from None
-
-
-def _parse_ids(ids: Optional[str], flag: str) -> list[int]:
-    try:
-        return [int(i) for i in ids.split(",")] if ids else []
-    except ValueError:
-        raise InputError(f"{flag} {ids}: expected comma-separated class ids such as 0,9") from None
+        raise ParameterError(parameter, text, "expected comma-separated numbers such as 2,3,4,5") from None
 
 
 @app.command()
@@ -180,7 +173,7 @@ def predict(
             raise InputError(f"{scene}: a run of many scenes writes class maps only; run {{method}}, {{probabilities}} "
                              "or {polygons} scene by scene", parameters=("method", "probabilities", "polygons"))
         options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
-                       blend=blend.value, backend=backend.value, bands=_parse_bands(bands),
+                       blend=blend.value, backend=backend.value, bands=_parse_numbers(bands),
                        output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
                        check_values=not no_value_check, qml=qml, stac=stac)
         _predict_many(scene, output, model, options, local_workers=local_workers, scheduler=scheduler,
@@ -198,7 +191,7 @@ def predict(
             raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
                                  parameters=("model", "probabilities"))
         runner = ClassicMethod(method)
-        summary = runner.predict(scene, output, bands=_parse_bands(bands), output_block=output_block,
+        summary = runner.predict(scene, output, bands=_parse_numbers(bands), output_block=output_block,
                                  overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold)
     else:
         from geoseg.inference.predictor import Predictor
@@ -209,7 +202,7 @@ def predict(
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
-        summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_bands(bands),
+        summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_numbers(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
                                     check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata)
     if progress == ProgressChoice.rich and not quiet:
@@ -361,12 +354,12 @@ def evaluate(
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
     from geoseg.training.config import load_legend
 
-    pair = _parse_bands(method_classes, "method_classes")
+    pair = _parse_numbers(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
     target: Any = None if model == "default" else (model if model in METHODS else Path(model))
-    result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_bands(bands),
-                          ignore_ids=_parse_ids(ignore_ids, "--ignore-ids"), nodata=nodata,
+    result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_numbers(bands),
+                          ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
                           reporter=_reporter(progress, quiet, "evaluate"))
@@ -437,7 +430,7 @@ def quantize(
     """Quantise a model to int8 (onnxruntime): static with --calibration scenes, dynamic without."""
     from geoseg.compress import quantize as run_quantize
 
-    summary = run_quantize(model, output, calibration or (), bands=_parse_bands(bands), max_tiles=calibration_tiles,
+    summary = run_quantize(model, output, calibration or (), bands=_parse_numbers(bands), max_tiles=calibration_tiles,
                            overwrite=overwrite)
     if not quiet:
         tiles = f", calibrated on {summary.calibration_tiles} tiles" if summary.calibration_tiles else ""
