@@ -14,6 +14,23 @@ from .results import add_outputs, summary_lines
 from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
 
 
+def guarded(work: Callable[[], None], log: str) -> tuple[str | None, bool]:
+    """Run a task's work off the GUI thread: (the message for the user or None, whether it succeeded).
+
+    A cancel is no error; a WorkerError is the user's message; anything else is a bug in the plugin,
+    reported with the log instead of lost in QGIS's task manager.
+    """
+    try:
+        work()
+    except WorkerCanceled:
+        return None, False
+    except WorkerError as exc:
+        return str(exc), False
+    except Exception as exc:  # noqa: BLE001 - a bug in the plugin: report it instead of losing it
+        return f"the geoseg plugin failed: {exc!r} ({log})", False
+    return None, True
+
+
 class GeosegTask(QgsTask):
     """Runs a ``WorkerRun`` off the GUI thread; ``finished`` (GUI thread) loads outputs and reports.
 
@@ -38,17 +55,11 @@ class GeosegTask(QgsTask):
         GeosegTask.alive.add(self)
 
     def run(self) -> bool:
-        try:
+        def work() -> None:
             self.result = self.worker.run(is_canceled=self.isCanceled, on_progress=self.setProgress)
-        except WorkerCanceled:
-            return False
-        except WorkerError as exc:
-            self.error = str(exc)
-            return False
-        except Exception as exc:  # noqa: BLE001 - a bug in the plugin: report it instead of losing it
-            self.error = f"the geoseg plugin failed: {exc!r} (worker log: {self.worker.log_path})"
-            return False
-        return True
+
+        self.error, ok = guarded(work, f"worker log: {self.worker.log_path}")
+        return ok
 
     def finished(self, ok: bool) -> None:
         GeosegTask.alive.discard(self)
@@ -87,18 +98,12 @@ class EnvironmentTask(QgsTask):
         EnvironmentTask.alive.add(self)
 
     def run(self) -> bool:
-        try:
+        def work() -> None:
             self.python = environment.create(self.commands, self.folder, self.log_path, self.isCanceled,
                                              self.setProgress)
-        except WorkerCanceled:
-            return False
-        except WorkerError as exc:
-            self.error = str(exc)
-            return False
-        except Exception as exc:  # noqa: BLE001 - a bug in the plugin: report it instead of losing it
-            self.error = f"the geoseg plugin failed: {exc!r} (log: {self.log_path})"
-            return False
-        return True
+
+        self.error, ok = guarded(work, f"log: {self.log_path}")
+        return ok
 
     def finished(self, ok: bool) -> None:
         EnvironmentTask.alive.discard(self)
