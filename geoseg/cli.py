@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 
 from geoseg.errors import InputError, ModelError, ParameterError, innermost_reason
-from geoseg.interrupts import exit_code, exit_interrupted, interrupt_message, raise_on_signals
+from geoseg.interrupts import (exit_code, exit_interrupted, ignore_signals_while_exiting, interrupt_message,
+                               raise_on_signals)
 
 app = typer.Typer(help="Segment satellite and aerial scenes into land-cover maps and polygons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -479,6 +480,8 @@ def main() -> None:
         if interrupt is None:
             raise
         exit_interrupted(interrupt)
+    finally:
+        ignore_signals_while_exiting()
 
 
 def _interrupt_behind(done: SystemExit) -> KeyboardInterrupt | None:

@@ -55,6 +55,14 @@ def raise_on_signals() -> None:
             signal.signal(signum, _raise)
 
 
+def ignore_signals_while_exiting() -> None:
+    """After the command: its outputs are complete or removed, and the interpreter is shutting down. A
+    signal now must not raise into that shutdown (a traceback from ``threading._shutdown``)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in HANDLED:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def die_with_parent() -> None:
     """For worker processes: the parent alone handles signals, and the kernel ends the worker with it.
 
