@@ -15,6 +15,7 @@ The QGIS plugin never imports geoseg (it runs in QGIS's Python), so it gets the 
     {"event": "epoch", "task": "train", "epoch": 3, "step": 24, "lr": 0.01, "train_loss": 0.8, ...}
     {"event": "done", "task": "predict", "output": "map.tif", "area_m2_per_class": {...}, ...}
     {"event": "done", "task": "vectorize", "output": "map.gpkg", "area_m2_per_class": {...}, ...}
+    {"event": "done", "task": "detect", "output": "buildings.gpkg", "n_objects": 4213, ...}
     {"event": "metrics", "task": "evaluate", "output": "report", "mean_iou": 0.61, ...}
     {"event": "error", "task": "predict", "message": "...", "exit_code": 2}
 
@@ -29,10 +30,10 @@ from typing import IO, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from geoseg.summaries import PredictionSummary, Score, TrainingSummary, VectorizeSummary
+from geoseg.summaries import ObjectSummary, PredictionSummary, Score, TrainingSummary, VectorizeSummary
 
 #: The commands that write events (``info`` only its error, with ``--json``).
-Task = Literal["predict", "vectorize", "train", "evaluate", "info"]
+Task = Literal["predict", "detect", "vectorize", "train", "evaluate", "info"]
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -93,6 +94,13 @@ class PredictDoneEvent(PredictionSummary, BaseEvent):
     task: Literal["predict", "evaluate"]
 
 
+class DetectDoneEvent(ObjectSummary, BaseEvent):
+    """Objects were written (``geoseg predict`` with an instance model): the object summary."""
+
+    event: Literal["done"] = "done"
+    task: Literal["detect"] = "detect"
+
+
 class VectorizeDoneEvent(VectorizeSummary, BaseEvent):
     """Polygons were written: the vectorize summary."""
 
@@ -127,7 +135,8 @@ class ErrorEvent(BaseEvent):
     exit_code: int
 
 
-DoneEvent = Annotated[Union[PredictDoneEvent, VectorizeDoneEvent, TrainDoneEvent], Field(discriminator="task")]
+DoneEvent = Annotated[Union[PredictDoneEvent, DetectDoneEvent, VectorizeDoneEvent, TrainDoneEvent],
+                      Field(discriminator="task")]
 Event = Annotated[Union[StartEvent, ProgressEvent, WarningEvent, EpochEvent, DoneEvent, MetricsEvent, ErrorEvent],
                   Field(discriminator="event")]
 EVENTS: TypeAdapter[Any] = TypeAdapter(Event)

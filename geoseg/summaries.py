@@ -3,7 +3,7 @@
 One set of keys for the same things, whatever the job: ``output`` is the file written, ``area_m2_per_class``
 the area of each class in m², ``elapsed_s`` the wall time. Every producer of class maps (the model predictor
 and the classic methods) returns :class:`PredictionSummary`; vectorize returns :class:`VectorizeSummary`;
-training :class:`TrainingSummary`. The CLI's ``done`` events (:mod:`geoseg.events`) carry them unchanged,
+training :class:`TrainingSummary`; object detection :class:`ObjectSummary`. The CLI's ``done`` events (:mod:`geoseg.events`) carry them unchanged,
 so faces and the QGIS plugin read the same keys.
 """
 from __future__ import annotations
@@ -63,6 +63,26 @@ class VectorizeSummary(BaseModel):
     def area_m2(self) -> dict[str, float]:
         """Area per class in m² (the name before summaries shared their keys); same as ``area_m2_per_class``."""
         return self.area_m2_per_class
+
+
+class ObjectSummary(BaseModel):
+    """What an object detection (instance segmentation) wrote: polygons, optionally an id raster, and counts."""
+
+    output: str
+    instances_raster: str | None
+    format: str
+    width: int
+    height: int
+    tiles_total: int
+    tiles_run: int
+    tiles_skipped: int
+    n_objects: int
+    objects_per_class: dict[str, int]
+    area_m2_per_class: dict[str, float]
+    #: The most tile objects held at once, waiting on open seams (bounded by a row of tiles, not the scene).
+    peak_pending_objects: int
+    elapsed_s: float
+    megapixels_per_s: float
 
 
 class TrainingSummary(BaseModel):
