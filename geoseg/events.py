@@ -125,6 +125,11 @@ class MetricsEvent(BaseEvent):
     mean_iou: Score
     frequency_weighted_iou: Score
     mean_dice: Score
+    #: Object evaluations (instance models, object methods): F1 at IoU 0.5, COCO AP50 and AP@[.5:.95]; the
+    #: pixel scores above are then null.
+    f1: Score = None
+    ap50: Score = None
+    ap: Score = None
 
 
 class ErrorEvent(BaseEvent):
