@@ -139,7 +139,7 @@ def markdown_report(scores: ObjectScores, info: dict[str, Any]) -> str:
     lines += ["", "F1, precision and recall match objects one to one at IoU >= 0.5 (the SpaceNet rule); AP is "
               "COCO's (101-point, IoU 0.50 to 0.95), with no cap on detections. – marks a score without "
               "objects to compute it on.", "",
-              f"![found (green), false (orange) and missed (red) objects](preview.png)", ""]
+              "![found (green), false (orange) and missed (red) objects](preview.png)", ""]
     return "\n".join(lines)
 
 

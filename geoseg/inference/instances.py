@@ -114,15 +114,24 @@ def _crop(obj: SceneObject, box: tuple[int, int, int, int]) -> np.ndarray:
     return out
 
 
+def _area_in(obj: SceneObject, box: tuple[int, int, int, int]) -> int:
+    """Pixels of ``obj`` inside ``box``."""
+    inside = _intersection(obj.bounds, box)
+    if inside is None:
+        return 0
+    return int(obj.mask[inside[0] - obj.y:inside[2] - obj.y, inside[1] - obj.x:inside[3] - obj.x].sum())
+
+
 def _overlap_scores(a: SceneObject, b: SceneObject, shared: tuple[int, int, int, int]) -> tuple[float, float]:
     """IoU and containment (intersection over the smaller) of two objects inside ``shared``."""
-    area_a = int(_crop(a, shared).sum())
-    area_b = int(_crop(b, shared).sum())
     both = _intersection(a.bounds, b.bounds)
     box = _intersection(both, shared) if both is not None else None
-    if box is None or not area_a or not area_b:
+    if box is None:
         return 0.0, 0.0
     inter = int((_crop(a, box) & _crop(b, box)).sum())
+    if not inter:
+        return 0.0, 0.0
+    area_a, area_b = _area_in(a, shared), _area_in(b, shared)
     return inter / (area_a + area_b - inter), inter / min(area_a, area_b)
 
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import rasterio.features
-import shapely
 from affine import Affine
 
 from geoseg.errors import OutputError, ParameterError
@@ -34,8 +31,11 @@ from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import ObjectSummary
 from geoseg.vector.areas import area_m2, to_map, to_wgs84
 from geoseg.vector.flat import FlatPolygons
+from geoseg.vector.polygonize import polygonize_array
 from geoseg.vector.formats import OBJECT_SCHEMA, ObjectBatch, format_of, write_features
 
+#: Width in px of the canvas a batch of objects is polygonized on.
+CANVAS_WIDTH = 4096
 #: Objects below this score are dropped when neither the caller nor the bundle gives a threshold.
 DEFAULT_SCORE_THRESHOLD = 0.5
 
@@ -46,14 +46,36 @@ class MetaDetector(InstanceDetector, Protocol):
     meta: BundleMeta
 
 
-def object_polygons(objects: Iterable[SceneObject]) -> FlatPolygons:
-    """One polygon per object in scene pixel coordinates (each object is one 4-connected part)."""
-    geoms = []
+def object_polygons(objects: Sequence[SceneObject]) -> FlatPolygons:
+    """One polygon per object in scene pixel coordinates (each object is one 4-connected part).
+
+    GDAL polygonizes all of a batch in one call: the objects' masks are packed apart (a pixel between
+    neighbours) on a canvas labelled by object, and each polygon is moved back to where its object lies.
+    Objects may overlap in the scene (a model's masks can), so they cannot share one scene raster.
+    """
+    if not objects:
+        return FlatPolygons.empty()
+    width = max(CANVAS_WIDTH, max(o.mask.shape[1] for o in objects) + 1)
+    places, x, y, shelf = [], 0, 0, 0
     for obj in objects:
-        shapes = rasterio.features.shapes(obj.mask.view(np.uint8), mask=obj.mask, connectivity=4,
-                                          transform=Affine.translation(obj.x, obj.y))
-        geoms.append(shapely.geometry.shape(next(iter(shapes))[0]))
-    return FlatPolygons.from_geometries(np.array(geoms, dtype=object))
+        h, w = obj.mask.shape
+        if x + w > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        places.append((y, x))
+        x, shelf = x + w + 1, max(shelf, h)
+    canvas = np.zeros((y + shelf, width), np.int32)
+    for label, (obj, (py, px)) in enumerate(zip(objects, places), start=1):
+        h, w = obj.mask.shape
+        canvas[py:py + h, px:px + w][obj.mask] = label
+    batch = polygonize_array(canvas, canvas > 0, 0, 0)
+    order = np.argsort(batch.values, kind="stable")
+    if len(order) != len(objects) or not np.array_equal(batch.values[order], np.arange(1, len(objects) + 1)):
+        raise AssertionError("an object's mask is not one 4-connected part")
+    polys = batch.polygons.take(order)
+    shift = np.array([(o.x - px, o.y - py) for o, (py, px) in zip(objects, places)], np.float64)
+    vertices_per = np.diff(polys.ring_offsets)[:, None]
+    ring_owner = np.repeat(np.arange(len(objects)), np.diff(polys.polygon_offsets))
+    return polys.with_coords(lambda xy: xy + np.repeat(shift[ring_owner], vertices_per[:, 0], axis=0))
 
 
 class ObjectFeatures:
