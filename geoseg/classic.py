@@ -328,6 +328,8 @@ def predict_method(method: str, src: str | os.PathLike, dst: str | os.PathLike, 
 OBJECT_METHODS: tuple[str, ...] = ("bright-objects",)
 #: bright-objects: the widest object it looks for (m), and the smallest and largest object areas (m²).
 OBJECT_WIDTH_M, OBJECT_MIN_M2, OBJECT_MAX_M2 = 40.0, 15.0, 1500.0
+#: bright-objects: how far above the background's contrast an object stands, in robust standard deviations.
+OBJECT_SIGMAS = 5.0
 
 
 class BrightObjects:
@@ -335,7 +337,8 @@ class BrightObjects:
 
     The scene's brightness (the mean of its bands) minus its grey-level opening by a square of
     ``OBJECT_WIDTH_M`` (a white top-hat: what stands out of the local background over a narrower width)
-    is thresholded (Otsu's threshold over samples of the whole scene, or the caller's), opened by one pixel,
+    is thresholded (``OBJECT_SIGMAS`` robust deviations above the background's contrast, from samples of the
+    whole scene, or the caller's threshold), opened by one pixel,
     hole-filled and split into 4-connected components; components of ``OBJECT_MIN_M2`` to ``OBJECT_MAX_M2``
     are objects, scored by their mean contrast over three thresholds. It runs tile by tile in the object
     engine like a model (an :class:`~geoseg.model.instances.InstanceDetector`), merged across tiles alike.
@@ -368,7 +371,7 @@ class BrightObjects:
             method = cls(meta, 0.0, width_px, max(1, round(OBJECT_MIN_M2 / gsd ** 2)),
                          round(OBJECT_MAX_M2 / gsd ** 2))
             if threshold is None:
-                threshold = method._otsu(dataset, indexes)
+                threshold = method._background_threshold(dataset, indexes)
         if threshold <= 0:
             raise ParameterError("threshold", threshold, "bright-objects takes a positive contrast (in the "
                                  "scene's units) above the local background")
@@ -398,8 +401,13 @@ class BrightObjects:
         scores = np.clip(np.asarray(means) / (3 * self.threshold), 0, 1).astype(np.float32)
         return TileInstances(masks, scores, np.ones(len(keep), np.int32))
 
-    def _otsu(self, dataset: rasterio.DatasetReader, indexes: list[int]) -> float:
-        """Otsu's threshold of the contrast over :func:`~geoseg.io.rasters.sample_windows` of the scene."""
+    def _background_threshold(self, dataset: rasterio.DatasetReader, indexes: list[int]) -> float:
+        """``OBJECT_SIGMAS`` robust standard deviations (1.4826 x MAD) above the median contrast, over
+        :func:`~geoseg.io.rasters.sample_windows` of the scene.
+
+        Objects are rare (a few percent of a scene), so the contrast is mostly background texture; Otsu's
+        split of such a histogram falls inside the texture and calls half of it objects.
+        """
         values = []
         for w in sample_windows(dataset.height, dataset.width, side=max(256, 4 * self.width_px)):
             data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, dataset.nodata)
@@ -407,6 +415,6 @@ class BrightObjects:
         sample = np.concatenate(values)
         if sample.size == 0:
             raise InputFileError(f"{dataset.name}: no valid pixels to threshold")
-        high = float(np.percentile(sample, 99.5)) or 1.0
-        scaled = np.clip(sample / high, 0, 1) * 2 - 1
-        return (otsu_threshold(scaled) + 1) / 2 * high
+        median = float(np.median(sample))
+        spread = 1.4826 * float(np.median(np.abs(sample - median)))
+        return median + OBJECT_SIGMAS * max(spread, 1e-6)
