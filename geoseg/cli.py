@@ -409,7 +409,7 @@ def export(
     from geoseg.model.onnx import OnnxBundle, export_onnx
     from geoseg.model.loading import load_model
 
-    bundle = load_model(model)
+    bundle = load_model(model, task=None)           # export_onnx says which tasks it exports
     if isinstance(bundle, OnnxBundle):
         raise ModelError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
     path = export_onnx(bundle, onnx, overwrite=overwrite)
