@@ -24,18 +24,19 @@ class MaskRCNNDetector:
 
     ``score_threshold`` and ``mask_threshold`` default to the bundle's; ``max_per_tile`` caps the objects of
     one tile (the best-scoring ones are kept). Objects whose thresholded mask is empty are dropped: they have
-    no outline to give.
+    no outline to give. ``network``: an already built network for ``bundle.meta`` (the trainer's, scored
+    between epochs) instead of one built from the bundle's weights.
     """
 
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu",
                  score_threshold: float | None = None, mask_threshold: float | None = None,
-                 max_per_tile: int = DETECTIONS_PER_TILE):
+                 max_per_tile: int = DETECTIONS_PER_TILE, network: torch.nn.Module | None = None):
         check_task(bundle.meta, bundle.path, "instance")
         self.meta = bundle.meta
         self.device = torch.device(device)
         self.score_threshold = self.meta.score_threshold if score_threshold is None else score_threshold
         self.mask_threshold = self.meta.mask_threshold if mask_threshold is None else mask_threshold
-        self.network = bundle.build().to(self.device).eval()
+        self.network = (network if network is not None else bundle.build()).to(self.device).eval()
         self.network.roi_heads.score_thresh = self.score_threshold
         self.network.roi_heads.detections_per_img = max_per_tile
         self.class_ids = np.array([c.id for c in self.meta.scheme.classes], np.int32)
