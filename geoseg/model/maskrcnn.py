@@ -10,7 +10,8 @@ gives it:
 
 Backbone: a torchvision ResNet (``model.encoder``: resnet18, resnet34 or resnet50) with BatchNorm (trained
 from scratch: frozen BatchNorm, torchvision's default for fine-tuning, would be an identity here) and an FPN
-of ``model.decoder_channels[0]`` channels. :func:`geoseg.model.networks.build_model` calls it for
+of ``model.decoder_channels[0]`` channels; the heads scale with it (mask head convolutions of that width,
+box features of four times it: torchvision's 1024 for its 256-channel FPN). :func:`geoseg.model.networks.build_model` calls it for
 ``MaskRCNN`` bundles, so a bundle's ``build()`` loads its weights like any other.
 """
 from __future__ import annotations
@@ -72,8 +73,9 @@ def build_instance_network(meta: BundleMeta) -> MaskRCNN:
                      mask_head=MaskRCNNHeads(width, (width,) * 4, 1),
                      mask_predictor=MaskRCNNPredictor(width, width, classes),
                      box_score_thresh=meta.score_threshold, box_detections_per_img=DETECTIONS_PER_TILE,
-                     rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=256,
-                     box_head=TwoMLPHead(width * _BOX_POOL ** 2, 1024), box_predictor=FastRCNNPredictor(1024, classes))
+                     rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=128,
+                     box_head=TwoMLPHead(width * _BOX_POOL ** 2, 4 * width),
+                     box_predictor=FastRCNNPredictor(4 * width, classes))
     model.transform = _TilesAsTheyAre(min_size=meta.tile_size, max_size=meta.tile_size,
                                       image_mean=[0.0] * meta.in_channels, image_std=[1.0] * meta.in_channels)
     return model
