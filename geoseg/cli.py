@@ -375,15 +375,22 @@ def train(
 
             write_event(EpochEvent(**row))
         elif progress == ProgressChoice.rich and not quiet:
-            err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_mean_iou']:.4f}, "
-                              f"OA {row['val_overall_accuracy']:.4f}{' (best)' if row['best'] else ''}", soft_wrap=True)
+            scores = (f"val F1@0.5 {row['val_f1']:.4f}, mask IoU {row['val_mask_iou']:.4f}" if "val_f1" in row
+                      else f"val mIoU {row['val_mean_iou']:.4f}, OA {row['val_overall_accuracy']:.4f}")
+            err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, {scores}"
+                              f"{' (best)' if row['best'] else ''}", soft_wrap=True)
 
     result = run_train(settings, resume=resume, overwrite=overwrite, reporter=_reporter(progress, quiet, "train"),
                        on_epoch=on_epoch)
     if progress == ProgressChoice.rich and not quiet:
+        done = result.summary()
+        shown = {k: "n/a" if v is None else f"{v:.4f}" for k, v in done.model_dump().items() if isinstance(v, float)
+                 or v is None}
+        scores = (f"F1@0.5 {shown['f1']} (precision {shown['precision']}, recall {shown['recall']})"
+                  if settings.task == "instance" else f"mIoU {shown['mean_iou']}, OA {shown['overall_accuracy']}")
+        where = f"; report in {result.report_dir}" if settings.task == "semantic" else ""
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
-                          f"{result.elapsed_s:.0f} s): {result.scored_on} mIoU {result.scores.mean_iou:.4f}, "
-                          f"OA {result.scores.overall_accuracy:.4f}; report in {result.report_dir}", soft_wrap=True)
+                          f"{result.elapsed_s:.0f} s): {result.scored_on} {scores}{where}", soft_wrap=True)
 
 
 @app.command()
@@ -487,7 +494,7 @@ def export(
     from geoseg.model.onnx import OnnxBundle, export_onnx
     from geoseg.model.loading import load_model
 
-    bundle = load_model(model)
+    bundle = load_model(model, task=None)           # export_onnx says which tasks it exports
     if isinstance(bundle, OnnxBundle):
         raise ModelError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
     path = export_onnx(bundle, onnx, overwrite=overwrite)

@@ -73,7 +73,8 @@ class WarningEvent(BaseEvent):
 
 
 class EpochEvent(BaseEvent):
-    """One training epoch: a row of the training log (geoseg.training.loop.LOG_FIELDS)."""
+    """One training epoch: a row of the training log (``LOG_FIELDS`` of geoseg.training.loop for semantic
+    models, of geoseg.training.instances for instance models; the other task's scores are None)."""
 
     event: Literal["epoch"] = "epoch"
     task: Literal["train"] = "train"
@@ -81,8 +82,12 @@ class EpochEvent(BaseEvent):
     step: int
     lr: float
     train_loss: Score
-    val_mean_iou: Score
-    val_overall_accuracy: Score
+    val_mean_iou: Score = None
+    val_overall_accuracy: Score = None
+    val_f1: Score = None
+    val_precision: Score = None
+    val_recall: Score = None
+    val_mask_iou: Score = None
     seconds: float
     best: bool
 

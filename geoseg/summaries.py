@@ -94,7 +94,12 @@ class TrainingSummary(BaseModel):
     elapsed_s: float
     #: "test" when the scores come from the config's test block, else "validation".
     scored_on: str
-    overall_accuracy: Score
-    mean_iou: Score
-    frequency_weighted_iou: Score
-    mean_dice: Score
+    #: A semantic model's scores (None for an instance model).
+    overall_accuracy: Score = None
+    mean_iou: Score = None
+    frequency_weighted_iou: Score = None
+    mean_dice: Score = None
+    #: An instance model's scores: objects matched one to one at IoU >= 0.5 (None for a semantic model).
+    f1: Score = None
+    precision: Score = None
+    recall: Score = None

@@ -93,7 +93,12 @@ def test_undefined_scores_are_null_not_nan() -> None:
 
 
 def test_epoch_events_carry_the_training_log_row() -> None:
-    assert [f for f in EpochEvent.model_fields if f not in ("event", "task")] == list(LOG_FIELDS)
+    from geoseg.training.instances import LOG_FIELDS as INSTANCE_LOG_FIELDS
+
+    fields = [f for f in EpochEvent.model_fields if f not in ("event", "task")]
+    for log in (LOG_FIELDS, INSTANCE_LOG_FIELDS):            # each task's row, in order, within the event
+        assert [f for f in fields if f in log] == list(log)
+    assert set(fields) == set(LOG_FIELDS) | set(INSTANCE_LOG_FIELDS)
 
 
 def test_metrics_events_carry_the_headline_scores() -> None:
