@@ -254,7 +254,8 @@ def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[st
     from geoseg.evaluation.instances import object_detector
     from geoseg.vector.objects import ObjectPredictor
 
-    detector = object_detector(method or model, scene, bands=bands, threshold=threshold, device=device)  # type: ignore[arg-type]
+    detector = object_detector(method or model, scene, bands=bands, threshold=threshold, device=device,  # type: ignore[arg-type]
+                               score_threshold=score_threshold)
     predictor = ObjectPredictor(detector, tile=tile, overlap=overlap, batch_size=batch_size,
                                 score_threshold=score_threshold)
     summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=None if method else bands,

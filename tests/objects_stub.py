@@ -22,7 +22,7 @@ ORIGIN = Affine(0.5, 0, 500000, 0, -0.5, 4100000)     # 0.5 m pixels in UTM 33N
 def id_meta(tile: int = 64, overlap: int = 16) -> BundleMeta:
     scheme = ClassScheme(classes=[ClassInfo(id=1, name="building", color="#d62728"),
                                   ClassInfo(id=2, name="tree", color="#2ca02c")])
-    return BundleMeta(name="id-stub", model=ModelSpec(architecture="MaskRCNN", encoder=None),
+    return BundleMeta(name="id-stub", task="instance", model=ModelSpec(architecture="MaskRCNN", encoder=None),
                       bands=[BandSpec(name="ids")], input_dtype="uint32", scheme=scheme, tile_size=tile,
                       overlap=overlap, gsd=0.5)
 

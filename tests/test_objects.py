@@ -112,3 +112,37 @@ def test_classic_baseline_on_spacenet(spacenet: tuple[Path, Path], tmp_path: Pat
     report = evaluate_objects("bright-objects", chip, footprints, tmp_path / "report")
     assert report.scores.references == 43
     assert 0.0 <= report.scores.f1 <= 1.0 and report.scores.predictions > 0
+
+
+@pytest.mark.slow
+def test_cli_dispatches_on_an_instance_bundle(tmp_path: Path) -> None:
+    """A real (tiny, untrained) Mask R-CNN bundle: predict and evaluate find objects because the bundle says
+    its task is instance; the semantic-only options are refused in one line."""
+    from tests.conftest import tiny_bundle
+    from tests.model.test_instance_net import instance_meta
+
+    bundle = tmp_path / "buildings.safetensors"
+    tiny_bundle(instance_meta(tile_size=64, overlap=16)).save(bundle)
+    rng = np.random.default_rng(1)
+    scene = tmp_path / "pan.tif"
+    with rasterio.open(scene, "w", driver="GTiff", width=100, height=90, count=1, dtype="uint16",
+                       crs="EPSG:32616", transform=ORIGIN) as ds:
+        ds.write(rng.normal(400, 150, (90, 100)).clip(1, 4000).astype(np.uint16), 1)
+        ds.set_band_description(1, "pan")
+    out = tmp_path / "objects.gpkg"
+    result = geoseg("predict", scene, "-o", out, "--model", bundle, "--score-threshold", "0.2", "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    done = parse_event(result.stdout.splitlines()[-1])
+    assert done.task == "detect" and done.tiles_total == 4 and done.n_objects == len(pyogrio.read_dataframe(out))
+    frame = pyogrio.read_dataframe(out)
+    assert list(frame.columns)[:5] == ["instance_id", "class_id", "class_name", "score", "area_m2"]
+    assert (frame["score"] >= 0.2).all() and set(frame["class_name"]) <= {"building", "pond"}
+    refused = geoseg("predict", scene, "-o", tmp_path / "m.tif", "--model", bundle, "--polygons", tmp_path / "p.gpkg")
+    assert refused.returncode == 2 and "--polygons" in refused.stderr
+    footprints = tmp_path / "footprints.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(*(ORIGIN @ (10, 30)), *(ORIGIN @ (30, 10)))], crs="EPSG:32616").to_file(
+        footprints)
+    report = geoseg("evaluate", bundle, scene, footprints, "-o", tmp_path / "report", "--quiet")
+    assert report.returncode == 0, report.stderr
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["references"] == 1 and metrics["model_file"] == "buildings.safetensors"

@@ -45,9 +45,12 @@ class ObjectEvaluation:
 
 
 def object_detector(model: MetaDetector | str | os.PathLike, scene: str | os.PathLike, *,
-                    bands: list[int] | None = None, threshold: float | None = None, device: str = "auto"
-                    ) -> MetaDetector:
-    """A detector from a loaded one, a classic object method's name, or an instance bundle's path."""
+                    bands: list[int] | None = None, threshold: float | None = None, device: str = "auto",
+                    score_threshold: float | None = None) -> MetaDetector:
+    """A detector from a loaded one, a classic object method's name, or an instance bundle's path.
+
+    A model's own score cut is lowered to ``score_threshold`` when that is given (the engine applies it).
+    """
     if hasattr(model, "detect"):
         return model  # type: ignore[return-value]
     if str(model) in OBJECT_METHODS:
@@ -55,9 +58,11 @@ def object_detector(model: MetaDetector | str | os.PathLike, scene: str | os.Pat
     if threshold is not None:
         raise ParameterError("threshold", threshold, "sets a classic method's threshold; use {score_threshold} "
                              "with a model", parameters=("score_threshold",))
+    from geoseg.inference.device import plan_execution
     from geoseg.model.instance_net import load_instance_detector
 
-    return load_instance_detector(model, device=device)
+    return load_instance_detector(model, device=plan_execution(device, "fp32").device,
+                                  score_threshold=score_threshold)
 
 
 def evaluate_objects(model: MetaDetector | str | os.PathLike, scene: str | os.PathLike,
@@ -75,7 +80,8 @@ def evaluate_objects(model: MetaDetector | str | os.PathLike, scene: str | os.Pa
     setup = {k: options.pop(k) for k in ("tile", "overlap", "batch_size", "score_threshold") if k in options}
     with report_folder(output_dir, OUTPUTS, overwrite, (scene, footprints)) as files:
         reference, pixel_area = _reference(footprints, scene)
-        detector = object_detector(model, scene, bands=bands, threshold=threshold, device=device)
+        detector = object_detector(model, scene, bands=bands, threshold=threshold, device=device,
+                                   score_threshold=setup.get("score_threshold"))
         predictor = ObjectPredictor(detector, **setup)
         summary = predictor.predict(scene, files["objects.gpkg"], bands=None if str(model) in OBJECT_METHODS
                                     else bands, overwrite=overwrite, reporter=reporter, **options)

@@ -36,8 +36,6 @@ from geoseg.vector.formats import OBJECT_SCHEMA, ObjectBatch, format_of, write_f
 
 #: Width in px of the canvas a batch of objects is polygonized on.
 CANVAS_WIDTH = 4096
-#: Objects below this score are dropped when neither the caller nor the bundle gives a threshold.
-DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 class MetaDetector(InstanceDetector, Protocol):
@@ -121,7 +119,7 @@ class ObjectPredictor:
         self.tile, self.overlap = int(config.tile), int(config.overlap)  # type: ignore[arg-type]
         self.batch_size = int(config.batch_size)  # type: ignore[arg-type]
         if score_threshold is None:
-            score_threshold = getattr(self.meta, "score_threshold", DEFAULT_SCORE_THRESHOLD)
+            score_threshold = self.meta.score_threshold
         if not 0.0 <= score_threshold <= 1.0:
             raise ParameterError("score_threshold", score_threshold, "must be between 0 and 1")
         self.score_threshold = float(score_threshold)
