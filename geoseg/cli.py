@@ -262,7 +262,7 @@ def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[st
                                 nodata=nodata, check_values=check_values, overwrite=overwrite,
                                 reporter=_reporter(progress, quiet, "detect"))
     if progress == ProgressChoice.rich and not quiet:
-        counts = ", ".join(f"{n} {name}" for name, n in summary.objects_per_class.items()) or "no object"
+        counts = ", ".join(f"{name}: {n}" for name, n in summary.objects_per_class.items()) or "none"
         err_console.print(f"wrote {summary.n_objects} objects ({counts}) to {summary.output}"
                           + (f" and their ids to {summary.instances_raster}" if summary.instances_raster else "")
                           + f" in {summary.elapsed_s:.1f} s ({summary.tiles_run} tiles run, {summary.tiles_skipped} "
