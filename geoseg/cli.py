@@ -452,9 +452,7 @@ def _evaluate_objects(model: str, scene: str, footprints: Path, output_dir: Path
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event
 
-        write_event(MetricsEvent(output=str(output_dir), overall_accuracy=None, mean_iou=None,
-                                 frequency_weighted_iou=None, mean_dice=None, f1=scores.f1, ap50=scores.ap50,
-                                 ap=scores.ap))
+        write_event(MetricsEvent(output=str(output_dir), **scores.summary()))
     elif not quiet:
         err_console.print(f"F1@0.5 {scores.f1:.4f} (precision {scores.precision:.4f}, recall {scores.recall:.4f}), "
                           f"AP50 {scores.ap50:.4f}, AP {scores.ap:.4f} over {scores.references} reference objects; "

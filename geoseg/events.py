@@ -126,12 +126,13 @@ class MetricsEvent(BaseEvent):
     event: Literal["metrics"] = "metrics"
     task: Literal["evaluate"] = "evaluate"
     output: str
-    overall_accuracy: Score
-    mean_iou: Score
-    frequency_weighted_iou: Score
-    mean_dice: Score
-    #: Object evaluations (instance models, object methods): F1 at IoU 0.5, COCO AP50 and AP@[.5:.95]; the
-    #: pixel scores above are then null.
+    #: Pixel evaluations (class maps); null for an object evaluation.
+    overall_accuracy: Score = None
+    mean_iou: Score = None
+    frequency_weighted_iou: Score = None
+    mean_dice: Score = None
+    #: Object evaluations (instance models, object methods): F1 at IoU 0.5, COCO AP50 and AP@[.5:.95]; null
+    #: for a pixel evaluation.
     f1: Score = None
     ap50: Score = None
     ap: Score = None

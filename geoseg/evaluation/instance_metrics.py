@@ -139,6 +139,10 @@ class ObjectScores:
     per_size: dict[str, dict[str, float]]
     matches: list[tuple[int, int]]
 
+    def summary(self) -> dict[str, float]:
+        """The headline scores, as the CLI's metrics event carries them."""
+        return {"f1": self.f1, "ap50": self.ap50, "ap": self.ap}
+
     def to_json_dict(self) -> dict[str, object]:
         def clean(v: float) -> float | None:
             return None if v is None or np.isnan(v) else round(float(v), 6)
