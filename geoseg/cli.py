@@ -131,7 +131,7 @@ def _parse_numbers(text: Optional[str], parameter: str = "bands") -> Optional[li
 @reports_errors
 def predict(
     scene: Annotated[str, typer.Argument(help="input raster: a GeoTIFF or any GDAL raster, /vsizip/ and /vsicurl/ paths included")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="class map GeoTIFF (COG) to write")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="class map GeoTIFF (COG) to write; for an instance model or an object method, polygons (.gpkg, .shp, .geojson, .parquet, .fgb)")],
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="model bundle (.safetensors) or ONNX model (.onnx); default: the embedded model")] = None,
     backend: Annotated[BackendChoice, typer.Option(help="torch, onnx (onnxruntime) or auto: onnx for .onnx models, torch otherwise")] = BackendChoice.auto,
     tile: Annotated[Optional[int], typer.Option(help="tile size in px (default: the model's)")] = None,
@@ -152,8 +152,10 @@ def predict(
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir)")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold instead of Otsu's")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), or bright-objects (objects as polygons)")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold (bright-objects: contrast) instead of Otsu's")] = None,
+    score_threshold: Annotated[Optional[float], typer.Option("--score-threshold", help="instance models: drop objects scoring below this (default: the model's)")] = None,
+    instances_raster: Annotated[Optional[Path], typer.Option("--instances-raster", help="instance models: also write a uint32 GeoTIFF (COG) of object ids (0: none)")] = None,
     local_workers: Annotated[Optional[int], typer.Option("--local-workers", help="many scenes: run on a local Dask cluster of N worker processes (needs geoseg[distributed])")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="many scenes: run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="many scenes: skip scenes the run manifest in -o records as done with the same settings")] = False,
@@ -183,6 +185,21 @@ def predict(
                       resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
         return
 
+    if _finds_objects(model, method):
+        if probabilities is not None or polygons is not None or min_area is not None or simplify is not None:
+            raise ParameterError("model" if method is None else "method", method or model,
+                                 "finds objects, written as polygons to {output}; it takes no {probabilities}, "
+                                 "{polygons}, {min_area} or {simplify}",
+                                 parameters=("output", "probabilities", "polygons", "min_area", "simplify"))
+        _detect(scene, output, model, method, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
+                score_threshold=score_threshold, threshold=threshold, instances_raster=instances_raster,
+                bands=_parse_numbers(bands), nodata=nodata, check_values=not no_value_check, overwrite=overwrite,
+                progress=progress, quiet=quiet)
+        return
+    if score_threshold is not None or instances_raster is not None:
+        raise ParameterError("score_threshold" if score_threshold is not None else "instances_raster",
+                             score_threshold if score_threshold is not None else instances_raster,
+                             "applies to instance models (objects); this model labels pixels")
     if polygons is not None:
         check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
     reporter = _reporter(progress, quiet, "predict")
@@ -217,6 +234,43 @@ def predict(
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
+
+
+def _finds_objects(model: Optional[Path | str], method: Optional[str]) -> bool:
+    """Whether this run finds objects: an object method, or a bundle whose task is ``instance``."""
+    from geoseg.classic import OBJECT_METHODS
+
+    if method is not None:
+        return method in OBJECT_METHODS
+    if model is None or Path(model).suffix.lower() == ".onnx" or not Path(model).is_file():
+        return False                     # the predictor's own loading reports a missing or damaged file
+    from geoseg.model.loading import read_meta
+
+    return read_meta(model).task == "instance"
+
+
+def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[str], *, tile: Optional[int],
+            overlap: Optional[int], batch_size: Optional[int], device: str, score_threshold: Optional[float],
+            threshold: Optional[float], instances_raster: Optional[Path], bands: Optional[list[int]],
+            nodata: Optional[float], check_values: bool, overwrite: bool, progress: ProgressChoice,
+            quiet: bool) -> None:
+    """Objects of ``scene`` (an instance model or an object method) as polygons in ``output``."""
+    from geoseg.evaluation.instances import object_detector
+    from geoseg.vector.objects import ObjectPredictor
+
+    detector = object_detector(method or model, scene, bands=bands, threshold=threshold, device=device,  # type: ignore[arg-type]
+                               score_threshold=score_threshold)
+    predictor = ObjectPredictor(detector, tile=tile, overlap=overlap, batch_size=batch_size,
+                                score_threshold=score_threshold)
+    summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=None if method else bands,
+                                nodata=nodata, check_values=check_values, overwrite=overwrite,
+                                reporter=_reporter(progress, quiet, "detect"))
+    if progress == ProgressChoice.rich and not quiet:
+        counts = ", ".join(f"{name}: {n}" for name, n in summary.objects_per_class.items()) or "none"
+        err_console.print(f"wrote {summary.n_objects} objects ({counts}) to {summary.output}"
+                          + (f" and their ids to {summary.instances_raster}" if summary.instances_raster else "")
+                          + f" in {summary.elapsed_s:.1f} s ({summary.tiles_run} tiles run, {summary.tiles_skipped} "
+                          "skipped as nodata)", soft_wrap=True)
 
 
 def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict[str, Any], *,
@@ -326,23 +380,30 @@ def train(
 
             write_event(EpochEvent(**row))
         elif progress == ProgressChoice.rich and not quiet:
-            err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_mean_iou']:.4f}, "
-                              f"OA {row['val_overall_accuracy']:.4f}{' (best)' if row['best'] else ''}", soft_wrap=True)
+            scores = (f"val F1@0.5 {row['val_f1']:.4f}, mask IoU {row['val_mask_iou']:.4f}" if "val_f1" in row
+                      else f"val mIoU {row['val_mean_iou']:.4f}, OA {row['val_overall_accuracy']:.4f}")
+            err_console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, {scores}"
+                              f"{' (best)' if row['best'] else ''}", soft_wrap=True)
 
     result = run_train(settings, resume=resume, overwrite=overwrite, reporter=_reporter(progress, quiet, "train"),
                        on_epoch=on_epoch)
     if progress == ProgressChoice.rich and not quiet:
+        done = result.summary()
+        shown = {k: "n/a" if v is None else f"{v:.4f}" for k, v in done.model_dump().items() if isinstance(v, float)
+                 or v is None}
+        scores = (f"F1@0.5 {shown['f1']} (precision {shown['precision']}, recall {shown['recall']})"
+                  if settings.task == "instance" else f"mIoU {shown['mean_iou']}, OA {shown['overall_accuracy']}")
+        where = f"; report in {result.report_dir}" if settings.task == "semantic" else ""
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
-                          f"{result.elapsed_s:.0f} s): {result.scored_on} mIoU {result.scores.mean_iou:.4f}, "
-                          f"OA {result.scores.overall_accuracy:.4f}; report in {result.report_dir}", soft_wrap=True)
+                          f"{result.elapsed_s:.0f} s): {result.scored_on} {scores}{where}", soft_wrap=True)
 
 
 @app.command()
 @reports_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(help="model bundle (.safetensors), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow")],
+    model: Annotated[str, typer.Argument(help="model bundle (.safetensors; an instance model is scored on objects), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, bright-objects")],
     scene: Annotated[str, typer.Argument(help="scene raster (any GDAL raster)")],
-    labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
+    labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp); for objects, one footprint polygon per object")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
     class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
     nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (pixels with it in any band are not scored)")] = None,
@@ -356,9 +417,14 @@ def evaluate(
     quiet: QuietOpt = False,
 ) -> None:
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
-    from geoseg.classic import METHODS
+    from geoseg.classic import METHODS, OBJECT_METHODS
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
     from geoseg.training.config import load_legend
+
+    if model in OBJECT_METHODS or (model not in METHODS and model != "default" and _finds_objects(Path(model), None)):
+        _evaluate_objects(model, scene, labels, output_dir, bands=_parse_numbers(bands), nodata=nodata,
+                          overwrite=overwrite, progress=progress, quiet=quiet)
+        return
 
     pair = _parse_numbers(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
@@ -378,6 +444,24 @@ def evaluate(
         err_console.print(f"OA {scores.overall_accuracy:.4f}, mIoU {scores.mean_iou:.4f}, fwIoU "
                           f"{scores.frequency_weighted_iou:.4f} over {scores.pixels} labelled pixels; report in "
                           f"{output_dir}", soft_wrap=True)
+
+
+def _evaluate_objects(model: str, scene: str, footprints: Path, output_dir: Path, *, bands: Optional[list[int]],
+                      nodata: Optional[float], overwrite: bool, progress: ProgressChoice, quiet: bool) -> None:
+    """Score an instance model or an object method against footprints: F1@0.5, AP50, AP and a report."""
+    from geoseg.evaluation.instances import evaluate_objects
+
+    result = evaluate_objects(model, scene, footprints, output_dir, bands=bands, nodata=nodata, overwrite=overwrite,
+                              reporter=_reporter(progress, quiet, "detect"))
+    scores = result.scores
+    if progress == ProgressChoice.json:
+        from geoseg.events import MetricsEvent, write_event
+
+        write_event(MetricsEvent(output=str(output_dir), **scores.summary()))
+    elif not quiet:
+        err_console.print(f"F1@0.5 {scores.f1:.4f} (precision {scores.precision:.4f}, recall {scores.recall:.4f}), "
+                          f"AP50 {scores.ap50:.4f}, AP {scores.ap:.4f} over {scores.references} reference objects; "
+                          f"report in {output_dir}", soft_wrap=True)
 
 
 @app.command()
@@ -415,7 +499,7 @@ def export(
     from geoseg.model.onnx import OnnxBundle, export_onnx
     from geoseg.model.loading import load_model
 
-    bundle = load_model(model)
+    bundle = load_model(model, task=None)           # export_onnx says which tasks it exports
     if isinstance(bundle, OnnxBundle):
         raise ModelError(f"{model}: already an ONNX model; pass the .safetensors bundle to export")
     path = export_onnx(bundle, onnx, overwrite=overwrite)

@@ -15,6 +15,7 @@ The QGIS plugin never imports geoseg (it runs in QGIS's Python), so it gets the 
     {"event": "epoch", "task": "train", "epoch": 3, "step": 24, "lr": 0.01, "train_loss": 0.8, ...}
     {"event": "done", "task": "predict", "output": "map.tif", "area_m2_per_class": {...}, ...}
     {"event": "done", "task": "vectorize", "output": "map.gpkg", "area_m2_per_class": {...}, ...}
+    {"event": "done", "task": "detect", "output": "buildings.gpkg", "n_objects": 4213, ...}
     {"event": "metrics", "task": "evaluate", "output": "report", "mean_iou": 0.61, ...}
     {"event": "error", "task": "predict", "message": "...", "exit_code": 2}
 
@@ -29,10 +30,10 @@ from typing import IO, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from geoseg.summaries import PredictionSummary, Score, TrainingSummary, VectorizeSummary
+from geoseg.summaries import ObjectSummary, PredictionSummary, Score, TrainingSummary, VectorizeSummary
 
 #: The commands that write events (``info`` only its error, with ``--json``).
-Task = Literal["predict", "vectorize", "train", "evaluate", "info"]
+Task = Literal["predict", "detect", "vectorize", "train", "evaluate", "info"]
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -72,7 +73,8 @@ class WarningEvent(BaseEvent):
 
 
 class EpochEvent(BaseEvent):
-    """One training epoch: a row of the training log (geoseg.training.loop.LOG_FIELDS)."""
+    """One training epoch: a row of the training log (``LOG_FIELDS`` of geoseg.training.loop for semantic
+    models, of geoseg.training.instances for instance models; the other task's scores are None)."""
 
     event: Literal["epoch"] = "epoch"
     task: Literal["train"] = "train"
@@ -80,8 +82,12 @@ class EpochEvent(BaseEvent):
     step: int
     lr: float
     train_loss: Score
-    val_mean_iou: Score
-    val_overall_accuracy: Score
+    val_mean_iou: Score = None
+    val_overall_accuracy: Score = None
+    val_f1: Score = None
+    val_precision: Score = None
+    val_recall: Score = None
+    val_mask_iou: Score = None
     seconds: float
     best: bool
 
@@ -91,6 +97,13 @@ class PredictDoneEvent(PredictionSummary, BaseEvent):
 
     event: Literal["done"] = "done"
     task: Literal["predict", "evaluate"]
+
+
+class DetectDoneEvent(ObjectSummary, BaseEvent):
+    """Objects were written (``geoseg predict`` with an instance model): the object summary."""
+
+    event: Literal["done"] = "done"
+    task: Literal["detect"] = "detect"
 
 
 class VectorizeDoneEvent(VectorizeSummary, BaseEvent):
@@ -113,10 +126,16 @@ class MetricsEvent(BaseEvent):
     event: Literal["metrics"] = "metrics"
     task: Literal["evaluate"] = "evaluate"
     output: str
-    overall_accuracy: Score
-    mean_iou: Score
-    frequency_weighted_iou: Score
-    mean_dice: Score
+    #: Pixel evaluations (class maps); null for an object evaluation.
+    overall_accuracy: Score = None
+    mean_iou: Score = None
+    frequency_weighted_iou: Score = None
+    mean_dice: Score = None
+    #: Object evaluations (instance models, object methods): F1 at IoU 0.5, COCO AP50 and AP@[.5:.95]; null
+    #: for a pixel evaluation.
+    f1: Score = None
+    ap50: Score = None
+    ap: Score = None
 
 
 class ErrorEvent(BaseEvent):
@@ -127,7 +146,8 @@ class ErrorEvent(BaseEvent):
     exit_code: int
 
 
-DoneEvent = Annotated[Union[PredictDoneEvent, VectorizeDoneEvent, TrainDoneEvent], Field(discriminator="task")]
+DoneEvent = Annotated[Union[PredictDoneEvent, DetectDoneEvent, VectorizeDoneEvent, TrainDoneEvent],
+                      Field(discriminator="task")]
 Event = Annotated[Union[StartEvent, ProgressEvent, WarningEvent, EpochEvent, DoneEvent, MetricsEvent, ErrorEvent],
                   Field(discriminator="event")]
 EVENTS: TypeAdapter[Any] = TypeAdapter(Event)

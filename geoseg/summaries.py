@@ -3,7 +3,7 @@
 One set of keys for the same things, whatever the job: ``output`` is the file written, ``area_m2_per_class``
 the area of each class in m², ``elapsed_s`` the wall time. Every producer of class maps (the model predictor
 and the classic methods) returns :class:`PredictionSummary`; vectorize returns :class:`VectorizeSummary`;
-training :class:`TrainingSummary`. The CLI's ``done`` events (:mod:`geoseg.events`) carry them unchanged,
+training :class:`TrainingSummary`; object detection :class:`ObjectSummary`. The CLI's ``done`` events (:mod:`geoseg.events`) carry them unchanged,
 so faces and the QGIS plugin read the same keys.
 """
 from __future__ import annotations
@@ -65,6 +65,26 @@ class VectorizeSummary(BaseModel):
         return self.area_m2_per_class
 
 
+class ObjectSummary(BaseModel):
+    """What an object detection (instance segmentation) wrote: polygons, optionally an id raster, and counts."""
+
+    output: str
+    instances_raster: str | None
+    format: str
+    width: int
+    height: int
+    tiles_total: int
+    tiles_run: int
+    tiles_skipped: int
+    n_objects: int
+    objects_per_class: dict[str, int]
+    area_m2_per_class: dict[str, float]
+    #: The most tile objects held at once, waiting on open seams (bounded by a row of tiles, not the scene).
+    peak_pending_objects: int
+    elapsed_s: float
+    megapixels_per_s: float
+
+
 class TrainingSummary(BaseModel):
     """What training wrote (the bundle) and how the shipped model scored on the held-out block."""
 
@@ -74,7 +94,12 @@ class TrainingSummary(BaseModel):
     elapsed_s: float
     #: "test" when the scores come from the config's test block, else "validation".
     scored_on: str
-    overall_accuracy: Score
-    mean_iou: Score
-    frequency_weighted_iou: Score
-    mean_dice: Score
+    #: A semantic model's scores (None for an instance model).
+    overall_accuracy: Score = None
+    mean_iou: Score = None
+    frequency_weighted_iou: Score = None
+    mean_dice: Score = None
+    #: An instance model's scores: objects matched one to one at IoU >= 0.5 (None for a semantic model).
+    f1: Score = None
+    precision: Score = None
+    recall: Score = None

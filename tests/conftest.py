@@ -94,3 +94,16 @@ def tiny_config(tmp_path: Path, scene: Path, labels: Path, **overrides: object) 
     }
     config.update(overrides)
     return config
+
+
+#: Data that may not ship (licence): reached only here, and tests that need it skip without it (CI has it).
+SPACENET = ROOT.parent / "shared" / "data" / "spacenet_buildings"
+
+
+@pytest.fixture
+def spacenet() -> tuple[Path, Path]:
+    """The 0.5 m SpaceNet panchromatic chip and its 43 building footprints (development and tests only)."""
+    chip, footprints = SPACENET / "sample_geotiff.tif", SPACENET / "geotiff_labels.geojson"
+    if not (chip.is_file() and footprints.is_file()):
+        pytest.skip(f"needs {SPACENET} (SpaceNet, CC BY-SA 4.0, may not ship): present in CI and ../shared")
+    return chip, footprints

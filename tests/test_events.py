@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
 import yaml
 from pydantic import BaseModel, ValidationError
 from rasterio.windows import Window
 
 from geoseg.evaluation.metrics import scores_from_matrix
-from geoseg.events import (BaseEvent, EpochEvent, ErrorEvent, MetricsEvent, PredictDoneEvent,
+from geoseg.events import (BaseEvent, DetectDoneEvent, EpochEvent, ErrorEvent, MetricsEvent, PredictDoneEvent,
                            ProgressEvent, StartEvent, TrainDoneEvent, VectorizeDoneEvent, WarningEvent, done_event,
                            Event, event_schema_text, json_line, parse_event)
 from geoseg.progress import JsonReporter
@@ -44,6 +45,11 @@ EXAMPLES: list[BaseEvent] = [
     TrainDoneEvent(output="/d/run/m.safetensors", best_epoch=2, epochs_run=3, elapsed_s=60.0, scored_on="validation",
                    overall_accuracy=0.7, mean_iou=0.5, frequency_weighted_iou=0.6, mean_dice=0.55),
     MetricsEvent(output="/d/report", overall_accuracy=0.7, mean_iou=0.5, frequency_weighted_iou=0.6, mean_dice=0.55),
+    MetricsEvent(output="/d/report", f1=0.61, ap50=0.55, ap=0.31),
+    DetectDoneEvent(output="/d/buildings.gpkg", instances_raster=None, format="gpkg", width=900, height=900,
+                    tiles_total=16, tiles_run=16, tiles_skipped=0, n_objects=41, objects_per_class={"building": 41},
+                    area_m2_per_class={"building": 8210.5}, peak_pending_objects=12, elapsed_s=3.1,
+                    megapixels_per_s=0.26),
     ErrorEvent(task="info", message="absent.tif: file not found", exit_code=2),
 ]
 
@@ -93,13 +99,23 @@ def test_undefined_scores_are_null_not_nan() -> None:
 
 
 def test_epoch_events_carry_the_training_log_row() -> None:
-    assert [f for f in EpochEvent.model_fields if f not in ("event", "task")] == list(LOG_FIELDS)
+    from geoseg.training.instances import LOG_FIELDS as INSTANCE_LOG_FIELDS
+
+    fields = [f for f in EpochEvent.model_fields if f not in ("event", "task")]
+    for log in (LOG_FIELDS, INSTANCE_LOG_FIELDS):            # each task's row, in order, within the event
+        assert [f for f in fields if f in log] == list(log)
+    assert set(fields) == set(LOG_FIELDS) | set(INSTANCE_LOG_FIELDS)
 
 
 def test_metrics_events_carry_the_headline_scores() -> None:
+    from geoseg.evaluation.instance_metrics import score_objects
+
     headline = scores_from_matrix(np.array([[3, 1], [0, 4]]), ["a", "b"]).summary()
-    assert set(MetricsEvent.model_fields) - {"event", "task", "output"} == set(headline)
-    MetricsEvent(output="r", **headline)
+    boxes = np.array([shapely.box(0, 0, 4, 4)], dtype=object)
+    objects = score_objects(boxes, np.array([0.9]), boxes, 1.0).summary()
+    assert set(MetricsEvent.model_fields) - {"event", "task", "output"} == set(headline) | set(objects)
+    assert MetricsEvent(output="r", **headline).f1 is None
+    assert MetricsEvent(output="r", **objects).mean_iou is None and MetricsEvent(output="r", **objects).f1 == 1.0
 
 
 def test_predict_and_vectorize_summaries_share_their_keys() -> None:

@@ -9,10 +9,11 @@ Writes ``metrics.json``, ``report.md``, ``confusion.png``, ``per_class.png`` and
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,23 +88,35 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
     ``ignore_ids``. ``nodata`` and ``repeat_bands`` are :meth:`~geoseg.inference.predictor.Predictor.predict`'s.
     The labels are checked before predicting, and a failed run leaves no file behind.
     """
-    out = Path(output_dir)
     labels = Path(labels)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder; pass a folder for the report")
-    files = {name: out / name for name in OUTPUTS}
-    for path in files.values():
-        if out.is_dir():
-            check_writable(path, overwrite, inputs=(scene, labels))
-    created_folder = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    fresh = [path for path in files.values() if not path.exists()]
-    try:
+    with report_folder(output_dir, OUTPUTS, overwrite, (scene, labels)) as files:
         return _evaluate(model, scene, labels, files, class_column=class_column, bands=bands,
                          method_classes=method_classes, legend=legend, ignore_ids=ignore_ids, overwrite=overwrite,
                          reporter=reporter, fill=nodata, repeat_bands=repeat_bands,
                          predictor_options=predictor_options)
-    except BaseException:                    # leave nothing of a failed run: the corrected re-run must work
+
+
+@contextlib.contextmanager
+def report_folder(output_dir: str | os.PathLike, names: Sequence[str], overwrite: bool, inputs: Sequence[object]
+                  ) -> Iterator[dict[str, Path]]:
+    """The report's files in ``output_dir`` (created if missing), each checked writable before any work.
+
+    A failed run leaves nothing behind (the corrected re-run must work): the files it created are removed,
+    and the folder too if it created it and it is empty.
+    """
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; pass a folder for the report")
+    files = {name: out / name for name in names}
+    for path in files.values():
+        if out.is_dir():
+            check_writable(path, overwrite, inputs=inputs)
+    created_folder = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    fresh = [path for path in files.values() if not path.exists()]
+    try:
+        yield files
+    except BaseException:
         for path in fresh:
             path.unlink(missing_ok=True)
         if created_folder and not any(out.iterdir()):
@@ -150,8 +163,8 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
             "classes": [c.model_dump() for c in scheme.classes],
             "labelled_pixels_without_prediction": unpredicted, "prediction_seconds": summary.elapsed_s,
             "seconds": round(time.perf_counter() - t0, 2)}
-    _write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
-    _write_text(files["report.md"], markdown_report(scores, info))
+    write_text(files["metrics.json"], json.dumps({**info, **scores.to_json_dict()}, indent=1))
+    write_text(files["report.md"], markdown_report(scores, info))
     from geoseg.evaluation.plots import confusion_png, per_class_png, preview_png
 
     confusion_png(scores, files["confusion.png"], overwrite=True)
@@ -165,7 +178,7 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
     return EvaluationResult(scores, confusion, files, info)
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text)
 

@@ -46,8 +46,9 @@ def ids_to_indices(ids: np.ndarray, scheme: ClassScheme) -> np.ndarray:
 class LabelSource:
     """Labels from ``path`` (raster or vector) readable window by window on a target grid."""
 
-    def __init__(self, path: str | os.PathLike, scheme: ClassScheme, class_column: str = "class",
+    def __init__(self, path: str | os.PathLike, scheme: ClassScheme, class_column: str | None = "class",
                  ignore_ids: Sequence[int] = ()):
+        """``class_column`` None: polygons without a class column, all of the scheme's single class."""
         self.path = Path(path)
         self.scheme = scheme
         self.ignore_ids = frozenset(int(i) for i in ignore_ids)
@@ -82,13 +83,18 @@ class LabelSource:
         if not np.array_equal(lut, np.arange(256)) or self._unmatched:
             self._remap = lut
 
-    def _load_vector(self, column: str) -> None:
+    def _load_vector(self, column: str | None) -> None:
         import geopandas as gpd
 
         try:
             frame = gpd.read_file(self.path)
         except Exception as err:  # pyogrio raises several types for unreadable files
             raise InputFileError(f"{self.path}: cannot read polygons ({err}); pass a GeoPackage/GeoJSON/Shapefile") from err
+        if column is None:
+            if len(self.scheme.classes) != 1:
+                raise InputFileError(f"{self.path}: polygons without a class column need a single class, the legend "
+                                     f"has {len(self.scheme.classes)}; pass a class column")
+            frame, column = frame.assign(_class=self.scheme.classes[0].id), "_class"
         if column not in frame.columns:
             raise InputFileError(f"{self.path}: no class column {column!r} (columns: {', '.join(map(str, frame.columns))});"
                              " pass --class-column / class_column")
@@ -145,13 +151,22 @@ class LabelSource:
                                  f"({', '.join(c.name for c in self.scheme.classes)}); rename them, or list their "
                                  "ids in {ignore_ids} to leave those pixels unlabelled", parameters=("ignore_ids",))
 
-    def _rasterise(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
-        shapes = self._shapes or []
+    def polygons(self, crs: CRS | None) -> list[tuple[object, int]]:
+        """The label polygons (shapely geometry, class id) in ``crs``, one per feature: objects, for instance
+        training. A raster label file has none: that is an error naming the file."""
+        if self._shapes is None:
+            raise InputFileError(f"{self.path}: objects are read from polygons (one per object), not a raster; "
+                                 "pass a GeoPackage/GeoJSON/Shapefile of outlines")
+        shapes = self._shapes
         if crs is not None and self._vector_crs is not None and CRS.from_user_input(crs) != self._vector_crs:
             import geopandas as gpd
 
             series = gpd.GeoSeries([g for g, _ in shapes], crs=self._vector_crs).to_crs(crs)
             shapes = list(zip(series.values, [v for _, v in shapes]))
+        return shapes
+
+    def _rasterise(self, crs: CRS | None, transform: Affine, height: int, width: int) -> np.ndarray:
+        shapes = self.polygons(crs)
         if not shapes:
             return np.full((height, width), 255, np.uint8)
         return rasterize(shapes, out_shape=(height, width), transform=transform, fill=255, dtype="uint8")

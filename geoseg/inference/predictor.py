@@ -21,7 +21,7 @@ from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
-from geoseg.inference.source import TileSource
+from geoseg.inference.source import batches_of, read_tiles
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
@@ -199,37 +199,15 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _read(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, cache_mb: int
-              ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-        """(tile, model input or None when all nodata, validity) in grid order, in the reader's own dataset."""
-        with gdal_env(cache_mb), rasterio.open(path) as ds:
-            source = TileSource(ds, bands[0], self.meta, self.tile, fill=bands[1])
-            for tile in grid:
-                yield tile, *source.read(tile)
-
     def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, pipelined: bool,
                  cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
-        """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
-        (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
-        All-nodata tiles ride along so blending stays in order, but are never run through the model."""
-        source = (prefetch(lambda: self._read(path, bands, grid, cache_mb), depth=2 * self.batch_size + 2)
-                  if pipelined else self._read(path, bands, grid, cache_mb))
-        tiles: list[Tile] = []
-        valids: list[np.ndarray] = []
-        live: list[int] = []
-        arrays: list[np.ndarray] = []
-        for tile, normalised, valid in source:
-            if normalised is not None:
-                live.append(len(tiles))
-                arrays.append(normalised)
-            tiles.append(tile)
-            valids.append(valid)
-            if len(arrays) >= self.batch_size or len(tiles) >= 4 * self.batch_size:
-                yield tiles, valids, live, np.stack(arrays) if arrays else None
-                tiles, valids, live, arrays = [], [], [], []
-        if tiles:
-            yield tiles, valids, live, np.stack(arrays) if arrays else None
+        """Tiles in batches (:func:`~geoseg.inference.source.batches_of`), read on a thread when ``pipelined``."""
+        def read() -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+            return read_tiles(path, bands[0], bands[1], self.meta, grid, cache_mb)
+
+        source = prefetch(read, depth=2 * self.batch_size + 2) if pipelined else read()
+        return batches_of(source, self.batch_size)
 
 
 def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:

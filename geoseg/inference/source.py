@@ -8,13 +8,13 @@ so it shares only the padding.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import rasterio
 
-from geoseg.inference.tiling import Tile
-from geoseg.io.rasters import read_tile
+from geoseg.inference.tiling import Tile, TileGrid
+from geoseg.io.rasters import gdal_env, read_tile
 from geoseg.model.meta import BundleMeta
 from geoseg.model.normalise import Normaliser
 
@@ -52,3 +52,38 @@ class TileSource:
         if not valid.any():
             return None, valid
         return mirror_pad(self.normalise(data, valid), self.tile, self.tile), valid
+
+
+def read_tiles(path: str, indexes: Sequence[int], fill: float | None, meta: BundleMeta, grid: TileGrid,
+               cache_mb: int) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+    """(tile, model input or None when all nodata, validity) in grid order, from the reader's own dataset
+    (a reader thread must not share the caller's handle)."""
+    with gdal_env(cache_mb), rasterio.open(path) as ds:
+        source = TileSource(ds, indexes, meta, grid.tile, fill=fill)
+        for tile in grid:
+            yield tile, *source.read(tile)
+
+
+def batches_of(items: Iterable[tuple[Tile, np.ndarray | None, np.ndarray]], batch_size: int
+               ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
+    """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
+    (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
+
+    All-nodata tiles ride along so later stages see every tile in order, but are never run through the
+    model; a group holds at most ``4 * batch_size`` tiles, so a long nodata stretch still moves on.
+    """
+    tiles: list[Tile] = []
+    valids: list[np.ndarray] = []
+    live: list[int] = []
+    arrays: list[np.ndarray] = []
+    for tile, normalised, valid in items:
+        if normalised is not None:
+            live.append(len(tiles))
+            arrays.append(normalised)
+        tiles.append(tile)
+        valids.append(valid)
+        if len(arrays) >= batch_size or len(tiles) >= 4 * batch_size:
+            yield tiles, valids, live, np.stack(arrays) if arrays else None
+            tiles, valids, live, arrays = [], [], [], []
+    if tiles:
+        yield tiles, valids, live, np.stack(arrays) if arrays else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -18,8 +18,10 @@ from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
 from geoseg.versioning import Upgrader, upgrade
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "geoseg"
+#: Architectures that find objects (``task: instance``); every other one labels pixels (``task: semantic``).
+INSTANCE_ARCHITECTURES = ("MaskRCNN",)
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -48,9 +50,12 @@ class BandSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """What network to build. ``architecture`` is an smp architecture name, ``SimpleFCN`` or ``ContextFCN``.
+    """What network to build. ``architecture`` is an smp architecture name, ``SimpleFCN``, ``ContextFCN`` or
+    ``MaskRCNN`` (instance segmentation, :mod:`geoseg.model.instance_net`).
 
     ContextFCN reads ``hidden[0]`` as its width and ``encoder_depth`` as its number of context levels.
+    MaskRCNN reads ``encoder`` as its torchvision ResNet backbone, ``decoder_channels[0]`` as its FPN width
+    and ``anchor_sizes`` as the anchor side (px) of each of its five FPN levels.
     """
 
     architecture: str = "Unet"
@@ -62,14 +67,23 @@ class ModelSpec(BaseModel):
     #: Structured pruning (geoseg.model.channels): output channels kept by each pruned convolution, by module name.
     #: Empty for unpruned nets, so bundles written before pruning existed read unchanged.
     pruned: dict[str, int] = Field(default_factory=dict)
+    #: MaskRCNN only: anchor side in px per FPN level (finest first); None: the defaults of instance_net.
+    anchor_sizes: list[int] | None = Field(default=None, min_length=5, max_length=5)
 
 
 class BundleMeta(BaseModel):
-    """Everything about a model except its weights."""
+    """Everything about a model except its weights.
+
+    ``task`` says what the model's output means: ``semantic`` a class per pixel, ``instance`` objects
+    (masks with a class and a score each; their class ids are never 0, the background). ``score_threshold``
+    and ``mask_threshold`` are an instance model's defaults: objects scoring below the first are dropped, and
+    an object's mask holds the pixels whose mask probability reaches the second.
+    """
 
     format_version: int = FORMAT_VERSION
     name: str
     description: str = ""
+    task: Literal["semantic", "instance"] = "semantic"
     model: ModelSpec
     bands: list[BandSpec]
     input_dtype: str = "float32"
@@ -83,11 +97,19 @@ class BundleMeta(BaseModel):
     geoseg_version: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    score_threshold: float = Field(default=0.5, ge=0, le=1)
+    mask_threshold: float = Field(default=0.5, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _fits(self) -> "BundleMeta":
         if not self.bands:
             raise ValueError("a bundle needs at least one band")
+        finds_objects = self.model.architecture in INSTANCE_ARCHITECTURES
+        if finds_objects != (self.task == "instance"):
+            raise ValueError(f"task {self.task!r} does not fit architecture {self.model.architecture!r} "
+                             f"(instance models: {', '.join(INSTANCE_ARCHITECTURES)})")
+        if self.task == "instance" and any(c.id == 0 for c in self.scheme.classes):
+            raise ValueError("an instance model's class ids start at 1 (0 is the background)")
         try:
             check_tiling(self.tile_size, self.overlap)
         except ParameterError as err:           # pydantic reports ValueErrors, in the bundle's field names
@@ -107,8 +129,17 @@ class BundleMeta(BaseModel):
         return np.array([c.id for c in self.scheme.classes], dtype=np.uint8)
 
 
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added ``task`` (and the instance thresholds): every version-1 bundle labels pixels.
+
+    The version was raised, not just a field added with a default, so that a geoseg from before instance
+    models refuses an instance bundle ("upgrade geoseg") instead of reading it as a semantic one.
+    """
+    return {**raw, "task": "semantic", "format_version": 2}
+
+
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
-_UPGRADERS: dict[int, Upgrader] = {}
+_UPGRADERS: dict[int, Upgrader] = {1: _v1_to_v2}
 
 
 def parse_meta(text: str, path: Path) -> BundleMeta:

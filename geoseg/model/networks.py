@@ -80,6 +80,10 @@ def build_model(meta: BundleMeta) -> nn.Module:
 
 def _build_full(meta: BundleMeta) -> nn.Module:
     spec: ModelSpec = meta.model
+    if meta.task == "instance":
+        from geoseg.model.maskrcnn import build_instance_network   # torchvision detection: only when needed
+
+        return build_instance_network(meta)
     if spec.architecture == "SimpleFCN":
         return SimpleFCN(meta.in_channels, meta.num_classes, spec.hidden or [32, 32])
     if spec.architecture == "ContextFCN":

@@ -61,6 +61,10 @@ def to_onnx(bundle: ModelBundle) -> "onnx.ModelProto":
     """
     import torch
 
+    if bundle.meta.task == "instance":
+        raise ModelError(f"{bundle.path or bundle.meta.name}: instance models (Mask R-CNN) are not exported to ONNX: "
+                         "their per-object outputs have no ONNX form that geoseg reads back; use the .safetensors "
+                         "bundle")
     onnx = require_onnx()
     from geoseg.model.networks import size_multiple  # torch: imported with it, only for export
 

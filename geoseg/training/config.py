@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_valid
 from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.model.loading import read_meta
-from geoseg.model.meta import BandSpec, ModelSpec, check_tiling
+from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, check_tiling
 from geoseg.versioning import Upgrader, upgrade
 
 CONFIG_VERSION = 1
@@ -95,7 +95,8 @@ class TrainSpec(BaseModel):
     batch_size: int = Field(default=16, ge=1)
     window: int = Field(default=128, ge=16, description="training window side in px")
     class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
-                                  "a class drawn uniformly (the rest: uniform over the training area)")
+                                  "a class drawn uniformly, or with task instance around an object drawn uniformly "
+                                  "(the rest: uniform over the training area)")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
     precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
@@ -109,12 +110,21 @@ class TrainSpec(BaseModel):
     threads: int | None = Field(default=None, ge=1)
 
 
+#: The network a ``task: instance`` config trains when it names none.
+DEFAULT_INSTANCE_MODEL = {"architecture": "MaskRCNN", "encoder": "resnet18"}
+
+
 class TrainConfig(BaseModel):
-    """Everything ``geoseg train`` needs (see configs/zion_landcover.yaml)."""
+    """Everything ``geoseg train`` needs (see configs/zion_landcover.yaml, configs/spacenet_buildings.yaml).
+
+    ``task: instance`` trains a Mask R-CNN on polygons, one object each (:mod:`geoseg.training.instances`);
+    ``loss`` is then unused (Mask R-CNN has its own losses) and free rotation is not offered.
+    """
 
     format_version: int = CONFIG_VERSION
     name: str
     description: str = ""
+    task: Literal["semantic", "instance"] = "semantic"
     scenes: list[SceneSpec] = Field(min_length=1)
     validation: SplitSpec
     #: A second block kept from training *and* from model selection (which uses ``validation``), so the
@@ -138,8 +148,24 @@ class TrainConfig(BaseModel):
     provenance: dict[str, str] = Field(default_factory=dict, description="data sources and credits")
     _source: dict | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _instance_model(cls, raw: object) -> object:
+        if isinstance(raw, dict) and raw.get("task") == "instance" and "model" not in raw:
+            return {**raw, "model": DEFAULT_INSTANCE_MODEL}
+        return raw
+
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
+        if (self.task == "instance") != (self.model.architecture in INSTANCE_ARCHITECTURES):
+            raise ValueError(f"task {self.task!r} does not fit model.architecture {self.model.architecture!r} "
+                             f"(instance models: {', '.join(INSTANCE_ARCHITECTURES)})")
+        if self.task == "instance":
+            if any(c.id == 0 for c in self.classes):
+                raise ValueError("an instance model's class ids start at 1 (0 is the background)")
+            if self.augment.rotate_degrees:
+                raise ValueError("augment.rotate_degrees: free rotation is not offered for instance training "
+                                 "(flips and 90° turns are); set it to 0")
         for scene in self.scenes:
             if scene.bands is not None and len(scene.bands) != len(self.band_names):
                 raise ValueError(f"{scene.scene}: bands {scene.bands} do not match band_names {self.band_names}")

@@ -106,28 +106,41 @@ class SceneData:
     test_box: Box | None = None
 
 
-def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
-    """Read a scene and its labels onto the scene grid; invalid pixels are labelled IGNORE_INDEX."""
-    scheme = config.scheme
+def read_scene(spec: SceneSpec, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict, float | None]:
+    """A scene's raw pixels (float32), validity, grid (``profile``: crs, transform, dtype…) and GSD, once it is
+    checked to fit the config's bands and input dtype."""
     with gdal_env(), open_raster(spec.scene) as dataset:
         fit = check_fit(dataset, _meta_for_fit(config), spec.bands)
         if not fit.ok:
             raise fit.refusal(str(spec.scene))
         image, valid = read_tile(dataset, fit.band_indexes, 0, 0, dataset.height, dataset.width,
                                  config.input_nodata)
-        labels = LabelSource(spec.labels, scheme, spec.class_column, spec.ignore_ids).read(
-            dataset.crs, dataset.transform, dataset.height, dataset.width)
         profile = {"crs": dataset.crs, "transform": dataset.transform, "dtype": dataset.dtypes[0],
                    "indexes": fit.band_indexes, "nodata": dataset.nodata}
         gsd = ground_sample_distance(dataset)
+    return image, valid, profile, gsd
+
+
+def scene_split(spec: SceneSpec, config: TrainConfig, height: int, width: int
+                ) -> tuple[list[Box], Box, Box | None]:
+    """The config's split of one scene, refused when no training window fits beside its blocks."""
+    train, val, test = split_boxes(height, width, config.validation, config.test)
+    if not any(b.positions(config.train.window) for b in train):
+        raise ConfigError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
+                         "and test blocks and their buffers; lower train.window or move the blocks")
+    return train, val, test
+
+
+def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
+    """Read a scene and its labels onto the scene grid; invalid pixels are labelled IGNORE_INDEX."""
+    image, valid, profile, gsd = read_scene(spec, config)
+    labels = LabelSource(spec.labels, config.scheme, spec.class_column, spec.ignore_ids).read(
+        profile["crs"], profile["transform"], image.shape[1], image.shape[2])
     labels[~valid] = IGNORE_INDEX
     if not (labels != IGNORE_INDEX).any():
         raise InputFileError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
                          f"and that the class ids match the config's classes")
-    train, val, test = split_boxes(image.shape[1], image.shape[2], config.validation, config.test)
-    if not any(b.positions(config.train.window) for b in train):
-        raise ConfigError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
-                         "and test blocks and their buffers; lower train.window or move the blocks")
+    train, val, test = scene_split(spec, config, image.shape[1], image.shape[2])
     return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
 
 
@@ -147,8 +160,9 @@ def require_labelled_blocks(scenes: list[SceneData], config: TrainConfig) -> Non
 
 def _meta_for_fit(config: TrainConfig) -> BundleMeta:
     """The bundle metadata a scene must fit (bands by name, input dtype) before the model exists."""
-    return BundleMeta(name=config.name, model=config.model, bands=[BandSpec(name=n) for n in config.band_names],
-                      input_dtype=config.input_dtype, scheme=config.scheme)
+    return BundleMeta(name=config.name, task=config.task, model=config.model,
+                      bands=[BandSpec(name=n) for n in config.band_names], input_dtype=config.input_dtype,
+                      scheme=config.scheme)
 
 
 def training_pixels(scene: SceneData) -> np.ndarray:

@@ -4,45 +4,44 @@ The best epoch (validation mIoU) is kept as a bundle; after training it is re-ev
 :class:`~geoseg.inference.predictor.Predictor` (tiles, blending, fp16 weights if stored so) on the validation block,
 and those numbers — what a user will get — go into the bundle's metadata with the config.
 
-A checkpoint after every epoch makes training resumable: weights, optimiser moments and RNG states in
-safetensors, counters and the log in JSON. Nothing is unpickled, so a checkpoint from elsewhere is safe.
+A checkpoint after every epoch makes training resumable (:mod:`geoseg.training.checkpoint`). Configs with
+``task: instance`` train a Mask R-CNN instead (:mod:`geoseg.training.instances`).
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
 from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
-from geoseg.errors import ConfigError, InputFileError, ModelMismatchError
+from geoseg.errors import ConfigError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
-from geoseg.io.outputs import atomic_output, check_writable
+from geoseg.io.outputs import check_writable
 from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
+from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
 from geoseg.training.config import SplitSpec, TrainConfig, load_config
 from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
                                   normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
+from geoseg.training.schedule import set_learning_rate
+
+if TYPE_CHECKING:
+    from geoseg.training.instances import InstanceTrainResult
 
 EpochCallback = Callable[[dict[str, Any]], None]
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_mean_iou", "val_overall_accuracy", "seconds", "best")
@@ -71,19 +70,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def learning_rate(progress: float, base: float, schedule: str, warmup: float) -> float:
-    """LR at ``progress`` in [0, 1]: constant, cosine to 0, or one-cycle (linear warm-up, cosine down to 1 %)."""
-    if schedule == "constant":
-        return base
-    progress = min(max(progress, 0.0), 1.0)
-    if schedule == "cosine":
-        return base * 0.5 * (1 + math.cos(math.pi * progress))
-    if progress < warmup:
-        return base * (0.04 + 0.96 * progress / warmup)
-    rest = (progress - warmup) / max(1 - warmup, 1e-9)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * rest)))
-
-
 def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, plan: ExecutionPlan,
                     tile: int = 512, halo: int = 64) -> np.ndarray:
     """Class indices (H, W) of a normalised image, in tiles with a ``halo`` of context each side.
@@ -104,70 +90,6 @@ def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, p
             top, left = core.row_off - context.row_off, core.col_off - context.col_off
             out[core.toslices()] = classes[top:top + core.height, left:left + core.width]
     return out
-
-
-def _config_digest(config: TrainConfig) -> str:
-    """What a checkpoint must match to be resumed (not the epoch budget, nor the format version: upgraded
-    configs are the same run)."""
-    excluded = {"format_version": True, "train": {"epochs", "time_limit_minutes"}}
-    return hashlib.sha256(config.model_dump_json(exclude=excluded).encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------------------------------- checkpoint
-class Checkpoint:
-    """``last.safetensors`` (model, optimiser tensors, RNG) + ``last.json`` (counters, log, param groups)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.weights = folder / "last.safetensors"
-        self.state = folder / "last.json"
-
-    def exists(self) -> bool:
-        return self.weights.is_file() and self.state.is_file()
-
-    def save(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
-             state: dict[str, Any], rng: np.random.Generator) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        optim_state = optimiser.state_dict()
-        for index, slots in optim_state["state"].items():
-            for name, value in slots.items():
-                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.augment"] = generator.get_state()
-        pair = uuid.uuid4().hex     # ties the two files of one save: a signal may land between the writes
-        payload = {**state, "param_groups": optim_state["param_groups"], "numpy_rng": rng.bit_generator.state,
-                   "pair": pair}
-        with atomic_output(self.weights, overwrite=True) as tmp:
-            save_file(tensors, str(tmp), metadata={"pair": pair})
-        with atomic_output(self.state, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(payload, indent=1))
-
-    def load(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
-             rng: np.random.Generator) -> dict[str, Any]:
-        try:
-            tensors = load_file(str(self.weights))
-            with safe_open(str(self.weights), "pt") as handle:
-                pair = (handle.metadata() or {}).get("pair")
-            payload = json.loads(self.state.read_text())
-        except (OSError, ValueError) as err:
-            raise InputFileError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without {{resume}}",
-                                 parameters=("resume",)) from err
-        if pair != payload.pop("pair", None):
-            raise InputFileError(f"{self.folder}: the checkpoint's weights and state come from different epochs (the "
-                                 "run was stopped while saving); train without {resume} to start over",
-                                 parameters=("resume",))
-        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        slots: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = value
-        optimiser.load_state_dict({"state": slots, "param_groups": payload.pop("param_groups")})
-        torch.set_rng_state(tensors["rng.torch"])
-        generator.set_state(tensors["rng.augment"])
-        rng.bit_generator.state = payload.pop("numpy_rng")
-        return payload
 
 
 # -------------------------------------------------------------------------------------------- trainer
@@ -248,7 +170,7 @@ class Trainer:
         config = self.config.train
         total_steps = config.epochs * config.iterations_per_epoch
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": 0, "stale": 0,
-                                 "log": [], "elapsed_s": 0.0, "digest": _config_digest(self.config)}
+                                 "log": [], "elapsed_s": 0.0, "digest": config_digest(self.config)}
         if resume and self.checkpoint.exists():
             loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
             if loaded.get("digest") != state["digest"]:
@@ -278,7 +200,7 @@ class Trainer:
                    "best": better}
             state["log"].append(row)
             self.checkpoint.save(self.module, self.optimiser, self.augmenter.generator, state, self.rng)
-            self._write_logs(state["log"])
+            write_logs(self.out, state["log"], LOG_FIELDS)
             if self.on_epoch:
                 self.on_epoch(row)
             stop = (state["epoch"] >= config.epochs
@@ -288,26 +210,12 @@ class Trainer:
         self.reporter.done(**result.summary().model_dump())
         return result
 
-    def _progress(self, step: int, total_steps: int, elapsed: float) -> float:
-        """How far through training we are: by steps, or by the time budget when that runs out first.
-
-        With ``time_limit_minutes`` the schedule is stretched to the budget, so a slow or busy machine
-        still ends with an annealed learning rate instead of stopping at its peak.
-        """
-        progress = step / max(total_steps, 1)
-        limit = self.config.train.time_limit_minutes
-        return max(progress, elapsed / (60 * limit)) if limit else progress
-
     def _epoch(self, state: dict[str, Any], total_steps: int, t0: float) -> float:
         config = self.config.train
         self.module.train()
         losses = []
         for _ in range(config.iterations_per_epoch):
-            progress = self._progress(state["step"], total_steps, time.perf_counter() - t0)
-            lr = learning_rate(progress, self.config.optimiser.lr, self.config.optimiser.schedule,
-                               self.config.optimiser.warmup_fraction)
-            for group in self.optimiser.param_groups:
-                group["lr"] = lr
+            set_learning_rate(self.optimiser, self.config, state["step"], total_steps, time.perf_counter() - t0)
             x, y = self._training_batch()
             with self.plan.autocast():
                 logits = self.module(x)
@@ -360,15 +268,6 @@ class Trainer:
             predicted = predict_indices(self.module, image, self.multiple, self.plan)
             matrix.update(scene.labels[box.row0:box.row1, box.col0:box.col1], predicted)
         return matrix.scores([c.name for c in self.meta.scheme.classes])
-
-    def _write_logs(self, rows: list[dict[str, Any]]) -> None:
-        with atomic_output(self.out / "log.csv", overwrite=True) as tmp:
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-        with atomic_output(self.out / "log.json", overwrite=True) as tmp:
-            tmp.write_text(json.dumps(rows, indent=1))
 
     def _finish(self, best_path: Path, state: dict[str, Any]) -> TrainResult:
         """Evaluate the best weights as shipped (Predictor, stored precision) and write the final bundle.
@@ -445,8 +344,10 @@ def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
 
 def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
-          start_from: ModelBundle | None = None) -> TrainResult:
+          start_from: ModelBundle | None = None) -> TrainResult | InstanceTrainResult:
     """Train the model a config describes; returns where the bundle is and its validation scores.
+
+    A ``task: instance`` config trains a Mask R-CNN (:func:`geoseg.training.instances.train_instances`).
 
     ``config`` is a :class:`TrainConfig` or a YAML path. ``resume`` continues from the run's checkpoint;
     without it an existing bundle in the output folder is only replaced with ``overwrite``.
@@ -456,6 +357,13 @@ def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, over
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config)
+    if config.task == "instance":
+        if start_from is not None:
+            raise ConfigError(f"{config.name}: fine-tuning starts semantic models only; train the instance model "
+                              "from scratch")
+        from geoseg.training.instances import train_instances   # torchvision detection: only for instances
+
+        return train_instances(config, resume=resume, overwrite=overwrite, reporter=reporter, on_epoch=on_epoch)
     target = Path(config.output_dir) / f"{config.name}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not resume:

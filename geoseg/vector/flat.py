@@ -70,6 +70,14 @@ class FlatPolygons:
                             np.concatenate([[0], np.cumsum(sizes[ring_keep])]),
                             np.concatenate([[0], np.cumsum(rings_per[keep])]))
 
+    def take(self, order: np.ndarray) -> FlatPolygons:
+        """The polygons at the indexes ``order``, in that order."""
+        rings_per = np.diff(self.polygon_offsets)[order]
+        rings = _ranges(self.polygon_offsets[:-1][order], rings_per)
+        sizes = np.diff(self.ring_offsets)[rings]
+        return FlatPolygons(self.coords[_ranges(self.ring_offsets[:-1][rings], sizes)],
+                            np.concatenate([[0], np.cumsum(sizes)]), np.concatenate([[0], np.cumsum(rings_per)]))
+
     def with_coords(self, transform: Callable[[np.ndarray], np.ndarray]) -> FlatPolygons:
         """The same polygons with every vertex mapped by ``transform`` ((n, 2) -> (n, 2))."""
         return FlatPolygons(transform(self.coords), self.ring_offsets, self.polygon_offsets)
@@ -119,6 +127,14 @@ class FlatPolygons:
         _put_uint32(buf, ring_pos, ring_sizes)
         return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
                                                       pa.py_buffer(buf)])
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``start, start + 1, ..., start + count - 1`` for every (start, count), concatenated."""
+    counts = np.asarray(counts, np.int64)
+    if not len(counts):
+        return np.zeros(0, np.int64)
+    return np.repeat(np.asarray(starts, np.int64) - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
 
 
 def _spread(starts: np.ndarray, width: int) -> np.ndarray:

@@ -38,18 +38,31 @@ ROW_GROUP_ROWS = 65536
 #: GDAL refuses .shp/.dbf files past 2 GB; we refuse first, with a message that says what to do.
 SHAPEFILE_MAX_BYTES = 2**31 - 1
 #: Bytes per .dbf record as GDAL writes our fields: deletion flag, class_id N(10), class_name C(80),
-#: area_m2 N(24.15).
+#: area_m2 N(24.15); objects add instance_id N(18) and score N(24.15).
 _DBF_RECORD = 1 + 10 + 80 + 24
+_DBF_OBJECT_RECORD = _DBF_RECORD + 18 + 24
+#: Shapefile field names have at most 10 characters: ours that are longer get these names there.
+SHAPEFILE_NAMES = {"instance_id": "inst_id"}
 
 #: Arrow buffers come from malloc, which hands freed memory back; pyarrow's default pool (mimalloc) kept
 #: ~50 MB more resident while streaming a noisy 10k map.
 MEMORY_POOL = pa.system_memory_pool()
 
+_GEOMETRY = pa.field("geometry", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb"})
 SCHEMA = pa.schema([
     pa.field("class_id", pa.int32()),
     pa.field("class_name", pa.string()),
     pa.field("area_m2", pa.float64()),
-    pa.field("geometry", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb"}),
+    _GEOMETRY,
+])
+#: Objects (instance segmentation): one polygon per object, with its id and the detector's score.
+OBJECT_SCHEMA = pa.schema([
+    pa.field("instance_id", pa.int64()),
+    pa.field("class_id", pa.int32()),
+    pa.field("class_name", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("area_m2", pa.float64()),
+    _GEOMETRY,
 ])
 
 
@@ -66,6 +79,27 @@ class FeatureBatch:
         columns = ((self.class_id, pa.int32()), (self.class_name, pa.string()), (self.area_m2, pa.float64()))
         arrays = [pa.array(values, kind, memory_pool=MEMORY_POOL) for values, kind in columns]
         return pa.record_batch([*arrays, self.wkb], schema=SCHEMA)
+
+
+@dataclass
+class ObjectBatch:
+    """Objects in the output CRS (as WKB) with their attributes (:data:`OBJECT_SCHEMA`)."""
+
+    wkb: pa.BinaryArray
+    instance_id: np.ndarray
+    class_id: np.ndarray
+    class_name: np.ndarray
+    score: np.ndarray
+    area_m2: np.ndarray
+
+    def to_arrow(self) -> pa.RecordBatch:
+        columns = ((self.instance_id, pa.int64()), (self.class_id, pa.int32()), (self.class_name, pa.string()),
+                   (self.score, pa.float64()), (self.area_m2, pa.float64()))
+        arrays = [pa.array(values, kind, memory_pool=MEMORY_POOL) for values, kind in columns]
+        return pa.record_batch([*arrays, self.wkb], schema=OBJECT_SCHEMA)
+
+
+Batch = FeatureBatch | ObjectBatch
 
 
 def format_name(fmt: str) -> str | None:
@@ -86,20 +120,25 @@ def format_of(dst: str | Path) -> str:
                       parameters=("fmt",))
 
 
-def write_features(batches: Iterable[FeatureBatch], path: Path, fmt: str, layer: str, crs_wkt: str | None,
-                   geometry_type: str) -> None:
-    """Stream ``batches`` into ``path`` (a temporary name; the caller renames it when complete)."""
+def write_features(batches: Iterable[Batch], path: Path, fmt: str, layer: str, crs_wkt: str | None,
+                   geometry_type: str, schema: pa.Schema = SCHEMA) -> None:
+    """Stream ``batches`` into ``path`` (a temporary name; the caller renames it when complete).
+
+    ``schema`` is that of the batches: :data:`SCHEMA` (land-cover polygons) or :data:`OBJECT_SCHEMA`.
+    """
     if fmt == "shp":
-        batches = _shapefile_guard(batches, path)
+        record = _DBF_OBJECT_RECORD if schema is OBJECT_SCHEMA else _DBF_RECORD
+        batches = _shapefile_guard(batches, path, record)
+        schema = pa.schema([f.with_name(SHAPEFILE_NAMES.get(f.name, f.name)) for f in schema])
     if fmt == "parquet":
-        _write_geoparquet(batches, path, crs_wkt, geometry_type)
+        _write_geoparquet(batches, path, crs_wkt, geometry_type, schema)
         return
     driver = FORMATS[fmt][0]
-    stream = _Stream(batches)
+    stream = _Stream(batches, schema)
     options = {"shp": {"ENCODING": "UTF-8"}, "geojson": {"RFC7946": "YES"}}.get(fmt)
     dataset_options = {"VERSION": GPKG_VERSION} if fmt == "gpkg" else None
     try:
-        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(SCHEMA, iter(stream)), str(path),
+        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, iter(stream)), str(path),
                             layer=layer, driver=driver, geometry_name="geometry", geometry_type=geometry_type,
                             crs=crs_wkt, layer_options=options, dataset_options=dataset_options)
     except Exception:
@@ -111,20 +150,23 @@ def write_features(batches: Iterable[FeatureBatch], path: Path, fmt: str, layer:
 class _Stream:
     """Arrow batches from feature batches, remembering an exception raised while producing them."""
 
-    def __init__(self, batches: Iterable[FeatureBatch]) -> None:
+    def __init__(self, batches: Iterable[Batch], schema: pa.Schema) -> None:
         self.batches = batches
+        self.schema = schema
         self.error: BaseException | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         try:
             for batch in self.batches:
-                yield batch.to_arrow()
+                arrow = batch.to_arrow()
+                yield arrow if arrow.schema.names == self.schema.names else pa.record_batch(arrow.columns,
+                                                                                           schema=self.schema)
         except BaseException as exc:
             self.error = exc
             raise
 
 
-def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[FeatureBatch]:
+def _shapefile_guard(batches: Iterable[Batch], path: Path, record: int) -> Iterator[Batch]:
     """Refuse, before GDAL fails, a Shapefile whose .shp or .dbf would pass 2 GB.
 
     A .shp polygon record is 52 bytes + 4 per ring + 16 per vertex; its WKB is 9 + 4 per ring + 16 per
@@ -133,7 +175,7 @@ def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[Fe
     shp, dbf = 100, 32 + 33 * 4 + 1
     for batch in batches:
         shp += int(pc.sum(pc.binary_length(batch.wkb)).as_py() or 0) + 43 * len(batch.wkb)
-        dbf += _DBF_RECORD * len(batch.wkb)
+        dbf += record * len(batch.wkb)
         if max(shp, dbf) > SHAPEFILE_MAX_BYTES:
             raise OutputError(f"{path}: the polygons pass the Shapefile 2 GB limit; write GeoPackage or "
                               "FlatGeobuf instead ({fmt} gpkg or fgb), or reduce them with {min_area}/{simplify}",
@@ -141,20 +183,20 @@ def _shapefile_guard(batches: Iterable[FeatureBatch], path: Path) -> Iterator[Fe
         yield batch
 
 
-def _write_geoparquet(batches: Iterable[FeatureBatch], path: Path, crs_wkt: str | None,
-                      geometry_type: str) -> None:
+def _write_geoparquet(batches: Iterable[Batch], path: Path, crs_wkt: str | None,
+                      geometry_type: str, schema: pa.Schema) -> None:
     column = {"encoding": "WKB", "geometry_types": [geometry_type]}
     if crs_wkt is not None:
         column["crs"] = pyproj.CRS.from_wkt(crs_wkt).to_json_dict()
     geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
-    schema = SCHEMA.with_metadata({b"geo": json.dumps(geo).encode()})
+    schema = schema.with_metadata({b"geo": json.dumps(geo).encode()})
     with pq.ParquetWriter(str(path), schema, compression="zstd", memory_pool=MEMORY_POOL) as writer:
         for group in _row_groups(batches):
             writer.write_table(pa.Table.from_batches(group).replace_schema_metadata(schema.metadata),
                                row_group_size=ROW_GROUP_ROWS)
 
 
-def _row_groups(batches: Iterable[FeatureBatch]) -> Iterator[list[pa.RecordBatch]]:
+def _row_groups(batches: Iterable[Batch]) -> Iterator[list[pa.RecordBatch]]:
     """Arrow batches gathered to about :data:`ROW_GROUP_ROWS` rows (a clean map's blocks have few polygons
     each; one row group per block would make a slow file to read)."""
     group: list[pa.RecordBatch] = []

@@ -26,7 +26,7 @@ from geoseg.training import TrainConfig, load_config, train
 from geoseg.training.augment import Augmenter, rotate
 from geoseg.training.config import AugmentSpec, SplitSpec
 from geoseg.training.data import Box, SceneData, WindowSampler, split_boxes
-from geoseg.training.loop import learning_rate
+from geoseg.training.schedule import learning_rate
 from geoseg.training.losses import SegmentationLoss, class_weights, soft_dice_loss
 from tests.conftest import ZION, ZION_LABELS, tiny_config, write_crop
 

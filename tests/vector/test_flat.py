@@ -39,3 +39,12 @@ def test_holes_are_subtracted_and_coordinates_mapped():
     doubled = flat.with_coords(lambda xy: xy * 2)
     np.testing.assert_array_equal(doubled.areas(), [4 * 93, 12])
     assert len(FlatPolygons.empty()) == 0 and len(FlatPolygons.empty().to_wkb()) == 0
+
+
+def test_take_reorders_polygons_with_their_holes() -> None:
+    geoms = np.array([shapely.box(0, 0, 1, 1), shapely.box(0, 0, 9, 9).difference(shapely.box(2, 2, 4, 4)),
+                      shapely.box(5, 5, 7, 8)], dtype=object)
+    flat = FlatPolygons.from_geometries(geoms)
+    taken = flat.take(np.array([2, 0, 1])).geometries()
+    assert all(a.equals(b) for a, b in zip(taken, geoms[[2, 0, 1]]))
+    assert len(flat.take(np.array([], int))) == 0
