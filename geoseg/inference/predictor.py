@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.transform import Affine
 
 from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
@@ -24,17 +25,18 @@ from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
-from geoseg.inference.tiling import BlendMode, Tile, TileGrid
+from geoseg.inference.tiling import BlendMode, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
 from geoseg.io.sidecars import Sidecars
-from geoseg.model.fit import check_fit
+from geoseg.model.fit import FitReport, check_fit
 from geoseg.model.loading import ModelLike, load_model
+from geoseg.model.meta import BundleMeta
 from geoseg.model.producer import model_producer
 from geoseg.progress import NullReporter, Reporter
-from geoseg.summaries import PredictionSummary
+from geoseg.summaries import PartSummary, PredictionSummary
 
 
 class Predictor:
@@ -99,22 +101,11 @@ class Predictor:
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
-        check_writable(dst, overwrite, inputs=[src])
-        require_geotiff_name(dst)
         sidecars = Sidecars(qml=qml, stac=stac)
-        sidecars.check(dst, overwrite)
-        if probabilities is not None:
-            check_writable(probabilities, overwrite, inputs=[src])
-            require_geotiff_name(probabilities)
-            if Path(probabilities).resolve() == Path(dst).resolve():
-                raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
+        check_outputs(src, dst, probabilities, sidecars, overwrite)
         with gdal_env(), open_raster(src) as dataset:
-            fit = check_fit(dataset, self.meta, bands, check_values)
-            if not fit.ok:
-                raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
-            for warning in fit.warnings:
-                reporter.warn(f"{src}: {warning}")
-            grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+            fit = fit_or_refuse(src, dataset, self.meta, bands, check_values, reporter)
+            grid = self.grid(dataset)
             cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
@@ -127,43 +118,84 @@ class Predictor:
         sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
         return summary
 
-    def _run(self, dataset: rasterio.DatasetReader, bands: tuple[list[int], float | None], grid: TileGrid,
-             class_tmp: Path, prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
-             pipelined: bool, cache_mb: int) -> PredictionSummary:
+    def grid(self, dataset: rasterio.DatasetReader) -> TileGrid:
+        return TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+
+    def predict_part(self, src: str | os.PathLike, dst: str | os.PathLike, part: int, of: int, *,
+                     probabilities: str | os.PathLike | None = None, bands: list[int] | None = None,
+                     output_block: int = DEFAULT_OUTPUT_BLOCK, check_values: bool = True,
+                     nodata: float | None = None, overwrite: bool = False) -> PartSummary:
+        """Partition ``part`` of ``row_partitions(grid, of)`` of the scene into a tiled GeoTIFF at ``dst``.
+
+        The part holds the scene rows the partition owns (full width; probabilities in a second file),
+        with the very pixels :meth:`predict` writes there: its halo tile rows are computed again and
+        their own rows dropped. Parts are assembled into the class map by
+        :func:`geoseg.inference.partitioned.assemble`. Memory is bounded as in :meth:`predict`.
+        """
+        with gdal_env(), open_raster(src) as dataset:
+            fit = fit_or_refuse(src, dataset, self.meta, bands, check_values, NullReporter())
+            grid = self.grid(dataset)
+            partition = row_partitions(grid, of)[part]
+            profile = {"width": dataset.width, "height": partition.height, "crs": dataset.crs,
+                       "transform": dataset.transform * Affine.translation(0, partition.y0)}
+            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
+                                          1 + (self.meta.num_classes if probabilities is not None else 0))
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(gdal_env(cache_mb))
+                class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
+                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
+                            if probabilities is not None else None)
+                writers = self._writers(class_tmp, prob_tmp, profile, output_block, cog=False)
+
+                def on_final(region: Region) -> None:
+                    if region.y >= partition.y0:          # the halo's own rows belong to the part above
+                        self._write_region(region, writers, partition.y0)
+
+                run = self._stream(str(dataset.name), (fit.band_indexes, nodata), grid, partition.first,
+                                   partition.stop, on_final, writers, NullReporter(), True, cache_mb,
+                                   count_from=partition.row)
+        return PartSummary(part=partition.index, y0=partition.y0, y1=partition.y1,
+                           tiles_total=(partition.stop - partition.row) * len(grid.xs), tiles_run=run,
+                           tiles_halo=(partition.row - partition.first) * len(grid.xs))
+
+    def _writers(self, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any], output_block: int,
+                 cog: bool = True) -> list[ClassMapWriter]:
+        """The class map's writer, and the probabilities' when asked."""
         scheme = self.meta.scheme
-        profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
-                   "transform": dataset.transform}
-        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block)]
+        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block, cog=cog)]
         if prob_tmp is not None:
             names = [c.name for c in scheme.classes]
             writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
-                                          band_names=names, legend=False, nodata=None))
-        counts = np.zeros(256, np.int64)
+                                          band_names=names, legend=False, nodata=None, cog=cog))
+        return writers
 
-        def on_final(region: Region) -> None:
-            classes, probs = self._finalise(region)
-            counts[:] += np.bincount(classes.ravel(), minlength=256)
-            writers[0].write(classes, region.y, region.x)
-            if len(writers) > 1:
-                writers[1].write(probs, region.y, region.x)
+    def _write_region(self, region: Region, writers: list[ClassMapWriter], y0: int = 0) -> None:
+        classes, probs = self._finalise(region)
+        writers[0].write(classes, region.y - y0, region.x)
+        if len(writers) > 1:
+            writers[1].write(probs, region.y - y0, region.x)
 
-        accumulator = StripAccumulator(grid, self.meta.num_classes, on_final)
+    def _stream(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
+                on_final: Callable[[Region], None], writers: list[ClassMapWriter], reporter: Reporter,
+                pipelined: bool, cache_mb: int, count_from: int = 0) -> int:
+        """Grid rows ``first`` to ``stop - 1`` through read -> model -> blend (``on_final`` gets each final
+        region), then the writers finished; everything aborted on an error. The number of tiles run in grid
+        rows from ``count_from`` on (a partition's own rows, not its halo)."""
+        accumulator = StripAccumulator(grid, self.meta.num_classes, on_final, first_row=first)
 
         def accumulate(done: list[tuple[Tile, np.ndarray | None, np.ndarray]]) -> None:
             for tile, probs, valid in done:
                 accumulator.add(tile, probs, valid)
 
         sink: WriteBehind | None = WriteBehind(accumulate, depth=2) if pipelined else None
-        reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
-        t0 = time.perf_counter()
         run = 0
         try:
-            for tiles, valids, live, batch in self._batches(str(dataset.name), bands, grid, pipelined, cache_mb):
+            for tiles, valids, live, batch in self._batches(path, bands, grid, first, stop, pipelined, cache_mb):
                 probs = dict(zip(live, self.forward(batch))) if batch is not None else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
                         for i, (t, v) in enumerate(zip(tiles, valids))]
                 sink.put(done) if sink is not None else accumulate(done)
-                run += len(live)
+                run += sum(1 for i in live if tiles[i].row >= count_from)
                 reporter.advance(len(tiles))
             if sink is not None:
                 sink.close()
@@ -175,6 +207,20 @@ class Predictor:
             for writer in writers:
                 writer.abort()
             raise
+        return run
+
+    def _run(self, dataset: rasterio.DatasetReader, bands: tuple[list[int], float | None], grid: TileGrid,
+             class_tmp: Path, prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
+             pipelined: bool, cache_mb: int) -> PredictionSummary:
+        scheme = self.meta.scheme
+        profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
+                   "transform": dataset.transform}
+        writers = self._writers(class_tmp, prob_tmp, profile, output_block)
+        reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
+        t0 = time.perf_counter()
+        run = self._stream(str(dataset.name), bands, grid, 0, len(grid.ys),
+                           lambda region: self._write_region(region, writers), writers, reporter, pipelined, cache_mb)
+        counts = writers[0].counts
         elapsed = time.perf_counter() - t0
         summary = PredictionSummary(
             output=str(dst), probabilities=str(probabilities) if probabilities else None,
@@ -182,7 +228,7 @@ class Predictor:
             tiles_skipped=len(grid) - run, elapsed_s=round(elapsed, 3),
             megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3),
             device=str(self.plan.device), precision=self.backend.precision,
-            **_class_totals(counts, scheme.names(), dataset))
+            **class_totals(counts, scheme.names(), dataset))
         reporter.done(**summary.model_dump())
         return summary
 
@@ -197,22 +243,23 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _read(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, cache_mb: int
-              ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-        """(tile, model input or None when all nodata, validity) in grid order, in the reader's own dataset."""
+    def _read(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
+              cache_mb: int) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+        """(tile, model input or None when all nodata, validity) of grid rows ``first`` to ``stop - 1`` in
+        grid order, in the reader's own dataset."""
         with gdal_env(cache_mb), rasterio.open(path) as ds:
             source = TileSource(ds, bands[0], self.meta, self.tile, fill=bands[1])
-            for tile in grid:
+            for tile in grid.rows(first, stop):
                 yield tile, *source.read(tile)
 
-    def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, pipelined: bool,
-                 cache_mb: int
+    def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
+                 pipelined: bool, cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
         """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
         (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
         All-nodata tiles ride along so blending stays in order, but are never run through the model."""
-        source = (prefetch(lambda: self._read(path, bands, grid, cache_mb), depth=2 * self.batch_size + 2)
-                  if pipelined else self._read(path, bands, grid, cache_mb))
+        source = (prefetch(lambda: self._read(path, bands, grid, first, stop, cache_mb), depth=2 * self.batch_size + 2)
+                  if pipelined else self._read(path, bands, grid, first, stop, cache_mb))
         tiles: list[Tile] = []
         valids: list[np.ndarray] = []
         live: list[int] = []
@@ -230,7 +277,30 @@ class Predictor:
             yield tiles, valids, live, np.stack(arrays) if arrays else None
 
 
-def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
+def fit_or_refuse(src: Any, dataset: rasterio.DatasetReader, meta: BundleMeta, bands: list[int] | None,
+                  check_values: bool, reporter: Reporter) -> FitReport:
+    """The scene's fit to the model: refused with the reason, or accepted with warnings reported."""
+    fit = check_fit(dataset, meta, bands, check_values)
+    if not fit.ok:
+        raise fit.refusal(f"{src}: model '{meta.name}' does not fit")
+    for warning in fit.warnings:
+        reporter.warn(f"{src}: {warning}")
+    return fit
+
+
+def check_outputs(src: Any, dst: Any, probabilities: Any, sidecars: Sidecars, overwrite: bool) -> None:
+    """Refuse, before any work, outputs that exist (without ``overwrite``), cannot be written or are misnamed."""
+    check_writable(dst, overwrite, inputs=[src])
+    require_geotiff_name(dst)
+    sidecars.check(dst, overwrite)
+    if probabilities is not None:
+        check_writable(probabilities, overwrite, inputs=[src])
+        require_geotiff_name(probabilities)
+        if Path(probabilities).resolve() == Path(dst).resolve():
+            raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
+
+
+def class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
     """Pixels per class, and areas where the CRS has linear units (geographic areas: see vectorize)."""
     pixels = {names[i]: int(counts[i]) for i in names if counts[i]}
     t = dataset.transform
