@@ -9,13 +9,15 @@ refuses to mix runs made with other settings.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -101,13 +103,15 @@ class RunManifest:
 
 # ------------------------------------------------------------------------------------------------ client side
 def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathLike, model: str | os.PathLike | None = None,
-                 *, scheduler: Any = None, local_workers: int | None = None, resume: bool = False,
-                 overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
+                 *, scheduler: Any = None, local_workers: int | None = None, resources: dict[str, float] | None = None,
+                 resume: bool = False, overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
                  **predictor_options: Any) -> RunManifest:
     """Segment every scene into ``output_dir/<scene stem>.tif`` with one Dask task per scene.
 
     ``scheduler`` is a scheduler address (``tcp://host:8786``) or a ``distributed.Client``; without it a
-    LocalCluster of ``local_workers`` processes (one thread each) runs here. A failing scene is retried
+    LocalCluster of ``local_workers`` processes (one thread each) runs here. ``resources`` (e.g.
+    ``{"GPU": 1}``) is what each task needs of a worker (``dask worker --resources GPU=1``): one scene at a
+    time per GPU; the task picks the device (``device``) on its worker. A failing scene is retried
     ``retries`` times, then recorded with its one-line error while the others finish. ``resume`` skips
     scenes the manifest records as done with the same fingerprint and whose output still has its checksum.
     ``reporter`` follows the whole run in scenes (scenes already done count at once); the caller ends it.
@@ -129,9 +133,9 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
     reporter.start(len(manifest.scenes), unit="scenes")
     reporter.advance(len(manifest.scenes) - len(todo))
     if todo:
-        with run_client(distributed, scheduler, local_workers, len(todo)) as client:
+        with run_client(distributed, scheduler, local_workers, len(todo), resources) as client:
             _run(client, distributed, manifest, todo, model_path, fingerprint["model_sha256"], setup, run_options,
-                 overwrite, retries, reporter)
+                 overwrite, retries, resources, reporter)
     manifest.write()
     return manifest
 
@@ -317,10 +321,12 @@ def _remove_stale_sidecars(class_map: Path) -> None:
 
 
 class run_client:
-    """A Client on ``scheduler`` (an address or a Client), or on a LocalCluster that lives for this run."""
+    """A Client on ``scheduler`` (an address or a Client), or on a LocalCluster that lives for this run
+    (its workers offer ``resources``, so tasks that need them run there too)."""
 
-    def __init__(self, distributed: Any, scheduler: Any, local_workers: int | None, tasks: int) -> None:
-        self.distributed, self.scheduler = distributed, scheduler
+    def __init__(self, distributed: Any, scheduler: Any, local_workers: int | None, tasks: int,
+                 resources: dict[str, float] | None = None) -> None:
+        self.distributed, self.scheduler, self.resources = distributed, scheduler, resources
         self.workers = local_workers or max(1, min(tasks, os.cpu_count() or 1))
         self.owned: list[Any] = []
 
@@ -332,7 +338,8 @@ class run_client:
         else:
             # ":0": the scheduler's HTTP server always starts; a free port never clashes with another cluster
             cluster = self.distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
+                                                    dashboard_address=":0", silence_logs=logging.CRITICAL,
+                                                    resources=self.resources)
             self.owned.append(cluster)
             client = self.distributed.Client(cluster)
         self.owned.insert(0, client)
@@ -345,12 +352,18 @@ class run_client:
 
 def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneRecord], model_path: Path,
          model_sha: str, setup: dict[str, Any], run_options: dict[str, Any], overwrite: bool, retries: int,
-         reporter: Reporter) -> None:
+         resources: dict[str, float] | None, reporter: Reporter) -> None:
     """Submit one task per scene; record each as it finishes and rewrite the manifest each time."""
+    run = uuid.uuid4().hex[:8]
     futures = {client.submit(predict_scene, r.scene, r.output, str(model_path), model_sha, setup, run_options,
-                             overwrite, key=f"geoseg-scene-{i}-{hashlib.sha1(r.output.encode()).hexdigest()[:12]}",
-                             retries=retries, pure=False): r
+                             overwrite, key=f"geoseg-scene-{i}-{hashlib.sha1(r.output.encode()).hexdigest()[:12]}-{run}",
+                             retries=retries, resources=resources, pure=False): r
                for i, r in enumerate(todo)}
+    with cancel_unfinished(client, futures):
+        _record(distributed, futures, manifest, reporter)
+
+
+def _record(distributed: Any, futures: dict[Any, SceneRecord], manifest: RunManifest, reporter: Reporter) -> None:
     for future in distributed.as_completed(futures):
         record = futures[future]
         if future.status == "finished":
@@ -364,6 +377,18 @@ def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneR
             record.input_error = bool(getattr(err, "input_error", False))
         manifest.write()
         reporter.advance(1)
+
+
+@contextlib.contextmanager
+def cancel_unfinished(client: Any, futures: Iterable[Any]) -> Iterator[None]:
+    """Cancel the tasks still queued when the client stops early (Ctrl-C, an error), so that they do not
+    outlive the run (a running task ends on its own; its output is atomic)."""
+    try:
+        yield
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
 
 
 def _one_line(text: str) -> str:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from rasterio.windows import Window
 
 from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.inference.config import PredictorConfig
-from geoseg.inference.distributed import (cached_predictor, check_same_settings, file_sha256,
+from geoseg.inference.distributed import (cached_predictor, cancel_unfinished, check_same_settings, file_sha256,
                                           guarded, input_stamp, make_fingerprint, model_file, require_distributed,
                                           run_client, split_options, write_json)
 from geoseg.inference.predictor import check_outputs, class_totals, fit_or_refuse
@@ -122,14 +123,15 @@ class PartsManifest:
 # ------------------------------------------------------------------------------------------------ client side
 def predict_partitioned(scene: str | os.PathLike, output: str | os.PathLike, model: str | os.PathLike | None = None,
                         *, partitions: int = DEFAULT_PARTITIONS, probabilities: str | os.PathLike | None = None,
-                        scheduler: Any = None, local_workers: int | None = None, resume: bool = False,
+                        scheduler: Any = None, local_workers: int | None = None,
+                        resources: dict[str, float] | None = None, resume: bool = False,
                         overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
                         **predictor_options: Any) -> PredictionSummary:
     """Segment one scene into the class map ``output`` (and ``probabilities``) on a Dask cluster.
 
     The scene's tile rows are cut into ``partitions`` bands (at most one per tile row), one task each; the
     client assembles the COG, byte-identical to :func:`geoseg.predict`'s. ``scheduler``, ``local_workers``,
-    ``retries`` and the options are those of :func:`~geoseg.inference.distributed.predict_many`.
+    ``resources``, ``retries`` and the options are those of :func:`~geoseg.inference.distributed.predict_many`.
     ``resume`` reuses the parts a failed or killed run finished with the same settings and inputs.
     ``reporter`` follows the partitions; the caller ends it.
     """
@@ -160,8 +162,9 @@ def predict_partitioned(scene: str | os.PathLike, output: str | os.PathLike, mod
     reporter.advance(len(parts) - len(todo))
     started = time.perf_counter()
     if todo:
-        with run_client(distributed, scheduler, local_workers, len(todo)) as client:
-            _compute(client, distributed, manifest, todo, scene, model_path, setup, run_options, retries, reporter)
+        with run_client(distributed, scheduler, local_workers, len(todo), resources) as client:
+            _compute(client, distributed, manifest, todo, scene, model_path, setup, run_options, retries, resources,
+                     reporter)
     failed = [r for r in manifest.parts if r.status == "failed"]
     if failed:
         message = (f"{len(failed)} of {len(parts)} partitions failed, the first: {failed[0].error}; the finished "
@@ -206,18 +209,25 @@ def _start(folder: Path, parts: list[RowPartition], fingerprint: dict[str, Any],
 
 def _compute(client: Any, distributed: Any, manifest: PartsManifest, todo: list[PartRecord], scene: str,
              model_path: Path, setup: dict[str, Any], run_options: dict[str, Any], retries: int,
-             reporter: Reporter) -> None:
+             resources: dict[str, float] | None, reporter: Reporter) -> None:
     """One task per missing part; each recorded (and the manifest rewritten) as it finishes."""
     model_sha = manifest.fingerprint["model_sha256"]
     count = manifest.fingerprint["partitions"]
     with_probabilities = manifest.fingerprint["probabilities"]
     futures = {}
+    run = uuid.uuid4().hex[:8]               # keys of this run only: a task left by an interrupted one is not it
     for record in todo:
         probabilities = str(manifest.probabilities_part(record)) if with_probabilities else None
         future = client.submit(predict_part, scene, str(manifest.class_part(record)), probabilities, record.part,
                                count, str(model_path), model_sha, setup, run_options, retries=retries, pure=False,
-                               key=f"geoseg-part-{record.part}-of-{count}-{model_sha[:12]}-{os.getpid()}")
+                               resources=resources,
+                               key=f"geoseg-part-{record.part}-of-{count}-{run}")
         futures[future] = record
+    with cancel_unfinished(client, futures):
+        _record(distributed, futures, manifest, reporter)
+
+
+def _record(distributed: Any, futures: dict[Any, PartRecord], manifest: PartsManifest, reporter: Reporter) -> None:
     for future in distributed.as_completed(futures):
         record = futures[future]
         if future.status == "finished":
@@ -263,6 +273,11 @@ def assemble(manifest: PartsManifest, scene: str, output: Path, probabilities: s
                                               band_names=names, legend=False, nodata=None))
                 sources.append(manifest.probabilities_part)
             try:
+                for record in manifest.parts:
+                    if not manifest.still_there(record):
+                        raise ConfigError(f"{manifest.class_part(record)}: the part changed after it was computed "
+                                          "(another run writing to the same output?); run again with {overwrite}",
+                                          parameters=("overwrite",))
                 for writer, source in zip(writers, sources):
                     for record in manifest.parts:
                         _copy_part(source(record), writer, record.y0)

@@ -129,6 +129,22 @@ def test_resume_refuses_other_settings(tmp_path: Path, client: object, inputs: t
         predict_many(scenes[:1], out, model, scheduler=client)         # a second run needs resume or overwrite
 
 
+def test_resume_refuses_a_changed_scene(tmp_path: Path, client: object, inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    scene = shutil.copy(scenes[0], tmp_path / "scene.tif")
+    out = tmp_path / "maps"
+    out.mkdir()
+    first = predict_many([scene], out, model, scheduler=client)
+    mapped = Path(first.scenes[0].output).stat().st_mtime_ns
+    assert first.scenes[0].input == {"size": os.path.getsize(scene), "mtime_ns": os.stat(scene).st_mtime_ns}
+    os.utime(scene, ns=(os.stat(scene).st_atime_ns, os.stat(scene).st_mtime_ns + 10**9))   # replaced since
+    with pytest.raises(ConfigError, match="scene.tif: the scene changed"):
+        predict_many([scene], out, model, scheduler=client, resume=True)
+    again = predict_many([scene], out, model, scheduler=client, resume=True, overwrite=True)
+    assert again.scenes[0].status == "done" and Path(again.scenes[0].output).stat().st_mtime_ns != mapped
+    assert again.scenes[0].input["mtime_ns"] == os.stat(scene).st_mtime_ns
+
+
 def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                        inputs: tuple[Path, list[Path]]) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
@@ -187,15 +203,17 @@ def test_remote_scenes_through_vsicurl(tmp_path: Path, client: object, inputs: t
 
 
 class KillOnce(distributed.WorkerPlugin):
-    """Kills its worker process the first time a scene task starts executing there (flag file: once in all)."""
+    """Kills its worker process the first time a task whose key holds ``marker`` starts executing there
+    (flag file: once in all)."""
 
     name = "geoseg-test-kill-once"
 
-    def __init__(self, flag: str) -> None:
+    def __init__(self, flag: str, marker: str = "geoseg-scene") -> None:
         self.flag = flag
+        self.marker = marker
 
     def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
-        if finish == "executing" and "geoseg-scene" in str(key) and not os.path.exists(self.flag):
+        if finish == "executing" and self.marker in str(key) and not os.path.exists(self.flag):
             Path(self.flag).write_text(str(key))
             os._exit(1)
 
