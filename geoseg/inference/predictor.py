@@ -8,6 +8,7 @@ soon as it is complete. Queues between stages are bounded, so memory does not de
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +26,11 @@ from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.source import TileSource
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
-from geoseg.inference.tiling import BlendMode, Tile, TileGrid, row_partitions
+from geoseg.inference.tiling import BlendMode, RowPartition, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
 from geoseg.io.outputs import atomic_output, check_writable
-from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
+from geoseg.io.rasters import MIN_CACHE_MB, gdal_env, open_raster, streaming_cache_mb
 from geoseg.io.sidecars import Sidecars
 from geoseg.model.fit import FitReport, check_fit
 from geoseg.model.loading import ModelLike, load_model
@@ -137,7 +138,7 @@ class Predictor:
             grid = self.grid(dataset)
             partition = row_partitions(grid, of)[part]
             profile = {"width": dataset.width, "height": partition.height, "crs": dataset.crs,
-                       "transform": dataset.transform * Affine.translation(0, partition.y0)}
+                       "transform": dataset.transform @ Affine.translation(0, partition.y0)}
             cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
@@ -158,6 +159,23 @@ class Predictor:
                            tiles_total=(partition.stop - partition.row) * len(grid.xs), tiles_run=run,
                            tiles_halo=(partition.row - partition.first) * len(grid.xs))
 
+    def classify_rows(self, band: str, bands: tuple[list[int], float | None], grid: TileGrid,
+                      partition: RowPartition) -> np.ndarray:
+        """The class ids (uint8) of ``partition``'s rows, from ``band``: a raster holding the scene's rows
+        ``ys[partition.first]`` to the bottom of the partition's last tile row (its halo included), as a
+        lazy array's task hands it over. The same tiles, blending and order as :meth:`predict`."""
+        out = np.empty((partition.height, grid.width), np.uint8)
+
+        def on_final(region: Region) -> None:
+            if region.y >= partition.y0:
+                classes, _ = self._finalise(region)
+                h, w = classes.shape
+                out[region.y - partition.y0:region.y - partition.y0 + h, region.x:region.x + w] = classes
+
+        self._stream(band, bands, grid, partition.first, partition.stop, on_final, [], NullReporter(), False,
+                     MIN_CACHE_MB, y_offset=grid.ys[partition.first])
+        return out
+
     def _writers(self, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any], output_block: int,
                  cog: bool = True) -> list[ClassMapWriter]:
         """The class map's writer, and the probabilities' when asked."""
@@ -177,10 +195,10 @@ class Predictor:
 
     def _stream(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
                 on_final: Callable[[Region], None], writers: list[ClassMapWriter], reporter: Reporter,
-                pipelined: bool, cache_mb: int, count_from: int = 0) -> int:
+                pipelined: bool, cache_mb: int, count_from: int = 0, y_offset: int = 0) -> int:
         """Grid rows ``first`` to ``stop - 1`` through read -> model -> blend (``on_final`` gets each final
         region), then the writers finished; everything aborted on an error. The number of tiles run in grid
-        rows from ``count_from`` on (a partition's own rows, not its halo)."""
+        rows from ``count_from`` on (a partition's own rows, not its halo). ``y_offset``: see :meth:`_read`."""
         accumulator = StripAccumulator(grid, self.meta.num_classes, on_final, first_row=first)
 
         def accumulate(done: list[tuple[Tile, np.ndarray | None, np.ndarray]]) -> None:
@@ -190,7 +208,8 @@ class Predictor:
         sink: WriteBehind | None = WriteBehind(accumulate, depth=2) if pipelined else None
         run = 0
         try:
-            for tiles, valids, live, batch in self._batches(path, bands, grid, first, stop, pipelined, cache_mb):
+            for tiles, valids, live, batch in self._batches(path, bands, grid, first, stop, pipelined, cache_mb,
+                                                            y_offset):
                 probs = dict(zip(live, self.forward(batch))) if batch is not None else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
                         for i, (t, v) in enumerate(zip(tiles, valids))]
@@ -244,22 +263,24 @@ class Predictor:
         return classes, probs_u8
 
     def _read(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
-              cache_mb: int) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+              cache_mb: int, y_offset: int = 0) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
         """(tile, model input or None when all nodata, validity) of grid rows ``first`` to ``stop - 1`` in
-        grid order, in the reader's own dataset."""
+        grid order, in the reader's own dataset. A file holding only the scene's rows from ``y_offset`` on
+        (a lazy array's band, see :meth:`classify_rows`) is read at the tiles' rows less the offset."""
         with gdal_env(cache_mb), rasterio.open(path) as ds:
             source = TileSource(ds, bands[0], self.meta, self.tile, fill=bands[1])
             for tile in grid.rows(first, stop):
-                yield tile, *source.read(tile)
+                yield tile, *source.read(dataclasses.replace(tile, y=tile.y - y_offset) if y_offset else tile)
 
     def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
-                 pipelined: bool, cache_mb: int
+                 pipelined: bool, cache_mb: int, y_offset: int = 0
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
         """Groups of tiles in grid order with their validity masks, the positions of the tiles with data
         (``live``) and those tiles stacked for one forward pass (at most ``batch_size``; None if none).
         All-nodata tiles ride along so blending stays in order, but are never run through the model."""
-        source = (prefetch(lambda: self._read(path, bands, grid, first, stop, cache_mb), depth=2 * self.batch_size + 2)
-                  if pipelined else self._read(path, bands, grid, first, stop, cache_mb))
+        source = (prefetch(lambda: self._read(path, bands, grid, first, stop, cache_mb, y_offset),
+                           depth=2 * self.batch_size + 2)
+                  if pipelined else self._read(path, bands, grid, first, stop, cache_mb, y_offset))
         tiles: list[Tile] = []
         valids: list[np.ndarray] = []
         live: list[int] = []
