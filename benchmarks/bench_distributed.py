@@ -17,14 +17,12 @@ the default model, on synthetic scenes made of real Zion pixels (benchmarks/synt
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import logging
 import os
 import platform
 import sys
+import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,10 +64,13 @@ def warm(client: distributed.Client) -> None:
     client.run(cached_predictor, str(DEFAULT_MODEL_PATH), sha, setup)
 
 
-def timed(run: Callable[[], object]) -> float:
+def timed(run: Callable[[], object], name: str) -> float:
+    """Seconds ``run()`` takes, printed at once (a long run on a shared machine keeps what it measured)."""
     t0 = time.perf_counter()
     run()
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    print(f"  {name}: {seconds:.2f} s", flush=True)
+    return seconds
 
 
 def noop(i: int) -> int:
@@ -93,14 +94,12 @@ def read_all(path: str) -> float:
     return time.perf_counter() - t0
 
 
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.inference.test_distributed import RangeHandler
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RangeHandler,
-                                                                                 directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def serve(folder: Path) -> tuple[subprocess.Popen, str]:
+    """The tests' range-serving HTTP server on 127.0.0.1, in a process of its own (as a real one is)."""
+    server = subprocess.Popen([sys.executable, "-c", f"from tests.inference.conftest import serve; "
+                               f"serve({str(folder)!r})"], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    return server, f"http://127.0.0.1:{int(server.stdout.readline())}"  # type: ignore[union-attr]
 
 
 def main() -> None:
@@ -123,7 +122,7 @@ def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (shared with other "
           f"sessions); big scene {args.size}^2 ({len(grid)} tiles of {meta.tile_size}, overlap {meta.overlap}, "
           f"{len(grid.ys)} tile rows), {len(parts)} partitions, {halo} halo tiles "
-          f"(+{halo / len(grid):.1%} compute); {args.scenes} scenes of {args.small}^2")
+          f"(+{halo / len(grid):.1%} compute); {args.scenes} scenes of {args.small}^2", flush=True)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         folder = Path(tmp)
@@ -133,12 +132,13 @@ def main() -> None:
                 if workers == 1:
                     out = folder / "one"
                     out.mkdir()
-                    results["one"] = timed(lambda: predict_many([big], out, scheduler=client))
+                    results["one"] = timed(lambda: predict_many([big], out, scheduler=client), "one process")
                     results["task_s"] = task_overhead(client)
                 last = LastPart()
                 dst = folder / f"part{workers}.tif"
                 results[f"part{workers}"] = timed(lambda: predict_partitioned(
-                    big, dst, partitions=args.partitions, scheduler=client, reporter=last))
+                    big, dst, partitions=args.partitions, scheduler=client, reporter=last),
+                    f"{args.partitions} partitions on {workers} worker(s)")
                 results[f"writer{workers}"] = time.perf_counter() - last.at
                 assert dst.read_bytes() == (folder / "one" / big.name).read_bytes(), "partitioned map differs"
                 out = folder / f"many{workers}"
@@ -148,14 +148,15 @@ def main() -> None:
                     link = folder / f"s{workers}_{i}.tif"
                     link.symlink_to(small)
                     scenes.append(link)
-                results[f"many{workers}"] = timed(lambda: predict_many(scenes, out, scheduler=client))
+                results[f"many{workers}"] = timed(lambda: predict_many(scenes, out, scheduler=client),
+                                                 f"{args.scenes} scenes on {workers} worker(s)")
         server, url = serve(big.parent)
         try:
             read_all(str(big))
             results["read_local"] = read_all(str(big))
             results["read_http"] = read_all(f"/vsicurl/{url}/{big.name}")
         finally:
-            server.shutdown()
+            server.kill()
     size_mb = big.stat().st_size / 2**20
     r = results
     print(f"\nsingle scene {args.size}^2 ({mp:.1f} MP)")

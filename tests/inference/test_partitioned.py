@@ -20,7 +20,7 @@ from geoseg.errors import ConfigError
 from geoseg.progress import NullReporter
 from geoseg.inference.tiling import TileGrid, row_partitions
 from tests.conftest import ZION, tiny_bundle, tiny_meta, write_crop
-from tests.inference.test_distributed import KillOnce, client, http_folder  # noqa: F401 (fixtures)
+from tests.inference.test_distributed import KillOnce
 
 distributed = pytest.importorskip("distributed")
 from geoseg.distributed import PartsManifest, predict_partitioned, work_folder  # noqa: E402
