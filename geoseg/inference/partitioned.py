@@ -28,7 +28,7 @@ from geoseg.inference.config import PredictorConfig
 from geoseg.inference.distributed import (cached_predictor, cancel_unfinished, check_same_settings, file_sha256,
                                           guarded, input_stamp, make_fingerprint, model_file, require_distributed,
                                           run_client, split_options, write_json)
-from geoseg.inference.predictor import check_outputs, class_totals, fit_or_refuse
+from geoseg.inference.predictor import check_outputs, class_totals, fit_or_refuse, output_writers
 from geoseg.inference.tiling import RowPartition, TileGrid, row_partitions
 from geoseg.io.cog import ClassMapWriter, check_output_block
 from geoseg.io.outputs import atomic_output
@@ -265,13 +265,8 @@ def assemble(manifest: PartsManifest, scene: str, output: Path, probabilities: s
             class_tmp = stack.enter_context(atomic_output(output, overwrite, inputs=[scene]))
             prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[scene]))
                         if probabilities is not None else None)
-            writers = [ClassMapWriter(class_tmp, profile, meta.scheme, output_block)]
-            sources = [manifest.class_part]
-            if prob_tmp is not None:
-                names = [c.name for c in meta.scheme.classes]
-                writers.append(ClassMapWriter(prob_tmp, profile, meta.scheme, output_block, count=len(names),
-                                              band_names=names, legend=False, nodata=None))
-                sources.append(manifest.probabilities_part)
+            writers = output_writers(meta.scheme, class_tmp, prob_tmp, profile, output_block)
+            sources = [manifest.class_part, manifest.probabilities_part]
             try:
                 for record in manifest.parts:
                     if not manifest.still_there(record):

@@ -29,6 +29,7 @@ from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, RowPartition, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
+from geoseg.io.legend import ClassScheme
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.rasters import MIN_CACHE_MB, gdal_env, open_raster, streaming_cache_mb
 from geoseg.io.sidecars import Sidecars
@@ -146,7 +147,7 @@ class Predictor:
                 class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
                 prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
                             if probabilities is not None else None)
-                writers = self._writers(class_tmp, prob_tmp, profile, output_block, cog=False)
+                writers = output_writers(self.meta.scheme, class_tmp, prob_tmp, profile, output_block, cog=False)
 
                 def on_final(region: Region) -> None:
                     if region.y >= partition.y0:          # the halo's own rows belong to the part above
@@ -175,17 +176,6 @@ class Predictor:
         self._stream(band, bands, grid, partition.first, partition.stop, on_final, [], NullReporter(), False,
                      MIN_CACHE_MB, y_offset=grid.ys[partition.first])
         return out
-
-    def _writers(self, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any], output_block: int,
-                 cog: bool = True) -> list[ClassMapWriter]:
-        """The class map's writer, and the probabilities' when asked."""
-        scheme = self.meta.scheme
-        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block, cog=cog)]
-        if prob_tmp is not None:
-            names = [c.name for c in scheme.classes]
-            writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
-                                          band_names=names, legend=False, nodata=None, cog=cog))
-        return writers
 
     def _write_region(self, region: Region, writers: list[ClassMapWriter], y0: int = 0) -> None:
         classes, probs = self._finalise(region)
@@ -234,7 +224,7 @@ class Predictor:
         scheme = self.meta.scheme
         profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                    "transform": dataset.transform}
-        writers = self._writers(class_tmp, prob_tmp, profile, output_block)
+        writers = output_writers(self.meta.scheme, class_tmp, prob_tmp, profile, output_block)
         reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
         t0 = time.perf_counter()
         run = self._stream(str(dataset.name), bands, grid, 0, len(grid.ys),
@@ -296,6 +286,17 @@ class Predictor:
                 tiles, valids, live, arrays = [], [], [], []
         if tiles:
             yield tiles, valids, live, np.stack(arrays) if arrays else None
+
+
+def output_writers(scheme: ClassScheme, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any],
+                   output_block: int, cog: bool = True) -> list[ClassMapWriter]:
+    """The class map's writer, and the probabilities' when asked (uint8, one band per class)."""
+    writers = [ClassMapWriter(class_tmp, profile, scheme, output_block, cog=cog)]
+    if prob_tmp is not None:
+        names = [c.name for c in scheme.classes]
+        writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
+                                      band_names=names, legend=False, nodata=None, cog=cog))
+    return writers
 
 
 def fit_or_refuse(src: Any, dataset: rasterio.DatasetReader, meta: BundleMeta, bands: list[int] | None,
