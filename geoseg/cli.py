@@ -168,13 +168,18 @@ def predict(
 
     SCENE may also name many scenes: a glob ('scenes/*.tif') or a .txt list of paths/URLs, one a line; then
     -o is a folder, each scene becomes <stem>.tif there with a run manifest (geoseg-run.json), and the scenes
-    run as Dask tasks (--local-workers, --scheduler; --resume continues a run).
+    run as Dask tasks (--local-workers, --scheduler; --resume continues a run). One scene with a .tif
+    output and --partitions (or --scheduler/--local-workers) is cut into bands of tile rows computed as
+    Dask tasks and assembled into the same COG as in-process (--resume reuses finished bands).
     """
     from geoseg.io.outputs import check_writable
     from geoseg.inference.distributed import is_scene_list
 
     on_dask = local_workers is not None or scheduler is not None or resume or resources is not None
     if partitions is not None or (on_dask and not is_scene_list(scene) and _names_a_geotiff(output)):
+        if is_scene_list(scene):
+            raise ParameterError("partitions", partitions, "cuts one scene; many scenes run one task each without "
+                                 "it")
         if method is not None:
             raise ParameterError("method", method, "a classic method runs in-process; drop {partitions}, "
                                  "{scheduler} and {local_workers}", parameters=("partitions", "scheduler", "local_workers"))
@@ -269,7 +274,7 @@ def _predict_partitioned(scene: str, output: Path, model: Optional[Path], option
 
     reporter = _reporter(progress, quiet, "predict")
     try:
-        summary = predict_partitioned(scene, output, model, partitions=partitions or DEFAULT_PARTITIONS,
+        summary = predict_partitioned(scene, output, model, partitions=DEFAULT_PARTITIONS if partitions is None else partitions,
                                       probabilities=probabilities, scheduler=scheduler, local_workers=local_workers,
                                       resources=resources, resume=resume, overwrite=overwrite, reporter=reporter,
                                       **options)
