@@ -161,14 +161,20 @@ def predict_partitioned(scene: str | os.PathLike, output: str | os.PathLike, mod
     reporter.start(len(parts), unit="partitions")
     reporter.advance(len(parts) - len(todo))
     started = time.perf_counter()
-    if todo:
-        with run_client(distributed, scheduler, local_workers, len(todo), resources) as client:
-            _compute(client, distributed, manifest, todo, scene, model_path, setup, run_options, retries, resources,
-                     reporter)
+    try:
+        if todo:
+            with run_client(distributed, scheduler, local_workers, len(todo), resources) as client:
+                _compute(client, distributed, manifest, todo, scene, model_path, setup, run_options, retries,
+                         resources, reporter)
+    except BaseException:
+        _keep_if_useful(manifest)
+        raise
     failed = [r for r in manifest.parts if r.status == "failed"]
     if failed:
-        message = (f"{len(failed)} of {len(parts)} partitions failed, the first: {failed[0].error}; the finished "
-                   f"ones are kept in {manifest.folder}: fix the cause and run again with {{resume}}")
+        _keep_if_useful(manifest)
+        kept = (f"the finished ones are kept in {manifest.folder}: fix the cause and run again with {{resume}}"
+                if manifest.folder.exists() else "fix the cause and run again")
+        message = f"{len(failed)} of {len(parts)} partitions failed, the first: {failed[0].error}; {kept}"
         if all(r.input_error for r in failed):
             raise InputFileError(message, parameters=("resume",))
         raise RuntimeError(message.replace("{resume}", "resume"))
@@ -177,6 +183,12 @@ def predict_partitioned(scene: str | os.PathLike, output: str | os.PathLike, mod
     elapsed = time.perf_counter() - started
     return summary.model_copy(update={"elapsed_s": round(elapsed, 3),
                                       "megapixels_per_s": round(grid.width * grid.height / 1e6 / elapsed, 3)})
+
+
+def _keep_if_useful(manifest: PartsManifest) -> None:
+    """After a failure the work folder stays only if it holds a finished part for ``resume``."""
+    if not any(r.status == "done" for r in manifest.parts):
+        manifest.remove()
 
 
 def _scene_path(scene: str | os.PathLike) -> str:
