@@ -49,6 +49,8 @@ ProgressOpt = Annotated[ProgressChoice, typer.Option("--progress", help="rich ba
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
 MinAreaOpt = Annotated[Optional[float], typer.Option("--min-area", help="minimum mapping unit in map units² (m²): smaller regions merge into a neighbour")]
+LocalWorkersOpt = Annotated[Optional[int], typer.Option("--local-workers", help="run on a local Dask cluster of N worker processes (needs geoseg[distributed])")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")]
 SimplifyOpt = Annotated[Optional[float], typer.Option("--simplify", help="topology-preserving simplification tolerance in map units")]
 
 
@@ -156,9 +158,11 @@ def predict(
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold (bright-objects: contrast) instead of Otsu's")] = None,
     score_threshold: Annotated[Optional[float], typer.Option("--score-threshold", help="instance models: drop objects scoring below this (default: the model's)")] = None,
     instances_raster: Annotated[Optional[Path], typer.Option("--instances-raster", help="instance models: also write a uint32 GeoTIFF (COG) of object ids (0: none)")] = None,
-    local_workers: Annotated[Optional[int], typer.Option("--local-workers", help="many scenes: run on a local Dask cluster of N worker processes (needs geoseg[distributed])")] = None,
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="many scenes: run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="many scenes: skip scenes the run manifest in -o records as done with the same settings")] = False,
+    local_workers: LocalWorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    partitions: Annotated[Optional[int], typer.Option("--partitions", help="one scene on Dask: cut it into N bands of tile rows, one task each (default 16 with --scheduler or --local-workers and a .tif output)")] = None,
+    resources: Annotated[Optional[str], typer.Option("--resources", help="Dask worker resources each task needs, e.g. GPU=1 (workers started with --resources GPU=1)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="on Dask: skip scenes (or partitions) a previous run with the same settings finished")] = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
@@ -167,12 +171,36 @@ def predict(
 
     SCENE may also name many scenes: a glob ('scenes/*.tif') or a .txt list of paths/URLs, one a line; then
     -o is a folder, each scene becomes <stem>.tif there with a run manifest (geoseg-run.json), and the scenes
-    run as Dask tasks (--local-workers, --scheduler; --resume continues a run).
+    run as Dask tasks (--local-workers, --scheduler; --resume continues a run). One scene with a .tif
+    output and --partitions (or --scheduler/--local-workers) is cut into bands of tile rows computed as
+    Dask tasks and assembled into the same COG as in-process (--resume reuses finished bands).
     """
     from geoseg.io.outputs import check_writable
     from geoseg.inference.distributed import is_scene_list
 
-    if is_scene_list(scene) or local_workers is not None or scheduler is not None or resume:
+    on_dask = local_workers is not None or scheduler is not None or resume or resources is not None
+    if partitions is not None or (on_dask and not is_scene_list(scene) and _names_a_geotiff(output)):
+        if is_scene_list(scene):
+            raise ParameterError("partitions", partitions, "cuts one scene; many scenes run one task each without "
+                                 "it")
+        if method is not None:
+            raise ParameterError("method", method, "a classic method runs in-process; drop {partitions}, "
+                                 "{scheduler} and {local_workers}", parameters=("partitions", "scheduler", "local_workers"))
+        if polygons is not None:
+            check_writable(polygons, overwrite, inputs=[scene, output])
+        options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
+                       blend=blend.value, backend=backend.value, bands=_parse_numbers(bands),
+                       output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
+                       check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
+                       repeat_bands=repeat_bands)
+        _predict_partitioned(scene, output, model, options, partitions=partitions, probabilities=probabilities,
+                             local_workers=local_workers, scheduler=scheduler, resources=_parse_resources(resources),
+                             resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
+        if polygons is not None:
+            _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
+                       progress=progress, quiet=quiet)
+        return
+    if is_scene_list(scene) or on_dask:
         if method is not None or probabilities is not None or polygons is not None:
             raise InputError(f"{scene}: a run of many scenes writes class maps only; run {{method}}, {{probabilities}} "
                              "or {polygons} scene by scene", parameters=("method", "probabilities", "polygons"))
@@ -182,7 +210,8 @@ def predict(
                        check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
                        repeat_bands=repeat_bands)
         _predict_many(scene, output, model, options, local_workers=local_workers, scheduler=scheduler,
-                      resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
+                      resources=_parse_resources(resources), resume=resume, overwrite=overwrite,
+                      progress=progress, quiet=quiet)
         return
 
     if _finds_objects(model, method):
@@ -273,9 +302,56 @@ def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[st
                           "skipped as nodata)", soft_wrap=True)
 
 
+def _names_a_geotiff(output: Path) -> bool:
+    """An output that is one class map (one scene on Dask), not a folder of many."""
+    return output.suffix.lower() in (".tif", ".tiff") and not output.is_dir()
+
+
+def _parse_resources(text: Optional[str]) -> Optional[dict[str, float]]:
+    """``GPU=1,MEMORY=8e9`` -> {"GPU": 1.0, "MEMORY": 8e9}, as ``dask worker --resources`` spells them."""
+    if text is None:
+        return None
+    resources: dict[str, float] = {}
+    for item in text.split(","):
+        name, _, amount = item.partition("=")
+        try:
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            raise ParameterError("resources", text, "write NAME=AMOUNT pairs separated by commas, e.g. GPU=1") \
+                from None
+        if not name.strip():
+            raise ParameterError("resources", text, "write NAME=AMOUNT pairs separated by commas, e.g. GPU=1")
+    return resources
+
+
+def _predict_partitioned(scene: str, output: Path, model: Optional[Path], options: dict[str, Any], *,
+                         partitions: Optional[int], probabilities: Optional[Path], local_workers: Optional[int],
+                         scheduler: Optional[str], resources: Optional[dict[str, float]], resume: bool,
+                         overwrite: bool, progress: ProgressChoice, quiet: bool) -> None:
+    """One scene cut into partitions on Dask; progress counts partitions, then the summary as in-process."""
+    from geoseg.inference.partitioned import DEFAULT_PARTITIONS, predict_partitioned
+
+    reporter = _reporter(progress, quiet, "predict")
+    try:
+        summary = predict_partitioned(scene, output, model, partitions=DEFAULT_PARTITIONS if partitions is None else partitions,
+                                      probabilities=probabilities, scheduler=scheduler, local_workers=local_workers,
+                                      resources=resources, resume=resume, overwrite=overwrite, reporter=reporter,
+                                      **options)
+    except BaseException:
+        if progress == ProgressChoice.rich and not quiet:
+            reporter.done()                              # stops the bar
+        raise
+    reporter.done(**summary.model_dump())
+    if progress == ProgressChoice.rich and not quiet:
+        err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
+                          f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
+                          f"{summary.megapixels_per_s:.2f} MP/s on Dask ({summary.device} {summary.precision})",
+                          soft_wrap=True)
+
+
 def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict[str, Any], *,
-                  local_workers: Optional[int], scheduler: Optional[str], resume: bool, overwrite: bool,
-                  progress: ProgressChoice, quiet: bool) -> None:
+                  local_workers: Optional[int], scheduler: Optional[str], resources: Optional[dict[str, float]],
+                  resume: bool, overwrite: bool, progress: ProgressChoice, quiet: bool) -> None:
     """Many scenes into the folder ``output``; exit 2 when some failed on bad input, 1 when one hit a bug.
 
     Progress counts scenes (start and progress events with ``--progress json``; the run's summary is the
@@ -291,7 +367,7 @@ def _predict_many(scene: str, output: Path, model: Optional[Path], options: dict
     reporter = _reporter(progress, quiet, "predict")
     try:
         manifest = predict_many(scene_list(scene), output, model, scheduler=scheduler, local_workers=local_workers,
-                                resume=resume, overwrite=overwrite, reporter=reporter, **options)
+                                resources=resources, resume=resume, overwrite=overwrite, reporter=reporter, **options)
     finally:
         if progress == ProgressChoice.rich and not quiet:
             reporter.done()                              # stops the bar; a JSON done event needs a scene summary
@@ -335,15 +411,21 @@ def vectorize(
     block_size: Annotated[int, typer.Option("--block-size", help="processing block side in px: sets memory use and parallel work, not an output setting")] = 2048,
     nodata: Annotated[Optional[int], typer.Option("--nodata", help="a class value not to vectorize, when the map does not declare its nodata")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="processes polygonizing blocks (default: one per core)")] = None,
+    local_workers: LocalWorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
 ) -> None:
-    """Turn a class map into polygons with class_id, class_name and area_m2."""
+    """Turn a class map into polygons with class_id, class_name and area_m2.
+
+    With --scheduler or --local-workers the blocks are polygonized as Dask tasks; this process merges
+    the seams and writes, so the polygons are those of a local run.
+    """
     _vectorize(class_map, output, fmt=fmt, min_area=min_area, min_area_unit="pixels" if min_area_pixels else "map",
                simplify=simplify, dissolve=dissolve, classes=classes.split(",") if classes else None, layer=layer,
                block_size=block_size, workers=workers, nodata=nodata, overwrite=overwrite, progress=progress,
-               quiet=quiet)
+               quiet=quiet, scheduler=scheduler, local_workers=local_workers)
 
 
 def _vectorize(class_map: Path, output: Path, *, progress: ProgressChoice, quiet: bool, **options: Any) -> None:

@@ -43,6 +43,18 @@ class PredictionSummary(BaseModel):
     threshold: float | None = None
 
 
+class PartSummary(BaseModel):
+    """What one partition of a scene computed: its scene rows and its tiles (the halo's included)."""
+
+    part: int
+    y0: int
+    y1: int
+    tiles_total: int
+    tiles_run: int
+    #: Tiles of the halo rows computed again (the part above owns their final rows).
+    tiles_halo: int
+
+
 class VectorizeSummary(BaseModel):
     """What vectorize wrote: where, how, how many polygons and the area of each class in m²."""
 

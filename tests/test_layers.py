@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("geoseg.evaluation",),
     ("geoseg.training",),
     ("geoseg.compress",),
-    ("geoseg.cli", "geoseg.xarray", "geoseg.info", "geoseg.__main__"),
+    ("geoseg.cli", "geoseg.xarray", "geoseg.info", "geoseg.distributed", "geoseg.__main__"),
 ]
 
 

@@ -53,3 +53,28 @@ def test_options_that_differ_from_a_given_predictor_are_refused(zion_bundle_path
     same = predict_dataarray(corner, predictor, tile=64, overlap=16)       # what it was made with: fine
     assert same.shape == (96, 128)
     assert np.array_equal(same.values, predict_dataarray(corner, zion_bundle_path, tile=64, overlap=16).values)
+
+
+def test_dask_input_gives_a_lazy_result_equal_to_the_eager_one(zion_bundle_path: Path) -> None:
+    import dask.array as da
+
+    from geoseg.xarray import predict_dataarray
+
+    predictor = Predictor(zion_bundle_path, tile=64, overlap=16)
+    reads: list[int] = []
+
+    def counted(block: np.ndarray) -> np.ndarray:
+        reads.append(block.shape[1])
+        return block
+
+    with rioxarray.open_rasterio(ZION) as opened:
+        eager_input = opened.load()
+    lazy_input = eager_input.copy(data=da.from_array(eager_input.values, chunks=(4, 100, 1128)).map_blocks(
+        counted, meta=np.empty((0, 0, 0), eager_input.dtype)))
+    lazy = predict_dataarray(lazy_input, predictor)
+    assert isinstance(lazy.data, da.Array) and reads == []             # nothing read or computed yet
+    assert lazy.data.numblocks[0] >= 3                                 # a task per band of tile rows
+    eager = predict_dataarray(eager_input, predictor)                  # numpy-backed: the file pipeline
+    assert np.array_equal(lazy.values, eager.values) and reads
+    assert lazy.attrs == eager.attrs and lazy.rio.crs == eager.rio.crs
+    assert np.array_equal(lazy.y.values, eager.y.values)

@@ -9,16 +9,18 @@ refuses to mix runs made with other settings.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from geoseg.errors import ConfigError, InputError, InputFileError, ParameterError
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
@@ -62,6 +64,8 @@ class SceneRecord:
     input_error: bool | None = None
     seconds: float | None = None
     sha256: str | None = None
+    #: The input's size and modification time when the run started (local files; None for URLs).
+    input: dict[str, int] | None = None
 
 
 @dataclass
@@ -85,9 +89,7 @@ class RunManifest:
                 "scenes": [asdict(s) for s in self.scenes]}
 
     def write(self) -> None:
-        """Atomically: a reader (or a resume after a crash) never sees half a manifest."""
-        with atomic_output(self.path, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        write_json(self.path, self.to_json())
 
     @classmethod
     def read(cls, path: Path) -> RunManifest:
@@ -101,13 +103,15 @@ class RunManifest:
 
 # ------------------------------------------------------------------------------------------------ client side
 def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathLike, model: str | os.PathLike | None = None,
-                 *, scheduler: Any = None, local_workers: int | None = None, resume: bool = False,
-                 overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
+                 *, scheduler: Any = None, local_workers: int | None = None, resources: dict[str, float] | None = None,
+                 resume: bool = False, overwrite: bool = False, retries: int = 1, reporter: Reporter | None = None,
                  **predictor_options: Any) -> RunManifest:
     """Segment every scene into ``output_dir/<scene stem>.tif`` with one Dask task per scene.
 
     ``scheduler`` is a scheduler address (``tcp://host:8786``) or a ``distributed.Client``; without it a
-    LocalCluster of ``local_workers`` processes (one thread each) runs here. A failing scene is retried
+    LocalCluster of ``local_workers`` processes (one thread each) runs here. ``resources`` (e.g.
+    ``{"GPU": 1}``) is what each task needs of a worker (``dask worker --resources GPU=1``): one scene at a
+    time per GPU; the task picks the device (``device``) on its worker. A failing scene is retried
     ``retries`` times, then recorded with its one-line error while the others finish. ``resume`` skips
     scenes the manifest records as done with the same fingerprint and whose output still has its checksum.
     ``reporter`` follows the whole run in scenes (scenes already done count at once); the caller ends it.
@@ -120,8 +124,8 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
         raise ParameterError("output_dir", out, "is not a folder; create it first")
     if retries < 0:
         raise ParameterError("retries", retries, "must be 0 or more")
-    model_path = _model_path(model)
-    setup, run_options = _split_options(predictor_options)
+    model_path = model_file(model)
+    setup, run_options = split_options(predictor_options, "predict_many")
     fingerprint = make_fingerprint(model_path, setup, run_options)
     manifest = _start_manifest(out, scenes, fingerprint, resume, overwrite)
     todo = [r for r in manifest.scenes if r.status != "done"]
@@ -129,11 +133,29 @@ def predict_many(scenes: Iterable[str | os.PathLike], output_dir: str | os.PathL
     reporter.start(len(manifest.scenes), unit="scenes")
     reporter.advance(len(manifest.scenes) - len(todo))
     if todo:
-        with _client(distributed, scheduler, local_workers, len(todo)) as client:
+        with run_client(distributed, scheduler, local_workers, len(todo), resources) as client:
             _run(client, distributed, manifest, todo, model_path, fingerprint["model_sha256"], setup, run_options,
-                 overwrite, retries, reporter)
+                 overwrite, retries, resources, reporter)
     manifest.write()
     return manifest
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically: a reader (or a resume after a crash) never sees half a manifest."""
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def input_stamp(scene: str) -> dict[str, int] | None:
+    """Size and modification time of a local input (None for GDAL virtual paths and URLs): a resume
+    notices an input replaced since, without reading it all for a checksum."""
+    if scene.startswith("/vsi") or "://" in scene:
+        return None
+    try:
+        stat = os.stat(scene)
+    except OSError:
+        return None                      # the task reports the missing file with the reader's message
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _absolute(scene: str) -> str:
@@ -200,7 +222,7 @@ def output_path(output_dir: Path, scene: str) -> Path:
     return output_dir / (PurePosixPath(scene.split("?")[0]).stem + ".tif")
 
 
-def _model_path(model: str | os.PathLike | None) -> Path:
+def model_file(model: str | os.PathLike | None) -> Path:
     """Tasks carry a path (the worker loads it once), so a model must be a file, not a loaded bundle."""
     from geoseg.model.loading import DEFAULT_MODEL_PATH
 
@@ -214,12 +236,12 @@ def _model_path(model: str | os.PathLike | None) -> Path:
     return path.resolve()
 
 
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_options(options: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Predictor settings (checked here, before any worker starts) apart from per-scene options, both with
     their defaults filled in, so the fingerprint of a run is the same from Python and from the CLI."""
     unknown = sorted(set(options) - {"config", *PREDICTOR_OPTIONS, *_RUN_OPTIONS})
     if unknown:
-        raise TypeError(f"predict_many got unexpected options {unknown}; "
+        raise TypeError(f"{where} got unexpected options {unknown}; "
                         f"use config, {', '.join(PREDICTOR_OPTIONS + _RUN_OPTIONS)}")
     config = options.get("config") or PredictorConfig()
     setup = config.updated(**{k: v for k, v in options.items() if k in PREDICTOR_OPTIONS}).model_dump(mode="json")
@@ -235,7 +257,7 @@ def _start_manifest(out: Path, scenes: Sequence[str], fingerprint: dict[str, Any
                     overwrite: bool) -> RunManifest:
     """A fresh manifest, or on resume the old one checked against this run's fingerprint."""
     path = out / MANIFEST_NAME
-    records = [SceneRecord(s, str(output_path(out, s))) for s in scenes]
+    records = [SceneRecord(s, str(output_path(out, s)), input=input_stamp(s)) for s in scenes]
     names = [r.output for r in records]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})[0]
@@ -248,15 +270,22 @@ def _start_manifest(out: Path, scenes: Sequence[str], fingerprint: dict[str, Any
     if not path.exists():
         return RunManifest(path, fingerprint, records)
     old = RunManifest.read(path)
-    _check_same_settings(path, old.fingerprint, fingerprint)
+    check_same_settings(path, old.fingerprint, fingerprint)
     done = {r.scene: r for r in old.done if _still_there(r)}
+    stamps = {r.scene: r.input for r in records}
+    changed = [r for r in done.values() if r.scene in stamps and r.input != stamps[r.scene]]
+    if changed and not overwrite:
+        raise ConfigError(f"{changed[0].scene}: the scene changed (size or time) since the run mapped it; pass "
+                          "{overwrite} with {resume} to map it again, or restore it", parameters=("overwrite", "resume"))
+    for record in changed:
+        del done[record.scene]           # mapped again: its record (and stamp) are this run's
     for record in old.done:
         if record.scene not in done and not Path(record.output).exists():
             _remove_stale_sidecars(Path(record.output))
     return RunManifest(path, fingerprint, [done.get(r.scene, r) for r in records])
 
 
-def _check_same_settings(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+def check_same_settings(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
     """ConfigError naming the first setting that differs: resume never mixes outputs of two settings."""
     flat_old, flat_new = _flatten(old), _flatten(new)
     for key in sorted(set(flat_old) | set(flat_new)):
@@ -291,11 +320,13 @@ def _remove_stale_sidecars(class_map: Path) -> None:
             path.unlink()
 
 
-class _client:
-    """A Client on ``scheduler`` (an address or a Client), or on a LocalCluster that lives for this run."""
+class run_client:
+    """A Client on ``scheduler`` (an address or a Client), or on a LocalCluster that lives for this run
+    (its workers offer ``resources``, so tasks that need them run there too)."""
 
-    def __init__(self, distributed: Any, scheduler: Any, local_workers: int | None, tasks: int) -> None:
-        self.distributed, self.scheduler = distributed, scheduler
+    def __init__(self, distributed: Any, scheduler: Any, local_workers: int | None, tasks: int,
+                 resources: dict[str, float] | None = None) -> None:
+        self.distributed, self.scheduler, self.resources = distributed, scheduler, resources
         self.workers = local_workers or max(1, min(tasks, os.cpu_count() or 1))
         self.owned: list[Any] = []
 
@@ -307,7 +338,8 @@ class _client:
         else:
             # ":0": the scheduler's HTTP server always starts; a free port never clashes with another cluster
             cluster = self.distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
+                                                    dashboard_address=":0", silence_logs=logging.CRITICAL,
+                                                    resources=self.resources)
             self.owned.append(cluster)
             client = self.distributed.Client(cluster)
         self.owned.insert(0, client)
@@ -320,12 +352,18 @@ class _client:
 
 def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneRecord], model_path: Path,
          model_sha: str, setup: dict[str, Any], run_options: dict[str, Any], overwrite: bool, retries: int,
-         reporter: Reporter) -> None:
+         resources: dict[str, float] | None, reporter: Reporter) -> None:
     """Submit one task per scene; record each as it finishes and rewrite the manifest each time."""
+    run = uuid.uuid4().hex[:8]
     futures = {client.submit(predict_scene, r.scene, r.output, str(model_path), model_sha, setup, run_options,
-                             overwrite, key=f"geoseg-scene-{i}-{hashlib.sha1(r.output.encode()).hexdigest()[:12]}",
-                             retries=retries, pure=False): r
+                             overwrite, key=f"geoseg-scene-{i}-{hashlib.sha1(r.output.encode()).hexdigest()[:12]}-{run}",
+                             retries=retries, resources=resources, pure=False): r
                for i, r in enumerate(todo)}
+    with cancel_unfinished(client, futures):
+        _record(distributed, futures, manifest, reporter)
+
+
+def _record(distributed: Any, futures: dict[Any, SceneRecord], manifest: RunManifest, reporter: Reporter) -> None:
     for future in distributed.as_completed(futures):
         record = futures[future]
         if future.status == "finished":
@@ -339,6 +377,18 @@ def _run(client: Any, distributed: Any, manifest: RunManifest, todo: list[SceneR
             record.input_error = bool(getattr(err, "input_error", False))
         manifest.write()
         reporter.advance(1)
+
+
+@contextlib.contextmanager
+def cancel_unfinished(client: Any, futures: Iterable[Any]) -> Iterator[None]:
+    """Cancel the tasks still queued when the client stops early (Ctrl-C, an error), so that they do not
+    outlive the run (a running task ends on its own; its output is atomic)."""
+    try:
+        yield
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
 
 
 def _one_line(text: str) -> str:
@@ -355,20 +405,30 @@ def predict_scene(scene: str, output: str, model_path: str, model_sha: str, setu
                   run_options: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """One task: segment ``scene`` into ``output`` with this process's cached predictor."""
     started = time.perf_counter()
+
+    def work() -> dict[str, Any]:
+        cached_predictor(model_path, model_sha, setup).predict(scene, output, overwrite=overwrite, **run_options)
+        return {"seconds": round(time.perf_counter() - started, 3), "sha256": file_sha256(output)}
+
+    return guarded(scene, work)
+
+
+T = TypeVar("T")
+
+
+def guarded(scene: str, work: Callable[[], T]) -> T:
+    """``work()``, its failure turned into a :class:`SceneFailed` with one line naming ``scene``."""
     failure: SceneFailed | None = None
     try:
-        predictor = _predictor(model_path, model_sha, setup)
-        predictor.predict(scene, output, overwrite=overwrite, **run_options)
+        return work()
     except InputError as err:
         failure = SceneFailed(_one_line(str(err)), True)
     except Exception as err:
         failure = SceneFailed(_one_line(f"{scene}: {_describe(err)}"), _is_data_error(err))
-    if failure is not None:   # raised outside the handler: no chained InputError for Dask to fail to pickle
-        raise failure
-    return {"seconds": round(time.perf_counter() - started, 3), "sha256": file_sha256(output)}
+    raise failure        # outside the handler: no chained InputError for Dask to fail to pickle
 
 
-def _predictor(model_path: str, model_sha: str, setup: dict[str, Any]) -> Any:
+def cached_predictor(model_path: str, model_sha: str, setup: dict[str, Any]) -> Any:
     from geoseg.inference.predictor import Predictor
 
     key = (model_sha, json.dumps(setup, sort_keys=True, default=str))

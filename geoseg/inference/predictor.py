@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.transform import Affine
 
 from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
@@ -24,17 +25,19 @@ from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.source import batches_of, read_tiles
 from geoseg.inference.stages import WriteBehind, prefetch
 from geoseg.inference.stitch import Region, StripAccumulator
-from geoseg.inference.tiling import BlendMode, Tile, TileGrid
+from geoseg.inference.tiling import BlendMode, RowPartition, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
+from geoseg.io.legend import ClassScheme
 from geoseg.io.outputs import atomic_output, check_writable
-from geoseg.io.rasters import gdal_env, open_raster, streaming_cache_mb
+from geoseg.io.rasters import MIN_CACHE_MB, gdal_env, open_raster, streaming_cache_mb
 from geoseg.io.sidecars import Sidecars
-from geoseg.model.fit import check_fit
+from geoseg.model.fit import FitReport, check_fit
 from geoseg.model.loading import ModelLike, load_model
+from geoseg.model.meta import BundleMeta
 from geoseg.model.producer import model_producer
 from geoseg.progress import NullReporter, Reporter
-from geoseg.summaries import PredictionSummary
+from geoseg.summaries import PartSummary, PredictionSummary
 
 
 class Predictor:
@@ -101,22 +104,12 @@ class Predictor:
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
         reporter = reporter or NullReporter()
-        check_writable(dst, overwrite, inputs=[src])
-        require_geotiff_name(dst)
         sidecars = Sidecars(qml=qml, stac=stac)
-        sidecars.check(dst, overwrite)
-        if probabilities is not None:
-            check_writable(probabilities, overwrite, inputs=[src])
-            require_geotiff_name(probabilities)
-            if Path(probabilities).resolve() == Path(dst).resolve():
-                raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
+        check_outputs(src, dst, probabilities, sidecars, overwrite)
         with gdal_env(), open_raster(src) as dataset:
-            fit = check_fit(dataset, self.meta, bands, check_values, fill=nodata, repeat_bands=repeat_bands)
-            if not fit.ok:
-                raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
-            for warning in fit.warnings:
-                reporter.warn(f"{src}: {warning}")
-            grid = TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+            fit = fit_or_refuse(src, dataset, self.meta, bands, check_values, reporter, fill=nodata,
+                                repeat_bands=repeat_bands)
+            grid = self.grid(dataset)
             cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
                                           1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
@@ -129,43 +122,93 @@ class Predictor:
         sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
         return summary
 
-    def _run(self, dataset: rasterio.DatasetReader, bands: tuple[list[int], float | None], grid: TileGrid,
-             class_tmp: Path, prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
-             pipelined: bool, cache_mb: int) -> PredictionSummary:
-        scheme = self.meta.scheme
-        profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
-                   "transform": dataset.transform}
-        writers = [ClassMapWriter(class_tmp, profile, scheme, output_block)]
-        if prob_tmp is not None:
-            names = [c.name for c in scheme.classes]
-            writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
-                                          band_names=names, legend=False, nodata=None))
-        counts = np.zeros(256, np.int64)
+    def grid(self, dataset: rasterio.DatasetReader) -> TileGrid:
+        return TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+
+    def predict_part(self, src: str | os.PathLike, dst: str | os.PathLike, part: int, of: int, *,
+                     probabilities: str | os.PathLike | None = None, bands: list[int] | None = None,
+                     output_block: int = DEFAULT_OUTPUT_BLOCK, check_values: bool = True,
+                     nodata: float | None = None, repeat_bands: bool = False, overwrite: bool = False
+                     ) -> PartSummary:
+        """Partition ``part`` of ``row_partitions(grid, of)`` of the scene into a tiled GeoTIFF at ``dst``.
+
+        The part holds the scene rows the partition owns (full width; probabilities in a second file),
+        with the very pixels :meth:`predict` writes there: its halo tile rows are computed again and
+        their own rows dropped. Parts are assembled into the class map by
+        :func:`geoseg.inference.partitioned.assemble`. Memory is bounded as in :meth:`predict`.
+        """
+        with gdal_env(), open_raster(src) as dataset:
+            fit = fit_or_refuse(src, dataset, self.meta, bands, check_values, NullReporter(), fill=nodata,
+                                repeat_bands=repeat_bands)
+            grid = self.grid(dataset)
+            partition = row_partitions(grid, of)[part]
+            profile = {"width": dataset.width, "height": partition.height, "crs": dataset.crs,
+                       "transform": dataset.transform @ Affine.translation(0, partition.y0)}
+            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
+                                          1 + (self.meta.num_classes if probabilities is not None else 0))
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(gdal_env(cache_mb))
+                class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
+                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
+                            if probabilities is not None else None)
+                writers = output_writers(self.meta.scheme, class_tmp, prob_tmp, profile, output_block, cog=False)
+
+                def on_final(region: Region) -> None:
+                    if region.y >= partition.y0:          # the halo's own rows belong to the part above
+                        self._write_region(region, writers, partition.y0)
+
+                run = self._stream(str(dataset.name), (fit.band_indexes, nodata), grid, partition.first,
+                                   partition.stop, on_final, writers, NullReporter(), True, cache_mb,
+                                   count_from=partition.row)
+        return PartSummary(part=partition.index, y0=partition.y0, y1=partition.y1,
+                           tiles_total=(partition.stop - partition.row) * len(grid.xs), tiles_run=run,
+                           tiles_halo=(partition.row - partition.first) * len(grid.xs))
+
+    def classify_rows(self, band: str, bands: tuple[list[int], float | None], grid: TileGrid,
+                      partition: RowPartition) -> np.ndarray:
+        """The class ids (uint8) of ``partition``'s rows, from ``band``: a raster holding the scene's rows
+        ``ys[partition.first]`` to the bottom of the partition's last tile row (its halo included), as a
+        lazy array's task hands it over. The same tiles, blending and order as :meth:`predict`."""
+        out = np.empty((partition.height, grid.width), np.uint8)
 
         def on_final(region: Region) -> None:
-            classes, probs = self._finalise(region)
-            counts[:] += np.bincount(classes.ravel(), minlength=256)
-            writers[0].write(classes, region.y, region.x)
-            if len(writers) > 1:
-                writers[1].write(probs, region.y, region.x)
+            if region.y >= partition.y0:
+                classes, _ = self._finalise(region)
+                h, w = classes.shape
+                out[region.y - partition.y0:region.y - partition.y0 + h, region.x:region.x + w] = classes
 
-        accumulator = StripAccumulator(grid, self.meta.num_classes, on_final)
+        self._stream(band, bands, grid, partition.first, partition.stop, on_final, [], NullReporter(), False,
+                     MIN_CACHE_MB, y_offset=grid.ys[partition.first])
+        return out
+
+    def _write_region(self, region: Region, writers: list[ClassMapWriter], y0: int = 0) -> None:
+        classes, probs = self._finalise(region)
+        writers[0].write(classes, region.y - y0, region.x)
+        if len(writers) > 1:
+            writers[1].write(probs, region.y - y0, region.x)
+
+    def _stream(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
+                on_final: Callable[[Region], None], writers: list[ClassMapWriter], reporter: Reporter,
+                pipelined: bool, cache_mb: int, count_from: int = 0, y_offset: int = 0) -> int:
+        """Grid rows ``first`` to ``stop - 1`` through read -> model -> blend (``on_final`` gets each final
+        region), then the writers finished; everything aborted on an error. The number of tiles run in grid
+        rows from ``count_from`` on (a partition's own rows, not its halo). ``y_offset``: see :meth:`_batches`."""
+        accumulator = StripAccumulator(grid, self.meta.num_classes, on_final, first_row=first)
 
         def accumulate(done: list[tuple[Tile, np.ndarray | None, np.ndarray]]) -> None:
             for tile, probs, valid in done:
                 accumulator.add(tile, probs, valid)
 
         sink: WriteBehind | None = WriteBehind(accumulate, depth=2) if pipelined else None
-        reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
-        t0 = time.perf_counter()
         run = 0
         try:
-            for tiles, valids, live, batch in self._batches(str(dataset.name), bands, grid, pipelined, cache_mb):
+            for tiles, valids, live, batch in self._batches(path, bands, grid, first, stop, pipelined, cache_mb,
+                                                            y_offset):
                 probs = dict(zip(live, self.forward(batch))) if batch is not None else {}
                 done = [(t, probs[i][:, :t.height, :t.width] if i in probs else None, v)
                         for i, (t, v) in enumerate(zip(tiles, valids))]
                 sink.put(done) if sink is not None else accumulate(done)
-                run += len(live)
+                run += sum(1 for i in live if tiles[i].row >= count_from)
                 reporter.advance(len(tiles))
             if sink is not None:
                 sink.close()
@@ -177,6 +220,20 @@ class Predictor:
             for writer in writers:
                 writer.abort()
             raise
+        return run
+
+    def _run(self, dataset: rasterio.DatasetReader, bands: tuple[list[int], float | None], grid: TileGrid,
+             class_tmp: Path, prob_tmp: Path | None, output_block: int, reporter: Reporter, dst: Any, probabilities: Any,
+             pipelined: bool, cache_mb: int) -> PredictionSummary:
+        scheme = self.meta.scheme
+        profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
+                   "transform": dataset.transform}
+        writers = output_writers(self.meta.scheme, class_tmp, prob_tmp, profile, output_block)
+        reporter.start(len(grid), "tiles", megapixels=dataset.width * dataset.height / 1e6)
+        t0 = time.perf_counter()
+        run = self._stream(str(dataset.name), bands, grid, 0, len(grid.ys),
+                           lambda region: self._write_region(region, writers), writers, reporter, pipelined, cache_mb)
+        counts = writers[0].counts
         elapsed = time.perf_counter() - t0
         summary = PredictionSummary(
             output=str(dst), probabilities=str(probabilities) if probabilities else None,
@@ -184,7 +241,7 @@ class Predictor:
             tiles_skipped=len(grid) - run, elapsed_s=round(elapsed, 3),
             megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3),
             device=str(self.plan.device), precision=self.backend.precision,
-            **_class_totals(counts, scheme.names(), dataset))
+            **class_totals(counts, scheme.names(), dataset))
         reporter.done(**summary.model_dump())
         return summary
 
@@ -199,18 +256,55 @@ class Predictor:
         probs_u8[:, nodata] = 0
         return classes, probs_u8
 
-    def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, pipelined: bool,
-                 cache_mb: int
+    def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
+                 pipelined: bool, cache_mb: int, y_offset: int = 0
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
-        """Tiles in batches (:func:`~geoseg.inference.source.batches_of`), read on a thread when ``pipelined``."""
+        """Tiles of grid rows ``first`` to ``stop - 1`` in batches (:func:`~geoseg.inference.source.batches_of`),
+        read on a thread when ``pipelined``; ``y_offset``: see :func:`~geoseg.inference.source.read_tiles`."""
         def read() -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-            return read_tiles(path, bands[0], bands[1], self.meta, grid, cache_mb)
+            return read_tiles(path, bands[0], bands[1], self.meta, grid, cache_mb, (first, stop), y_offset)
 
         source = prefetch(read, depth=2 * self.batch_size + 2) if pipelined else read()
         return batches_of(source, self.batch_size)
 
 
-def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
+def output_writers(scheme: ClassScheme, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any],
+                   output_block: int, cog: bool = True) -> list[ClassMapWriter]:
+    """The class map's writer, and the probabilities' when asked (uint8, one band per class)."""
+    writers = [ClassMapWriter(class_tmp, profile, scheme, output_block, cog=cog)]
+    if prob_tmp is not None:
+        names = [c.name for c in scheme.classes]
+        writers.append(ClassMapWriter(prob_tmp, profile, scheme, output_block, count=len(names),
+                                      band_names=names, legend=False, nodata=None, cog=cog))
+    return writers
+
+
+def fit_or_refuse(src: Any, dataset: rasterio.DatasetReader, meta: BundleMeta, bands: list[int] | None,
+                  check_values: bool, reporter: Reporter, *, fill: float | None = None, repeat_bands: bool = False
+                  ) -> FitReport:
+    """The scene's fit to the model (:func:`~geoseg.model.fit.check_fit`): refused with the reason, or
+    accepted with warnings reported."""
+    fit = check_fit(dataset, meta, bands, check_values, fill=fill, repeat_bands=repeat_bands)
+    if not fit.ok:
+        raise fit.refusal(f"{src}: model '{meta.name}' does not fit")
+    for warning in fit.warnings:
+        reporter.warn(f"{src}: {warning}")
+    return fit
+
+
+def check_outputs(src: Any, dst: Any, probabilities: Any, sidecars: Sidecars, overwrite: bool) -> None:
+    """Refuse, before any work, outputs that exist (without ``overwrite``), cannot be written or are misnamed."""
+    check_writable(dst, overwrite, inputs=[src])
+    require_geotiff_name(dst)
+    sidecars.check(dst, overwrite)
+    if probabilities is not None:
+        check_writable(probabilities, overwrite, inputs=[src])
+        require_geotiff_name(probabilities)
+        if Path(probabilities).resolve() == Path(dst).resolve():
+            raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
+
+
+def class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
     """Pixels per class, and areas where the CRS has linear units (geographic areas: see vectorize)."""
     pixels = {names[i]: int(counts[i]) for i in names if counts[i]}
     t = dataset.transform

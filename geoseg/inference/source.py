@@ -8,6 +8,8 @@ so it shares only the padding.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -55,13 +57,16 @@ class TileSource:
 
 
 def read_tiles(path: str, indexes: Sequence[int], fill: float | None, meta: BundleMeta, grid: TileGrid,
-               cache_mb: int) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+               cache_mb: int, rows: tuple[int, int] | None = None, y_offset: int = 0
+               ) -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
     """(tile, model input or None when all nodata, validity) in grid order, from the reader's own dataset
-    (a reader thread must not share the caller's handle)."""
+    (a reader thread must not share the caller's handle). ``rows``: only grid rows ``first`` to ``stop - 1``.
+    ``y_offset``: the file holds only the scene's rows from there on (a lazy array's band of rows), so
+    tiles are read at their rows less the offset."""
     with gdal_env(cache_mb), rasterio.open(path) as ds:
         source = TileSource(ds, indexes, meta, grid.tile, fill=fill)
-        for tile in grid:
-            yield tile, *source.read(tile)
+        for tile in grid.rows(*rows) if rows else grid:
+            yield tile, *source.read(dataclasses.replace(tile, y=tile.y - y_offset) if y_offset else tile)
 
 
 def batches_of(items: Iterable[tuple[Tile, np.ndarray | None, np.ndarray]], batch_size: int

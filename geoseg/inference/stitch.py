@@ -43,12 +43,14 @@ FinalCallback = Callable[[Region], None]
 class StripAccumulator:
     """Accumulates tiles of one :class:`TileGrid` and emits final regions through ``on_final``."""
 
-    def __init__(self, grid: TileGrid, num_classes: int, on_final: FinalCallback):
+    def __init__(self, grid: TileGrid, num_classes: int, on_final: FinalCallback, first_row: int = 0):
+        """``first_row``: tiles start at this grid row (a partition's halo); rows above it get no carry, so
+        only regions below the tiles of ``first_row - 1`` are complete (see ``row_partitions``)."""
         self.grid = grid
         self.num_classes = num_classes
         self.on_final = on_final
         self.row = -1
-        self.next_index = 0
+        self.next_index = first_row * len(grid.xs)
         self.chunks: dict[int, Region] = {}
         self.carry: dict[int, Region] = {}
 

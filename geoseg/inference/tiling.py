@@ -111,13 +111,21 @@ class TileGrid:
                     min(self.tile, self.height - y), min(self.tile, self.width - x))
 
     def __iter__(self) -> Iterator[Tile]:
-        for row in range(len(self.ys)):
+        return self.rows(0, len(self.ys))
+
+    def rows(self, first: int, stop: int) -> Iterator[Tile]:
+        """The tiles of grid rows ``first`` to ``stop - 1``, in canonical order."""
+        for row in range(first, stop):
             for col in range(len(self.xs)):
                 yield self.tile_at(row, col)
 
     def row_end(self, row: int) -> int:
         """First scene row that tiles of grid rows > ``row`` can touch: rows above it are final after ``row``."""
         return self.ys[row + 1] if row + 1 < len(self.ys) else self.height
+
+    def first_touching(self, y: int) -> int:
+        """The first grid row whose tiles reach scene row ``y`` or below."""
+        return next(row for row, start in enumerate(self.ys) if min(start + self.tile, self.height) > y)
 
     def col_end(self, col: int) -> int:
         return self.xs[col + 1] if col + 1 < len(self.xs) else self.width
@@ -127,6 +135,45 @@ class TileGrid:
         wy = _profile(tile.height, tile.y > 0, tile.y + tile.height < self.height, self.overlap, self.blend)
         wx = _profile(tile.width, tile.x > 0, tile.x + tile.width < self.width, self.overlap, self.blend)
         return np.outer(wy, wx)
+
+
+@dataclass(frozen=True)
+class RowPartition:
+    """Scene rows ``y0`` to ``y1 - 1`` of a grid, owned by grid rows ``row`` to ``stop - 1``.
+
+    Computing them needs the tiles of grid rows ``first`` to ``stop - 1``: the rows before ``row`` are the
+    halo, whose tiles overlap the owned rows (their own final rows belong to the partition above).
+    """
+
+    index: int
+    first: int
+    row: int
+    stop: int
+    y0: int
+    y1: int
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def row_partitions(grid: TileGrid, count: int) -> list[RowPartition]:
+    """``count`` bands of whole grid rows (at most one per row), as even as the rows allow, top to bottom.
+
+    Each owns the scene rows its grid rows finalise in :class:`~geoseg.inference.stitch.StripAccumulator`
+    (``ys[row]`` up to ``row_end(stop - 1)``), so the parts tile the scene exactly, and each pixel sums the
+    same tiles in the same order as in one pass over the whole grid: the parts are byte-identical to it.
+    """
+    if count < 1:
+        raise ValueError(f"partitions must be 1 or more, got {count}")
+    rows = len(grid.ys)
+    count = min(count, rows)
+    bounds = [round(i * rows / count) for i in range(count + 1)]
+    parts = []
+    for index, (row, stop) in enumerate(zip(bounds, bounds[1:])):
+        y0 = grid.ys[row]
+        parts.append(RowPartition(index, grid.first_touching(y0), row, stop, y0, grid.row_end(stop - 1)))
+    return parts
 
 
 @functools.lru_cache(maxsize=64)

@@ -60,15 +60,17 @@ class ClassMapWriter:
     GeoTIFF with mode-resampled overviews and the legend: colour table and class-name tag inside, category
     names and a raster attribute table (with exact pixel counts) in the ``.aux.xml`` beside it.
     ``output_block`` is the side of the file's internal blocks (the COG's at least 128): it shapes the file
-    and the GDAL cache its writes need, not what is computed or held in memory.
+    and the GDAL cache its writes need, not what is computed or held in memory. ``cog=False`` writes the
+    tiled GeoTIFF at ``tmp_path`` and stops there: a partition of a scene, assembled into a COG later.
     """
 
     def __init__(self, tmp_path: Path, profile: dict[str, Any], scheme: ClassScheme, output_block: int,
                  count: int = 1, dtype: str = "uint8", band_names: Sequence[str] | None = None,
                  legend: bool = True, nodata: int | None = None, resampling: str | None = None,
-                 paintable: bool = False):
+                 paintable: bool = False, cog: bool = True):
         self.tmp_path = tmp_path
-        self.stage_path = tmp_path.with_name(tmp_path.name + ".stage.tif")
+        self.cog = cog
+        self.stage_path = tmp_path.with_name(tmp_path.name + ".stage.tif") if cog else tmp_path
         self.scheme = scheme
         self.legend = legend
         #: Overview resampling: the most common class for class maps, the mean for probabilities, or as given
@@ -115,6 +117,8 @@ class ClassMapWriter:
     def finish(self) -> None:
         """Close the staging file and copy it into a COG at ``tmp_path`` (mode overviews for classes)."""
         self.dataset.close()
+        if not self.cog:
+            return
         try:
             if self.legend:
                 counts = {value: int(n) for value, n in enumerate(self.counts) if n}

@@ -50,6 +50,8 @@ def vectorize(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     config: VectorizeConfig | None = None,
+    scheduler: Any = None,
+    local_workers: int | None = None,
 ) -> VectorizeSummary:
     """Write the polygons of a single-band class map to ``dst`` and return a summary.
 
@@ -68,6 +70,9 @@ def vectorize(
     ``nodata`` is a class value not to vectorize when the map does not declare one (e.g. 0 for a label
     raster's background).
     The options can come as one validated :class:`VectorizeConfig` (``config``) instead of keywords.
+    ``scheduler`` (a Dask scheduler address or Client) or ``local_workers`` (a LocalCluster of that many
+    processes) polygonize the blocks as Dask tasks instead of ``workers``; this process still merges the
+    seams and writes, so the polygons are the same (``pip install 'geoseg[distributed]'``).
     """
     t0 = time.perf_counter()
     config = _config(config, fmt=fmt, layer=layer, min_area=min_area, min_area_unit=min_area_unit,
@@ -92,8 +97,10 @@ def vectorize(
         reporter.start(len(windows), unit="blocks", megapixels=ds.height * ds.width / 1e6)
         # Closed here, not by the garbage collector at exit: an interrupted run must stop its worker pool
         # while the interpreter still works (else a traceback from the pool's teardown).
+        client = (stack.enter_context(_dask_client(scheduler, local_workers, len(windows)))
+                  if scheduler is not None or local_workers is not None else None)
         blocks = stack.enter_context(contextlib.closing(
-            polygonized_blocks(ds, windows, job, config.workers or default_workers(len(windows)))))
+            polygonized_blocks(ds, windows, job, config.workers or default_workers(len(windows)), client)))
         polygons = merge_block_polygons(blocks, ds.height, ds.width, config.block_size, on_block=reporter.advance)
         totals: dict[str, float] = {}
         counter = [0]
@@ -113,6 +120,13 @@ def vectorize(
                                elapsed_s=round(time.perf_counter() - t0, 3))
     reporter.done(**summary.model_dump())
     return summary
+
+
+def _dask_client(scheduler: Any, local_workers: int | None, blocks: int) -> Any:
+    """A Client for the run; imported here: the Dask plumbing brings the inference layer (torch) along."""
+    from geoseg.inference.distributed import require_distributed, run_client
+
+    return run_client(require_distributed(), scheduler, local_workers, blocks)
 
 
 def _config(config: VectorizeConfig | None, **options: Any) -> VectorizeConfig:

@@ -4,7 +4,8 @@ GDAL's polygonize and rasterio's conversion of its output to Python both hold th
 overlap them; processes do. Each worker opens the raster itself and returns a block's polygons as flat
 arrays (:class:`~geoseg.vector.polygonize.PolygonBatch`: no per-geometry pickling); the parent merges seams and
 writes, which needs the blocks in row-major order. At most ``2 × workers`` blocks are in flight, so
-memory stays bounded.
+memory stays bounded. On a Dask cluster the same blocks are tasks (:func:`polygonize_on_worker`) and the
+same parent merges and writes them: the polygons are those of a local run.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -65,9 +67,15 @@ def default_workers(n_blocks: int) -> int:
     return max(1, min(cores, MAX_WORKERS, n_blocks))
 
 
-def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int
-                       ) -> Iterator[PolygonBatch]:
-    """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help."""
+def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, workers: int,
+                       client: Any = None) -> Iterator[PolygonBatch]:
+    """``polygonize_block`` of every window, in order; in ``workers`` processes when that can help, or as
+    tasks on the Dask ``client``'s workers (which read the class map themselves: its path travels)."""
+    if client is not None:
+        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+        yield from _in_order(lambda window: client.submit(polygonize_on_worker, job, window, pure=False),
+                             windows, 2 * max(1, threads))
+        return
     if workers <= 1 or len(windows) <= 1 or not Path(job.path).is_file():   # /vsimem/ etc.: this process only
         read = block_reader(ds, job.nodata, job.sieve_size)      # in the caller's gdal_env (see vectorize)
         for window in windows:
@@ -76,22 +84,29 @@ def polygonized_blocks(ds: DatasetReader, windows: list[Window], job: BlockJob, 
     # fork is cheap and needs nothing importable; macOS and Windows must spawn (fork is unsafe or absent).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as pool:
-        in_flight: deque[Future] = deque()
-        pending = iter(windows)
-        try:
-            for window in pending:
-                in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
-                if len(in_flight) >= 2 * workers:
-                    break
-            while in_flight:
-                result = in_flight.popleft().result()
-                window = next(pending, None)
-                if window is not None:
-                    in_flight.append(pool.submit(_polygonize_window, _window_tuple(window)))
-                yield result
-        finally:
-            for future in in_flight:
-                future.cancel()
+        yield from _in_order(lambda window: pool.submit(_polygonize_window, window), windows, 2 * workers)
+
+
+def _in_order(submit: Callable[[tuple[int, int, int, int]], Any], windows: list[Window], depth: int
+              ) -> Iterator[PolygonBatch]:
+    """Results of ``submit(window)`` (a future) in window order, at most ``depth`` in flight; those still in
+    flight are cancelled when the caller stops early."""
+    in_flight: deque[Any] = deque()
+    pending = iter(windows)
+    try:
+        for window in pending:
+            in_flight.append(submit(_window_tuple(window)))
+            if len(in_flight) >= depth:
+                break
+        while in_flight:
+            result = in_flight.popleft().result()
+            window = next(pending, None)
+            if window is not None:
+                in_flight.append(submit(_window_tuple(window)))
+            yield result
+    finally:
+        for future in in_flight:
+            future.cancel()
 
 
 def _window_tuple(window: Window) -> tuple[int, int, int, int]:
@@ -115,3 +130,24 @@ def _polygonize_window(window: tuple[int, int, int, int]) -> PolygonBatch:
     job: BlockJob = _WORKER["job"]  # type: ignore[assignment]
     win = Window(*window)
     return polygonize_block(_WORKER["read"](win), job.keep_value, win, job.simplify_px)  # type: ignore[operator]
+
+
+# ------------------------------------------------------------------------------------ Dask worker
+#: The class map a Dask worker process has open: (path, mtime, nodata, sieve) -> (dataset, reader). One
+#: entry: a worker also runs other tasks, and a map replaced since (another mtime) is opened afresh.
+_DASK_OPEN: dict[tuple[object, ...], tuple[DatasetReader, Callable[[Window], np.ndarray]]] = {}
+
+
+def polygonize_on_worker(job: BlockJob, window: tuple[int, int, int, int]) -> PolygonBatch:
+    """One Dask task: a block's polygons, from the class map this worker process opened once."""
+    stamp = os.stat(job.path).st_mtime_ns if Path(job.path).is_file() else None
+    key = (job.path, stamp, job.nodata, job.sieve_size)
+    with gdal_env(job.cache_mb, threads=1):
+        if key not in _DASK_OPEN:
+            for dataset, _ in _DASK_OPEN.values():
+                dataset.close()
+            _DASK_OPEN.clear()
+            dataset = rasterio.open(job.path)
+            _DASK_OPEN[key] = dataset, block_reader(dataset, job.nodata, job.sieve_size)
+        win = Window(*window)
+        return polygonize_block(_DASK_OPEN[key][1](win), job.keep_value, win, job.simplify_px)

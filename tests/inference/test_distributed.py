@@ -3,17 +3,11 @@ a corrupt scene recorded while the others finish, resume redoing only what is mi
 differ refused on resume."""
 from __future__ import annotations
 
-import functools
-import http.server
-import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +19,6 @@ from geoseg.inference.distributed import MANIFEST_NAME, file_sha256, predict_man
 from tests.conftest import ZION, tiny_bundle, tiny_meta, write_crop
 
 distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    """One cluster for the module: starting worker processes costs seconds each time."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
 
 
 @pytest.fixture(scope="module")
@@ -129,47 +114,27 @@ def test_resume_refuses_other_settings(tmp_path: Path, client: object, inputs: t
         predict_many(scenes[:1], out, model, scheduler=client)         # a second run needs resume or overwrite
 
 
+def test_resume_refuses_a_changed_scene(tmp_path: Path, client: object, inputs: tuple[Path, list[Path]]) -> None:
+    model, scenes = inputs
+    scene = shutil.copy(scenes[0], tmp_path / "scene.tif")
+    out = tmp_path / "maps"
+    out.mkdir()
+    first = predict_many([scene], out, model, scheduler=client)
+    mapped = Path(first.scenes[0].output).stat().st_mtime_ns
+    assert first.scenes[0].input == {"size": os.path.getsize(scene), "mtime_ns": os.stat(scene).st_mtime_ns}
+    os.utime(scene, ns=(os.stat(scene).st_atime_ns, os.stat(scene).st_mtime_ns + 10**9))   # replaced since
+    with pytest.raises(ConfigError, match="scene.tif: the scene changed"):
+        predict_many([scene], out, model, scheduler=client, resume=True)
+    again = predict_many([scene], out, model, scheduler=client, resume=True, overwrite=True)
+    assert again.scenes[0].status == "done" and Path(again.scenes[0].output).stat().st_mtime_ns != mapped
+    assert again.scenes[0].input["mtime_ns"] == os.stat(scene).st_mtime_ns
+
+
 def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                        inputs: tuple[Path, list[Path]]) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(InputError, match=r"pip install 'geoseg\[distributed\]'"):
         predict_many(inputs[1], tmp_path, inputs[0])
-
-
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with byte ranges, which GDAL's /vsicurl/ reads COGs by."""
-
-    def send_head(self):  # noqa: ANN201
-        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        path = Path(self.translate_path(self.path))
-        if not match or not path.is_file():
-            return super().send_head()
-        data = path.read_bytes()
-        start = int(match[1])
-        end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
-        self.send_response(206)
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        return io.BytesIO(data[start:end + 1])
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A folder served over HTTP on 127.0.0.1 (with ranges), and its URL."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = functools.partial(RangeHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_remote_scenes_through_vsicurl(tmp_path: Path, client: object, inputs: tuple[Path, list[Path]],
@@ -187,15 +152,17 @@ def test_remote_scenes_through_vsicurl(tmp_path: Path, client: object, inputs: t
 
 
 class KillOnce(distributed.WorkerPlugin):
-    """Kills its worker process the first time a scene task starts executing there (flag file: once in all)."""
+    """Kills its worker process the first time a task whose key holds ``marker`` starts executing there
+    (flag file: once in all)."""
 
     name = "geoseg-test-kill-once"
 
-    def __init__(self, flag: str) -> None:
+    def __init__(self, flag: str, marker: str = "geoseg-scene") -> None:
         self.flag = flag
+        self.marker = marker
 
     def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
-        if finish == "executing" and "geoseg-scene" in str(key) and not os.path.exists(self.flag):
+        if finish == "executing" and self.marker in str(key) and not os.path.exists(self.flag):
             Path(self.flag).write_text(str(key))
             os._exit(1)
 
