@@ -21,8 +21,8 @@ from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
-from geoseg.inference.source import batches_of, read_tiles
-from geoseg.inference.stages import WriteBehind, prefetch
+from geoseg.inference.source import tile_batches
+from geoseg.inference.stages import WriteBehind
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, Tile, TileGrid
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
@@ -201,11 +201,7 @@ class Predictor:
                  cache_mb: int
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
         """Tiles in batches (:func:`~geoseg.inference.source.batches_of`), read on a thread when ``pipelined``."""
-        def read() -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-            return read_tiles(path, bands[0], bands[1], self.meta, grid, cache_mb)
-
-        source = prefetch(read, depth=2 * self.batch_size + 2) if pipelined else read()
-        return batches_of(source, self.batch_size)
+        return tile_batches(path, bands[0], bands[1], self.meta, grid, cache_mb, self.batch_size, pipelined)
 
 
 def _class_totals(counts: np.ndarray, names: dict[int, str], dataset: rasterio.DatasetReader) -> dict[str, Any]:
