@@ -31,9 +31,10 @@ from geoseg.training.instances import ObjectScores, detect_block, load_object_sc
 CONFIG = ROOT / "configs" / "spacenet_buildings.yaml"
 
 
-def components(image: np.ndarray, threshold: float, opening: int, min_area: int) -> np.ndarray:
-    """Objects as bright connected regions: threshold, opening of ``opening`` px, holes filled, small ones dropped."""
-    mask = image >= threshold
+def components(image: np.ndarray, threshold: float, bright: bool, opening: int, min_area: int) -> np.ndarray:
+    """Objects as connected regions brighter (or darker) than ``threshold``: an opening of ``opening`` px,
+    holes filled, regions under ``min_area`` px dropped."""
+    mask = image >= threshold if bright else image <= threshold
     if opening:
         mask = ndimage.binary_opening(mask, ndimage.generate_binary_structure(2, 1), iterations=opening)
     mask = ndimage.binary_fill_holes(mask)
@@ -47,15 +48,17 @@ def components(image: np.ndarray, threshold: float, opening: int, min_area: int)
 
 
 def tune_baseline(image: np.ndarray, reference: np.ndarray) -> tuple[dict, ObjectScores]:
-    """The threshold (a percentile of the tuning pixels), opening and minimum area with the best F1 there."""
+    """The threshold (a percentile of the tuning pixels, objects brighter or darker), opening and minimum area
+    with the best F1 there."""
     best: tuple[float, dict, ObjectScores] | None = None
-    for percentile, opening, min_area in itertools.product(range(50, 99, 2), (0, 1, 2, 3), (25, 50, 100, 200, 400)):
+    for percentile, opening, min_area in itertools.product(range(2, 99, 2), (0, 1, 2, 3), (25, 50, 100, 200, 400)):
         threshold = float(np.percentile(image, percentile))
-        scores = match_objects(reference, components(image, threshold, opening, min_area))
-        f1 = 0.0 if np.isnan(scores.f1) else scores.f1
-        if best is None or f1 > best[0]:
-            best = (f1, {"percentile": percentile, "threshold": threshold, "opening": opening,
-                         "min_area": min_area}, scores)
+        for bright in (True, False):
+            scores = match_objects(reference, components(image, threshold, bright, opening, min_area))
+            f1 = 0.0 if np.isnan(scores.f1) else scores.f1
+            if best is None or f1 > best[0]:
+                best = (f1, {"percentile": percentile, "threshold": threshold, "bright": bright, "opening": opening,
+                             "min_area": min_area}, scores)
     assert best is not None
     return best[1], best[2]
 
@@ -89,15 +92,16 @@ def main() -> int:
     pan = scene.image[0]
     settings, tuned = tune_baseline(pan[tuning], scene.labels[tuning])
     baseline = match_objects(scene.labels[test.slices],
-                             components(pan[test.slices], settings["threshold"], settings["opening"],
-                                        settings["min_area"]))
+                             components(pan[test.slices], settings["threshold"], settings["bright"],
+                                        settings["opening"], settings["min_area"]))
     objects = baseline.true_positives + baseline.false_negatives
     print(f"test block: {test.height}x{test.width} px (cols {test.col0}..{test.col1}), {objects} reference objects "
           "(buildings cut by the block edge count as their visible part)")
     print("| method | F1@0.5 | precision | recall | TP | FP | FN | notes |\n|---|---|---|---|---|---|---|---|")
     print(row("Mask R-CNN (geoseg train)", model, f"{bundle.name}, detection {seconds:.1f} s on the CPU"))
     print(row("threshold + connected components", baseline,
-              f"pan >= p{settings['percentile']} ({settings['threshold']:.0f} DN), opening {settings['opening']}, "
+              f"pan {'>=' if settings['bright'] else '<='} p{settings['percentile']} ({settings['threshold']:.0f} DN), "
+              f"opening {settings['opening']}, "
               f"min {settings['min_area']} px; tuned on cols 0-{scene.val_box.col1 - 1} (F1 {tuned.f1:.3f} there)"))
     return 0
 

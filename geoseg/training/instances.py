@@ -70,8 +70,10 @@ def load_object_scene(spec: SceneSpec, config: TrainConfig) -> ObjectScene:
     image, valid, profile, gsd = read_scene(spec, config)
     height, width = image.shape[1:]
     column = spec.class_column if len(config.classes) > 1 or _has_field(spec.labels, spec.class_column) else None
-    polygons = LabelSource(spec.labels, config.scheme, column, spec.ignore_ids).polygons(profile["crs"])
     index_of = {c.id: i + 1 for i, c in enumerate(config.classes)}
+    polygons = [(geometry, class_id) for geometry, class_id in
+                LabelSource(spec.labels, config.scheme, column, spec.ignore_ids).polygons(profile["crs"])
+                if class_id in index_of]                     # the legend's nodata id marks no object
     ids = np.zeros((height, width), np.int32)
     if polygons:
         ids = rasterize(((geometry, i + 1) for i, (geometry, _) in enumerate(polygons)), out_shape=(height, width),
@@ -171,8 +173,8 @@ def window_targets(ids: torch.Tensor, classes: np.ndarray) -> dict[str, torch.Te
     y0 = torch.where(rows, span[1], ids.shape[-2]).amin(1)
     y1 = torch.where(rows, span[1], -1).amax(1) + 1
     boxes = torch.stack([x0, y0, x1, y1], 1).float()
-    labels = torch.as_tensor(classes, device=ids.device)[keep.cpu()]
-    return {"boxes": boxes, "labels": labels.long(), "masks": masks.to(torch.uint8)}
+    labels = torch.as_tensor(classes, dtype=torch.int64)[keep.cpu()].to(ids.device)
+    return {"boxes": boxes, "labels": labels, "masks": masks.to(torch.uint8)}
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -342,7 +344,7 @@ class InstanceTrainer:
         stop = state["epoch"] >= config.epochs
         while not stop:
             epoch_loss = self._epoch(state, total_steps, t0)
-            scores = self.score(self.module, "validation")
+            scores = self.score(self._detector(), "validation")
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
             better = self._better(scores, state["best"])
@@ -398,9 +400,12 @@ class InstanceTrainer:
         x, y = x.to(self.plan.device), y.to(self.plan.device)
         return list(x), [window_targets(y[i], classes[i]) for i in range(len(classes))]
 
-    def score(self, module: torch.nn.Module, kind: str, detector: MaskRCNNDetector | None = None) -> ObjectScores:
+    def _detector(self) -> MaskRCNNDetector:
+        """The network being trained, as a detector (in eval mode until the next epoch sets it training)."""
+        return MaskRCNNDetector(ModelBundle(self.meta, {}), self.plan.device, network=self.module)
+
+    def score(self, detector: MaskRCNNDetector, kind: str) -> ObjectScores:
         """Objects found on every scene's ``kind`` block against its polygons."""
-        detector = detector or MaskRCNNDetector(ModelBundle(self.meta, {}), self.plan.device, network=module)
         total = None
         for scene in self.scenes:
             box = scene.val_box if kind == "validation" else scene.test_box
@@ -418,9 +423,9 @@ class InstanceTrainer:
         staged = self.out / "checkpoint" / "best_shipped.safetensors"
         best.save(staged, overwrite=True, half=self.config.half)
         detector = MaskRCNNDetector(load_bundle(staged), self.plan.device)
-        validation = self.score(detector.network, "validation", detector)
+        validation = self.score(detector, "validation")
         kind = "test" if self.config.test is not None else "validation"
-        scores = self.score(detector.network, "test", detector) if kind == "test" else validation
+        scores = self.score(detector, "test") if kind == "test" else validation
         blocks = [(s, s.test_box if kind == "test" else s.val_box) for s in self.scenes]
         metrics = {**_rounded(scores), "objects": scores.true_positives + scores.false_negatives,
                    "evaluated_on": [f"{s.path.name}: {b.height}x{b.width} px {kind} block (rows {b.row0}..{b.row1}, "
