@@ -258,7 +258,7 @@ def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[st
                                score_threshold=score_threshold)
     predictor = ObjectPredictor(detector, tile=tile, overlap=overlap, batch_size=batch_size,
                                 score_threshold=score_threshold)
-    summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=None if method else bands,
+    summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=bands,
                                 nodata=nodata, check_values=check_values, overwrite=overwrite,
                                 reporter=_reporter(progress, quiet, "detect"))
     if progress == ProgressChoice.rich and not quiet:

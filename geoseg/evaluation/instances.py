@@ -83,8 +83,8 @@ def evaluate_objects(model: MetaDetector | str | os.PathLike, scene: str | os.Pa
         detector = object_detector(model, scene, bands=bands, threshold=threshold, device=device,
                                    score_threshold=setup.get("score_threshold"))
         predictor = ObjectPredictor(detector, **setup)
-        summary = predictor.predict(scene, files["objects.gpkg"], bands=None if str(model) in OBJECT_METHODS
-                                    else bands, overwrite=overwrite, reporter=reporter, **options)
+        summary = predictor.predict(scene, files["objects.gpkg"], bands=bands, overwrite=overwrite,
+                                    reporter=reporter, **options)
         found = pyogrio.read_dataframe(files["objects.gpkg"])
         predicted = np.array(found.geometry.values, dtype=object)
         scores = score_objects(predicted, found["score"].to_numpy(float), reference, pixel_area)

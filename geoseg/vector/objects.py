@@ -68,7 +68,7 @@ def object_polygons(objects: Sequence[SceneObject]) -> FlatPolygons:
     batch = polygonize_array(canvas, canvas > 0, 0, 0)
     order = np.argsort(batch.values, kind="stable")
     if len(order) != len(objects) or not np.array_equal(batch.values[order], np.arange(1, len(objects) + 1)):
-        raise AssertionError("an object's mask is not one 4-connected part")
+        raise RuntimeError("an object's mask is not one 4-connected part")
     polys = batch.polygons.take(order)
     shift = np.array([(o.x - px, o.y - py) for o, (py, px) in zip(objects, places)], np.float64)
     vertices_per = np.diff(polys.ring_offsets)[:, None]
