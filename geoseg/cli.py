@@ -184,6 +184,8 @@ def predict(
         return
 
     if _finds_objects(model, method):
+        if method is not None and model is not None:
+            raise ParameterError("method", method, "a classic method takes no {model}", parameters=("model",))
         if probabilities is not None or polygons is not None or min_area is not None or simplify is not None:
             raise ParameterError("model" if method is None else "method", method or model,
                                  "finds objects, written as polygons to {output}; it takes no {probabilities}, "
