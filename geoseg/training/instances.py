@@ -208,9 +208,13 @@ class ObjectScores:
         return {"f1": self.f1, "precision": self.precision, "recall": self.recall}
 
     def __add__(self, other: "ObjectScores") -> "ObjectScores":
-        # pixel and matched IoUs are combined weighted by object counts (close enough for selection)
-        weight = max(self.true_positives + self.false_negatives, 1), max(other.true_positives + other.false_negatives, 1)
-        mix = lambda a, b: (a * weight[0] + b * weight[1]) / sum(weight)  # noqa: E731
+        """Both scenes' counts; their IoUs averaged, weighted by reference objects (enough for selection)."""
+        weights = (max(self.true_positives + self.false_negatives, 1),
+                   max(other.true_positives + other.false_negatives, 1))
+
+        def mix(a: float, b: float) -> float:
+            return float(np.average(np.nan_to_num([a, b]), weights=weights))
+
         return ObjectScores(self.true_positives + other.true_positives, self.false_positives + other.false_positives,
                             self.false_negatives + other.false_negatives, mix(self.mask_iou, other.mask_iou),
                             mix(self.mean_matched_iou, other.mean_matched_iou))

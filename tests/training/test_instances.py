@@ -203,6 +203,8 @@ def test_matching_is_one_to_one_at_iou_one_half() -> None:
     assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (2, 2, 0)
     assert scores.f1 == pytest.approx(2 * 2 / (2 * 2 + 2)) and scores.mean_matched_iou == pytest.approx(0.65)
     assert np.isnan(match_objects(np.zeros((3, 3), np.int32), np.zeros((3, 3), np.int32)).f1)
+    both = scores + match_objects(reference, np.zeros_like(detected))      # two scenes: counts add up
+    assert (both.true_positives, both.false_positives, both.false_negatives) == (2, 2, 2)
 
 
 class _SquareDetector:
