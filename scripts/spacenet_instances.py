@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 from geoseg.model.instance_net import load_instance_detector  # noqa: E402
 from geoseg.model.normalise import Normaliser  # noqa: E402
 from geoseg.training import load_config, train  # noqa: E402
-from geoseg.training.instances import ObjectScores, detect_block, load_object_scene, match_objects  # noqa: E402
+from geoseg.model.loading import read_meta  # noqa: E402
+from geoseg.training.instances import (ObjectScores, detect_block, load_object_scene, match_objects,  # noqa: E402
+                                       scoring_at_least)
 
 CONFIG = ROOT / "configs" / "spacenet_buildings.yaml"
 
@@ -72,6 +74,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--bundle", type=Path, help="score this bundle instead of training one")
+    parser.add_argument("--score-threshold", type=float, action="append", default=[],
+                        help="also score the model at this threshold (repeatable; the bundle's is always scored)")
     args = parser.parse_args()
     config = load_config(args.config, require_data=True)
     bundle = args.bundle
@@ -83,12 +87,14 @@ def main() -> int:
     scene = load_object_scene(config.scenes[0], config)
     test, tuning = scene.test_box, (slice(None), slice(0, scene.val_box.col1))
     assert test is not None, "the config needs a test block"
-    detector = load_instance_detector(bundle)
-    normalised = Normaliser(detector.meta)(scene.image, scene.valid)
+    meta = read_meta(bundle)
+    thresholds = [meta.score_threshold, *args.score_threshold]
+    detector = load_instance_detector(bundle, score_threshold=min(thresholds))
+    normalised = Normaliser(meta)(scene.image, scene.valid)[:, test.row0:test.row1, test.col0:test.col1]
     t0 = time.perf_counter()
-    model = match_objects(scene.labels[test.slices], detect_block(detector, normalised[:, test.row0:test.row1,
-                                                                                      test.col0:test.col1]))
+    ids, found = detect_block(detector, normalised)
     seconds = time.perf_counter() - t0
+    models = [(t, match_objects(scene.labels[test.slices], scoring_at_least(ids, found, t))) for t in thresholds]
     pan = scene.image[0]
     settings, tuned = tune_baseline(pan[tuning], scene.labels[tuning])
     baseline = match_objects(scene.labels[test.slices],
@@ -98,7 +104,9 @@ def main() -> int:
     print(f"test block: {test.height}x{test.width} px (cols {test.col0}..{test.col1}), {objects} reference objects "
           "(buildings cut by the block edge count as their visible part)")
     print("| method | F1@0.5 | precision | recall | TP | FP | FN | notes |\n|---|---|---|---|---|---|---|---|")
-    print(row("Mask R-CNN (geoseg train)", model, f"{bundle.name}, detection {seconds:.1f} s on the CPU"))
+    for threshold, model in models:
+        print(row(f"Mask R-CNN (geoseg train), score >= {threshold}", model,
+                  f"{bundle.name}, detection {seconds:.1f} s on the CPU"))
     print(row("threshold + connected components", baseline,
               f"pan {'>=' if settings['bright'] else '<='} p{settings['percentile']} ({settings['threshold']:.0f} DN), "
               f"opening {settings['opening']}, "
