@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Literal
 
@@ -330,6 +331,18 @@ OBJECT_METHODS: tuple[str, ...] = ("bright-objects",)
 OBJECT_WIDTH_M, OBJECT_MIN_M2, OBJECT_MAX_M2 = 40.0, 15.0, 1500.0
 #: bright-objects: how far above the background's contrast an object stands, in robust standard deviations.
 OBJECT_SIGMAS = 5.0
+
+
+def finds_objects(model: str | os.PathLike | None, method: str | None = None) -> bool:
+    """Whether a run finds objects: an object method (``method``, or ``model`` naming one), or a bundle whose
+    task is ``instance``. Anything else, a missing file included, is left to the class-map path to load."""
+    if method is not None or (model is not None and str(model) in OBJECT_METHODS):
+        return (method or str(model)) in OBJECT_METHODS
+    if model is None or Path(model).suffix.lower() == ".onnx" or not Path(model).is_file():
+        return False
+    from geoseg.model.loading import read_meta
+
+    return read_meta(model).task == "instance"
 
 
 class BrightObjects:

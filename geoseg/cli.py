@@ -183,7 +183,9 @@ def predict(
                       resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
         return
 
-    if _finds_objects(model, method):
+    from geoseg.classic import finds_objects
+
+    if finds_objects(model, method):
         if method is not None and model is not None:
             raise ParameterError("method", method, "a classic method takes no {model}", parameters=("model",))
         if probabilities is not None or polygons is not None or min_area is not None or simplify is not None:
@@ -232,19 +234,6 @@ def predict(
     if polygons is not None:
         _vectorize(output, polygons, min_area=min_area, simplify=simplify, overwrite=overwrite,
                    progress=progress, quiet=quiet)
-
-
-def _finds_objects(model: Optional[Path | str], method: Optional[str]) -> bool:
-    """Whether this run finds objects: an object method, or a bundle whose task is ``instance``."""
-    from geoseg.classic import OBJECT_METHODS
-
-    if method is not None:
-        return method in OBJECT_METHODS
-    if model is None or Path(model).suffix.lower() == ".onnx" or not Path(model).is_file():
-        return False                     # the predictor's own loading reports a missing or damaged file
-    from geoseg.model.loading import read_meta
-
-    return read_meta(model).task == "instance"
 
 
 def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[str], *, tile: Optional[int],
@@ -414,11 +403,16 @@ def evaluate(
     quiet: QuietOpt = False,
 ) -> None:
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
-    from geoseg.classic import METHODS, OBJECT_METHODS
+    from geoseg.classic import METHODS, finds_objects
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
     from geoseg.training.config import load_legend
 
-    if model in OBJECT_METHODS or (model not in METHODS and model != "default" and _finds_objects(Path(model), None)):
+    if finds_objects(None if model in METHODS or model == "default" else model):
+        unused = {"ignore_ids": ignore_ids, "method_classes": method_classes, "legend": legend}
+        for name, value in unused.items():
+            if value is not None:
+                raise ParameterError(name, value, "scores pixel labels; objects are scored against footprints, "
+                                     "one polygon each, whatever their class")
         _evaluate_objects(model, scene, labels, output_dir, bands=_parse_numbers(bands), nodata=nodata,
                           overwrite=overwrite, progress=progress, quiet=quiet)
         return
