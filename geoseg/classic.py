@@ -33,7 +33,7 @@ from geoseg.errors import InputFileError, ModelMismatchError, ParameterError
 from geoseg.inference.tiling import row_windows
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
-from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile, sample_windows, valid_mask
+from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile, sample_windows
 from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.io.sidecars import Sidecars
 from geoseg.io.stac import Producer
@@ -201,9 +201,10 @@ class ClassicMethod:
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, bands: list[int] | None = None,
                 output_block: int = DEFAULT_OUTPUT_BLOCK, band_rows: int = DEFAULT_BAND_ROWS,
                 overwrite: bool = False, reporter: Reporter | None = None, block_size: int | None = None,
-                qml: bool = True, stac: bool = True, threshold: float | None = None) -> PredictionSummary:
+                qml: bool = True, stac: bool = True, threshold: float | None = None, nodata: float | None = None
+                ) -> PredictionSummary:
         """Classify the scene ``src`` into a class-map COG ``dst`` (same grid, legend embedded; ``qml`` and
-        ``stac``: its QGIS style and STAC Item beside it).
+        ``stac``: its QGIS style and STAC Item beside it; ``nodata``: a fill value the scene does not declare).
 
         The scene streams in bands of ``band_rows`` full rows (memory); ``output_block`` is the output
         GeoTIFF's block side, as for models. ``block_size``, deprecated, used to set both.
@@ -226,14 +227,14 @@ class ClassicMethod:
             reporter.start(2 * len(blocks), "blocks", megapixels=dataset.width * dataset.height / 1e6)
             counts = np.zeros(HIST_BINS, np.int64)
             for window in blocks:
-                data, valid = _read(dataset, indexes, window)
+                data, valid = _read(dataset, indexes, window, nodata)
                 values = self.index(data, roles, indexes)[valid]
                 counts += np.histogram(values[np.isfinite(values)], bins=HIST_BINS, range=(-1, 1))[0]
                 reporter.advance()
             if counts.sum() == 0:
                 raise InputFileError(f"{src}: no valid pixels to threshold")
             threshold = self._threshold(counts, threshold, src, reporter)
-            grown = self._grow(dataset, roles, indexes, threshold) if self.method == "ndwi-grow" else None
+            grown = self._grow(dataset, roles, indexes, threshold, nodata) if self.method == "ndwi-grow" else None
             class_counts = np.zeros(256, np.int64)
             profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
                        "transform": dataset.transform}
@@ -241,7 +242,7 @@ class ClassicMethod:
                 writer = ClassMapWriter(tmp, profile, self.scheme, output_block)
                 try:
                     for window in blocks:
-                        data, valid = _read(dataset, indexes, window)
+                        data, valid = _read(dataset, indexes, window, nodata)
                         if grown is not None:
                             rows = slice(window.row_off, window.row_off + window.height)
                             classes = np.where(grown[rows], self.above.id, self.below.id).astype(np.uint8)
@@ -298,22 +299,23 @@ class ClassicMethod:
         return Producer(kind="method", name=self.method,
                         description=f"{self.method}: {self.above.name} or {self.below.name}", parameters=parameters)
 
-    def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float
-              ) -> np.ndarray:
+    def _grow(self, dataset: rasterio.DatasetReader, roles: BandRoles, indexes: list[int], threshold: float,
+              fill: float | None) -> np.ndarray:
         if dataset.width * dataset.height > GROW_MAX_PIXELS:
             raise ParameterError("method", self.method, f"region growing holds the whole scene in memory and is "
                                  f"limited to {GROW_MAX_PIXELS / 1e6:.0f} MP ({dataset.name} has "
                                  f"{dataset.width * dataset.height / 1e6:.0f} MP); use {{method}} ndwi-otsu or crop "
                                  "the scene")
-        data, valid = _read(dataset, indexes, Window(0, 0, dataset.width, dataset.height))
+        data, valid = _read(dataset, indexes, Window(0, 0, dataset.width, dataset.height), fill)
         values = self.index(data, roles, indexes)
         cores = ndimage.binary_erosion(valid & (values > threshold), ndimage.generate_binary_structure(2, 1))
         return region_grow(values, cores, self.tolerance, valid)
 
 
-def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
-    data = dataset.read(indexes, window=window, out_dtype="float32")
-    valid = valid_mask(dataset, window)
+def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window, fill: float | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    data, valid = read_tile(dataset, indexes, window.row_off, window.col_off, window.height, window.width,
+                            fill=fill)
     valid &= np.isfinite(data).all(axis=0)
     return data, valid
 

@@ -144,7 +144,8 @@ def predict(
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
-    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (e.g. 0 for a black frame, nan): pixels with it in every band get the nodata class")] = None,
+    repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
+    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (e.g. 0 for a black frame, nan): pixels with it in any band get the nodata class")] = None,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="also write per-class probabilities (uint8 0-255)")] = None,
     qml: Annotated[bool, typer.Option("--qml/--no-qml", help="write a QGIS style (.qml) beside the class map")] = True,
     stac: Annotated[bool, typer.Option("--stac/--no-stac", help="write a STAC Item (.stac.json) beside the class map")] = True,
@@ -178,7 +179,8 @@ def predict(
         options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
                        blend=blend.value, backend=backend.value, bands=_parse_numbers(bands),
                        output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
-                       check_values=not no_value_check, qml=qml, stac=stac)
+                       check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
+                       repeat_bands=repeat_bands)
         _predict_many(scene, output, model, options, local_workers=local_workers, scheduler=scheduler,
                       resume=resume, overwrite=overwrite, progress=progress, quiet=quiet)
         return
@@ -214,7 +216,8 @@ def predict(
                                  parameters=("model", "probabilities"))
         runner = ClassicMethod(method)
         summary = runner.predict(scene, output, bands=_parse_numbers(bands), output_block=output_block,
-                                 overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold)
+                                 overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold,
+                                 nodata=nodata)
     else:
         from geoseg.inference.predictor import Predictor
 
@@ -226,7 +229,8 @@ def predict(
                               batch_size=batch_size, blend=blend.value, backend=backend.value)
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_numbers(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
-                                    check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata)
+                                    check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
+                                    repeat_bands=repeat_bands)
     if progress == ProgressChoice.rich and not quiet:
         err_console.print(f"wrote {summary.output} ({summary.width}x{summary.height}, {summary.tiles_run} tiles run, "
                           f"{summary.tiles_skipped} skipped as nodata) in {summary.elapsed_s:.1f} s, "
@@ -393,9 +397,10 @@ def evaluate(
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp); for objects, one footprint polygon per object")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
     class_column: Annotated[str, typer.Option("--class-column", help="polygon attribute with class ids or names")] = "class",
-    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (pixels with it in every band are not scored)")] = None,
+    nodata: Annotated[Optional[float], typer.Option("--nodata", help="a fill value the scene does not declare (pixels with it in any band are not scored)")] = None,
     ignore_ids: Annotated[Optional[str], typer.Option("--ignore-ids", help="label ids to leave unlabelled, e.g. 0,9 (any other id outside the classes is an error)")] = None,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands (model order; green,red,nir for a method)")] = None,
+    repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
     overwrite: OverwriteOpt = False,
@@ -425,7 +430,7 @@ def evaluate(
                           ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
-                          reporter=_reporter(progress, quiet, "evaluate"))
+                          reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands)
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event
@@ -460,9 +465,10 @@ def _evaluate_objects(model: str, scene: str, footprints: Path, output_dir: Path
 def info(
     path: Annotated[Optional[str], typer.Argument(help="a model (.safetensors bundle or .onnx) or a raster; none: this installation")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="with a raster: check whether this model fits it (default: the embedded model)")] = None,
+    nodata: Annotated[Optional[float], typer.Option("--nodata", help="with a raster: a fill value it does not declare (e.g. 0, nan), left out of the band values and the fit check")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Describe a model bundle, a scene (and whether a model fits it), or this installation."""
+    """Describe a model bundle, a scene (its band values, and whether a model fits it), or this installation."""
     from geoseg import info as describe
 
     if path is None:
@@ -470,7 +476,7 @@ def info(
     elif Path(path).suffix.lower() in (".safetensors", ".onnx"):
         data = describe.bundle(Path(path))
     else:
-        data = describe.scene(path, model, spell=flag_for)
+        data = describe.scene(path, model, spell=flag_for, fill=nodata)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:

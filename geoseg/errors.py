@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 
 
 #: Parameters whose Python spelling in a fix is not their bare name.
-_PYTHON_SPELLING = {"overwrite": "overwrite=True", "check_values": "check_values=False"}
+_PYTHON_SPELLING = {"overwrite": "overwrite=True", "check_values": "check_values=False",
+                     "repeat_bands": "repeat_bands=True"}
 
 
 def python_name(parameter: str) -> str:

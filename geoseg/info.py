@@ -23,19 +23,22 @@ def bundle(path: Path) -> dict[str, Any]:
     return data
 
 
-def scene(path: str | Path, model: Path | None = None, spell: Callable[[str], str] = python_name
-          ) -> dict[str, Any]:
-    """The scene, and whether ``model`` fits it (problems name parameters as ``spell`` writes them)."""
-    from geoseg.io.rasters import describe, fill_hints, gdal_env, open_raster
+def scene(path: str | Path, model: Path | None = None, spell: Callable[[str], str] = python_name,
+          fill: float | None = None) -> dict[str, Any]:
+    """The scene, its sampled band values, and whether ``model`` fits it (problems name parameters as
+    ``spell`` writes them); ``fill`` is a fill value the file does not declare, as ``--nodata`` on predict."""
+    from geoseg.io.rasters import describe, fill_hints, gdal_env, open_raster, sampled_band_values
     from geoseg.model.fit import check_fit
 
     model_path = model or (DEFAULT_MODEL_PATH if DEFAULT_MODEL_PATH.is_file() else None)
     with gdal_env(), open_raster(path) as dataset:
         data: dict[str, Any] = describe(dataset).model_dump()
         data["kind"] = "scene"
-        data["hints"] = fill_hints(dataset)
+        data["declared_fill"] = fill
+        data["band_values"] = sampled_band_values(dataset, fill)
+        data["hints"] = fill_hints(dataset, fill)
         if model_path is not None:
-            fit = check_fit(dataset, read_meta(model_path)).spelled(spell)
+            fit = check_fit(dataset, read_meta(model_path), fill=fill).spelled(spell)
             data["fits"] = {"model": str(model_path), **fit.model_dump()}
     return data
 
@@ -113,8 +116,13 @@ def _table(data: dict[str, Any]) -> Table:
         table.add_row("crs", str(data["crs"]))
         gsd = f" (~{data['gsd_m']:.2f} m)" if data["gsd_m"] else ""
         table.add_row("resolution", f"{data['res'][0]:.6g} x {data['res'][1]:.6g}{gsd}")
-        table.add_row("nodata", str(data["nodata"]))
+        declared = data.get("declared_fill")
+        table.add_row("nodata", str(data["nodata"]) + (f" (and {declared:g}, declared)" if declared is not None else ""))
         table.add_row("band names", ", ".join(str(n) for n in data["band_names"]))
+        for band in data.get("band_values", []):
+            values = (f"{band['p2']:.6g}..{band['p98']:.6g} (2-98 %)" if band["p2"] is not None else "no valid value")
+            table.add_row(f"band {band['band']}", f"{band['name'] or ''} {values}, {band['valid_share']:.1%} "
+                          "valid (sampled)".lstrip())
         for hint in data.get("hints", []):
             table.add_row("check", hint)
         fits = data.get("fits")

@@ -38,8 +38,10 @@ evaluate with one line and exit code 128 + signal; unfinished outputs are remove
 with their parent, even when the parent is killed with SIGKILL.
 
 **A scene that does not fit the model is refused**, never turned into a confident wrong map: band count,
-repeated or alpha bands, complex values, a resolution far from the model's, and values far outside the
-range the model was trained on (`--no-value-check` runs it anyway). Labels are matched to the model's
+repeated bands (unless `--repeat-bands` says so) or alpha bands, complex values, a resolution far from the
+model's, and values far outside the range the model was trained on (`--no-value-check` runs it anyway).
+A pixel is data only where every band read is valid (each band's own nodata, mask or alpha, NaN, and a
+fill declared with `--nodata`), in prediction, training, evaluation and the classic methods. Labels are matched to the model's
 classes by name when they carry names, and label ids outside the classes are an error unless ignored.
 
 **The same map on every CPU**: the CPU runs fp32 unless bf16 is asked for.

@@ -77,21 +77,23 @@ def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, 
 def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
              output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
              method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
-             ignore_ids: Sequence[int] = (), nodata: float | None = None, overwrite: bool = False,
-             reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
+             ignore_ids: Sequence[int] = (), nodata: float | None = None, repeat_bands: bool = False,
+             overwrite: bool = False, reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
     """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
 
     ``model`` is a bundle, a bundle path, None (the embedded default model) or a classic method name
     (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``); for a method, ``method_classes`` says which label ids
     its two outputs stand for (above threshold, below threshold) and ``legend`` names the label ids
     (default: the label raster's own legend). Label ids outside the scheme are an error unless listed in
-    ``ignore_ids``. The labels are checked before predicting, and a failed run leaves no file behind.
+    ``ignore_ids``. ``nodata`` and ``repeat_bands`` are :meth:`~geoseg.inference.predictor.Predictor.predict`'s.
+    The labels are checked before predicting, and a failed run leaves no file behind.
     """
     labels = Path(labels)
     with report_folder(output_dir, OUTPUTS, overwrite, (scene, labels)) as files:
         return _evaluate(model, scene, labels, files, class_column=class_column, bands=bands,
                          method_classes=method_classes, legend=legend, ignore_ids=ignore_ids, overwrite=overwrite,
-                         reporter=reporter, predictor_options={**predictor_options, "nodata": nodata})
+                         reporter=reporter, fill=nodata, repeat_bands=repeat_bands,
+                         predictor_options=predictor_options)
 
 
 @contextlib.contextmanager
@@ -124,8 +126,8 @@ def report_folder(output_dir: str | os.PathLike, names: Sequence[str], overwrite
 
 def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[str, Path], *, class_column: str,
               bands: list[int] | None, method_classes: tuple[int, int] | None, legend: ClassScheme | None,
-              ignore_ids: Sequence[int], overwrite: bool, reporter: Reporter | None,
-              predictor_options: dict[str, Any]) -> EvaluationResult:
+              ignore_ids: Sequence[int], overwrite: bool, reporter: Reporter | None, fill: float | None,
+              repeat_bands: bool, predictor_options: dict[str, Any]) -> EvaluationResult:
     """The evaluation proper; the labels are checked on the scene's grid before anything is predicted."""
     from geoseg.classic import METHODS
 
@@ -133,21 +135,21 @@ def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[st
     if isinstance(model, str) and model in METHODS:
         runner, scheme = _classic(model, labels, method_classes, legend)
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
-        if predictor_options.get("nodata") is not None:
-            raise ParameterError("nodata", predictor_options["nodata"], "classic methods take the scene's own "
-                                 "nodata; declare it in the file (gdal_edit.py -a_nodata) to use it with a method")
-        summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter)
+        if repeat_bands:
+            raise ParameterError("repeat_bands", True, "is for models; a classic method needs distinct green, red "
+                                 "and nir bands")
+        summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter,
+                                 nodata=fill)
         described = model
         model_file = None
     else:
         from geoseg.inference.predictor import Predictor
 
-        fill = predictor_options.pop("nodata", None)
         predictor = Predictor(model, **predictor_options)
         scheme = predictor.meta.scheme
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
         summary = predictor.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite,
-                                    reporter=reporter, nodata=fill)
+                                    reporter=reporter, nodata=fill, repeat_bands=repeat_bands)
         described = predictor.meta.name
         model_file = Path(predictor.bundle.path).name if predictor.bundle.path else None
     confusion, unpredicted = _accumulate(files["prediction.tif"], source, scheme)

@@ -30,9 +30,9 @@ MANIFEST_NAME = "geoseg-run.json"
 MANIFEST_VERSION = 1
 INSTALL_HINT = "pip install 'geoseg[distributed]'"
 #: Predictor.predict options a many-scene run may pass on (outputs are chosen here, not by the caller).
-_RUN_OPTIONS = ("bands", "output_block", "check_values", "qml", "stac")
+_RUN_OPTIONS = ("bands", "output_block", "check_values", "qml", "stac", "nodata", "repeat_bands")
 _RUN_DEFAULTS: dict[str, Any] = {"bands": None, "output_block": DEFAULT_OUTPUT_BLOCK, "check_values": True,
-                                 "qml": True, "stac": True}
+                                 "qml": True, "stac": True, "nodata": None, "repeat_bands": False}
 
 
 class SceneFailed(Exception):

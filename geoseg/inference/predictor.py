@@ -85,7 +85,8 @@ class Predictor:
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                 bands: list[int] | None = None, output_block: int = DEFAULT_OUTPUT_BLOCK, overwrite: bool = False,
                 reporter: Reporter | None = None, pipelined: bool = True, block_size: int | None = None,
-                check_values: bool = True, qml: bool = True, stac: bool = True, nodata: float | None = None
+                check_values: bool = True, qml: bool = True, stac: bool = True, nodata: float | None = None,
+                repeat_bands: bool = False
                 ) -> PredictionSummary:
         """Segment the scene at ``src`` into a class-map COG at ``dst`` (optionally uint8 probabilities).
 
@@ -94,7 +95,8 @@ class Predictor:
         is its old, deprecated name. ``pipelined`` overlaps reading, the model and blending/writing in three
         threads; False runs them one after another in this thread (same bytes out; useful for debugging).
         ``check_values=False`` runs a scene whose values lie far outside the model's training range.
-        ``nodata`` declares a fill value the file does not (pixels with it in every band are not classified).
+        ``nodata`` declares a fill value the file does not (pixels with it in any band are not classified).
+        ``repeat_bands`` lets one scene band feed several model bands (see :func:`~geoseg.model.fit.check_fit`).
         ``qml`` and ``stac`` write the map's QGIS style and STAC Item beside it (:mod:`geoseg.io.sidecars`).
         """
         output_block = check_output_block(deprecated_block_size(block_size, output_block, "Predictor.predict"))
@@ -109,7 +111,7 @@ class Predictor:
             if Path(probabilities).resolve() == Path(dst).resolve():
                 raise OutputError(f"{probabilities}: the probabilities must go to another file than the class map")
         with gdal_env(), open_raster(src) as dataset:
-            fit = check_fit(dataset, self.meta, bands, check_values)
+            fit = check_fit(dataset, self.meta, bands, check_values, fill=nodata, repeat_bands=repeat_bands)
             if not fit.ok:
                 raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
             for warning in fit.warnings:
@@ -220,7 +222,7 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
 
     Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
     backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter,
-    check_values).
+    check_values, qml, stac, nodata, repeat_bands).
     """
     setup = {k: options.pop(k) for k in (*PREDICTOR_OPTIONS, "config") if k in options}
     return Predictor(model, **setup).predict(src, dst, **options)

@@ -42,16 +42,18 @@ class FitReport(BaseModel):
 
 
 #: The parameters that fit problems name (as ``{bands}``).
-FIT_PARAMETERS = ("bands", "check_values")
+FIT_PARAMETERS = ("bands", "check_values", "repeat_bands")
 #: A band is off the model's scale when more than this share of its pixels lies beyond one end of the
 #: training range (the bundle's 0.5-99.5 percentile clip range clips 1 % of the training scene).
 MAX_CLIPPED = 0.6
 
 
 def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence[int] | None = None,
-              check_values: bool = True) -> FitReport:
+              check_values: bool = True, *, fill: float | None = None, repeat_bands: bool = False) -> FitReport:
     """Match scene bands to the bundle's (explicit 1-based ``bands``, band names or colours, or all in
-    order) and check value type, value range (``check_values``) and resolution."""
+    order) and check value type, value range (``check_values``; pixels with the declared ``fill`` value are
+    not looked at) and resolution. A scene band may feed several model bands only with ``repeat_bands``
+    (a panchromatic scene into an RGB model, say): by mistake, it is a map of nothing."""
     problems: list[str] = []
     warnings: list[str] = []
     wanted = [b.name for b in meta.bands]
@@ -64,7 +66,7 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
             problems.append(f"the scene has {dataset.count} bands, the model expects {len(wanted)} "
                             f"({', '.join(wanted)}); pass {{bands}} with {len(wanted)} band numbers")
     if indexes:
-        problems += _band_problems(dataset, indexes, wanted)
+        problems += _band_problems(dataset, indexes, wanted, repeat_bands)
     if np.dtype(dataset.dtypes[0]).kind == "c":
         problems.append(f"the scene holds complex values ({dataset.dtypes[0]}); write the amplitude (or the "
                         "band the model was trained on) as a real-valued raster first")
@@ -72,7 +74,7 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
         warnings.append(f"scene is {dataset.dtypes[0]}, the model was trained on {meta.input_dtype}: "
                         "values must be on the same scale")
     if check_values and indexes and not problems:
-        problems += _value_problems(dataset, indexes, meta)
+        problems += _value_problems(dataset, indexes, meta, fill)
     gsd = ground_sample_distance(dataset)
     if meta.gsd and gsd:
         ratio = gsd / meta.gsd
@@ -86,7 +88,8 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
     return FitReport(ok=not problems, band_indexes=indexes, problems=problems, warnings=warnings)
 
 
-def _band_problems(dataset: rasterio.DatasetReader, indexes: list[int], wanted: list[str]) -> list[str]:
+def _band_problems(dataset: rasterio.DatasetReader, indexes: list[int], wanted: list[str], repeat_bands: bool
+                   ) -> list[str]:
     """Wrong count, numbers outside the file, a band used twice, an alpha band fed as data."""
     if len(indexes) != len(wanted):
         return [f"{{bands}} names {len(indexes)} bands, the model expects {len(wanted)} ({', '.join(wanted)})"]
@@ -94,10 +97,12 @@ def _band_problems(dataset: rasterio.DatasetReader, indexes: list[int], wanted: 
     if bad:
         return [f"band numbers {bad} are outside 1..{dataset.count}"]
     repeated = sorted({i for i in indexes if indexes.count(i) > 1})
-    if repeated:
+    if repeated and not repeat_bands:
         return [f"{{bands}} repeats band {', '.join(map(str, repeated))}; each of the model's bands "
-                f"({', '.join(wanted)}) needs its own scene band"]
-    alpha = [(i, name) for i, name in zip(indexes, wanted) if dataset.colorinterp[i - 1] == ColorInterp.alpha]
+                f"({', '.join(wanted)}) needs its own scene band, or pass {{repeat_bands}} to feed one scene band "
+                "to several of them on purpose"]
+    alpha = [(i, name) for i, name in zip(indexes, wanted) if dataset.colorinterp[i - 1] == ColorInterp.alpha
+             and (dataset.descriptions[i - 1] or "").lower() != name.lower()]   # named so: the name wins
     if alpha:
         i, name = alpha[0]
         return [f"band {i} is the scene's alpha (transparency) band, not {name}; pass {{bands}} with the "
@@ -105,7 +110,8 @@ def _band_problems(dataset: rasterio.DatasetReader, indexes: list[int], wanted: 
     return []
 
 
-def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: BundleMeta) -> list[str]:
+def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: BundleMeta, fill: float | None
+                    ) -> list[str]:
     """Bands whose sampled values mostly fall outside the model's training range on one side.
 
     The model clips every band to its training range (the bundle's clip range) before normalising, so a
@@ -115,7 +121,7 @@ def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: B
     ranges = [(b.name, b.clip_low, b.clip_high) for b in meta.bands]
     if any(low is None or high is None for _, low, high in ranges):
         return []                                    # the bundle does not record its training range
-    sample = _sample(dataset, indexes, meta.input_nodata)
+    sample = _sample(dataset, indexes, meta.input_nodata, fill)
     if sample is None:
         return []
     outside = []
@@ -130,11 +136,12 @@ def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: B
             "the units the model was trained on, or pass {check_values} to run anyway"]
 
 
-def _sample(dataset: rasterio.DatasetReader, indexes: list[int], nodata: float | None) -> list[np.ndarray] | None:
+def _sample(dataset: rasterio.DatasetReader, indexes: list[int], nodata: float | None, fill: float | None
+            ) -> list[np.ndarray] | None:
     """Valid pixels of each band in :func:`~geoseg.io.rasters.sample_windows` (None if none valid)."""
     pixels: list[np.ndarray] = []
     for w in sample_windows(dataset.height, dataset.width):
-        data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, nodata)
+        data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, nodata, fill)
         pixels.append(data[:, valid])
     values = np.concatenate(pixels, axis=1)
     return list(values) if values.shape[1] else None

@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from geoseg.errors import InputFileError
@@ -50,9 +52,11 @@ class Checkpoint:
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.augment"] = generator.get_state()
-        payload = {**state, "param_groups": optim_state["param_groups"], "numpy_rng": rng.bit_generator.state}
+        pair = uuid.uuid4().hex     # ties the two files of one save: a signal may land between the writes
+        payload = {**state, "param_groups": optim_state["param_groups"], "numpy_rng": rng.bit_generator.state,
+                   "pair": pair}
         with atomic_output(self.weights, overwrite=True) as tmp:
-            save_file(tensors, str(tmp))
+            save_file(tensors, str(tmp), metadata={"pair": pair})
         with atomic_output(self.state, overwrite=True) as tmp:
             tmp.write_text(json.dumps(payload, indent=1))
 
@@ -60,10 +64,16 @@ class Checkpoint:
              rng: np.random.Generator) -> dict[str, Any]:
         try:
             tensors = load_file(str(self.weights))
+            with safe_open(str(self.weights), "pt") as handle:
+                pair = (handle.metadata() or {}).get("pair")
             payload = json.loads(self.state.read_text())
         except (OSError, ValueError) as err:
             raise InputFileError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without {{resume}}",
                                  parameters=("resume",)) from err
+        if pair != payload.pop("pair", None):
+            raise InputFileError(f"{self.folder}: the checkpoint's weights and state come from different epochs (the "
+                                 "run was stopped while saving); train without {resume} to start over",
+                                 parameters=("resume",))
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():

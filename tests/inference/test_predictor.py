@@ -59,7 +59,7 @@ def test_output_grid_equals_input_grid(case: str, tmp_path: Path, crop, zion_bun
     _assert_same_grid(scene, out)
     classes = read_band(out)
     with rasterio.open(scene) as ds:
-        valid = ds.dataset_mask() > 0
+        valid = (ds.read_masks() > 0).all(axis=0)          # every band valid (geoseg.io.rasters.valid_mask)
     assert set(np.unique(classes[valid])) <= {1, 2, 3, 4}
     assert (classes[~valid] == 255).all()
     assert sum(summary.pixels_per_class.values()) == valid.sum()
@@ -89,7 +89,7 @@ def test_nodata_frame_is_skipped_and_written_as_nodata(tmp_path: Path) -> None:
     out = tmp_path / "classes.tif"
     summary = predict(LANDSAT7_FRAME, out, model=model, tile=64, overlap=16)
     with rasterio.open(LANDSAT7_FRAME) as ds:
-        valid = ds.dataset_mask() > 0
+        valid = (ds.read_masks() > 0).all(axis=0)          # every band valid (geoseg.io.rasters.valid_mask)
     grid = TileGrid(valid.shape[0], valid.shape[1], 64, 16)
     empty = sum(1 for t in grid if not valid[t.slices].any())
     assert empty > 0 and summary.tiles_skipped == empty and summary.tiles_run == len(grid) - empty

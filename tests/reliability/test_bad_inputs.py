@@ -64,7 +64,7 @@ CASES = [
     _case("predict-bands-count", "predict scene.tif -o out.tif --bands 1,2", r"--bands"),
     _case("predict-bands-range", "predict scene.tif -o out.tif --bands 1,2,3,9", r"band numbers \[9\]"),
     _case("predict-bands-text", "predict scene.tif -o out.tif --bands a,b", r"--bands a,b: "),
-    _case("predict-bands-repeated", "predict scene.tif -o out.tif --bands 1,1,1,1", r"--bands .*repeat"),
+    _case("predict-bands-repeated", "predict scene.tif -o out.tif --bands 1,1,1,1", r"--bands .*repeat.*--repeat-bands"),
     _case("predict-method-unknown", "predict scene.tif -o out.tif --method magic", r"--method magic"),
     _case("predict-method-with-model", "predict scene.tif -o out.tif --method ndwi-otsu --model model.safetensors",
           r"--method ndwi-otsu: "),

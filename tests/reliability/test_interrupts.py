@@ -235,3 +235,66 @@ def test_concurrent_runs_to_one_target_never_both_succeed(tmp_path: Path, zion_b
         assert dataset.read(1).shape == (404, 1128)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["map.tif", "map.tif.aux.xml",
                                                                   zion_bundle_path.name])
+
+
+def _train_config(tmp_path: Path, epochs: int) -> Path:
+    import yaml
+
+    from tests.conftest import ZION_LABELS, tiny_config
+
+    config = tiny_config(tmp_path, ZION, ZION_LABELS)
+    config["train"]["epochs"] = epochs
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _temporary_files(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.name.startswith(".") or ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_train_ends_cleanly_on_signals(signum: int, tmp_path: Path) -> None:
+    """Mid-epoch: one line, 128+signal, no bundle, no temporary file; the run resumes or restarts."""
+    config = _train_config(tmp_path, epochs=40)
+    code, stderr, seconds = _interrupt(["train", str(config)], signum, tmp_path)
+    assert code == 128 + signum, stderr
+    assert seconds < 10
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr
+    run = tmp_path / "run"
+    assert not (run / "tiny.safetensors").exists() and _temporary_files(run) == []
+    resumed = subprocess.run([sys.executable, "-m", "geoseg", "train", str(config), "--resume", "--epochs", "1",
+                              "--progress", "none"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "tiny.safetensors").is_file()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_train_survives_signals_at_random_points(seed: int, tmp_path: Path) -> None:
+    """Signalled at a random moment, even while saving a checkpoint: what is left resumes, or says why not."""
+    config = _train_config(tmp_path, epochs=3)
+    run = tmp_path / "run"
+    _signal_at_random(["train", str(config)], 200 + seed, tmp_path)
+    assert _temporary_files(tmp_path) == []
+    resumed = subprocess.run([sys.executable, "-m", "geoseg", "train", str(config), "--resume", "--progress", "none"],
+                             capture_output=True, text=True, timeout=300)
+    if resumed.returncode != 0:      # stopped between the checkpoint's two files: a one-line refusal, nothing lost
+        assert resumed.returncode == 2 and "different epochs" in resumed.stderr, resumed.stderr
+        assert len(resumed.stderr.strip().splitlines()) == 1
+    else:
+        assert (run / "tiny.safetensors").is_file()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_evaluate_ends_cleanly_on_signals(signum: int, big_scene: Path, zion_bundle_path: Path,
+                                          tmp_path: Path) -> None:
+    from tests.conftest import ZION_LABELS
+
+    code, stderr, seconds = _interrupt(["evaluate", str(zion_bundle_path), str(big_scene), str(ZION_LABELS),
+                                        "-o", str(tmp_path / "report"), "--ignore-ids", "5,6,7,8"], signum, tmp_path)
+    assert code == 128 + signum, stderr
+    assert seconds < 10
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr
+    assert not (tmp_path / "report").exists()            # the folder it created, removed with its files
