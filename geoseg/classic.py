@@ -364,9 +364,10 @@ class BrightObjects:
         self.width_px, self.min_px, self.max_px = width_px, min_px, max_px
 
     @classmethod
-    def for_scene(cls, src: str | os.PathLike, bands: list[int] | None = None, threshold: float | None = None
-                  ) -> "BrightObjects":
-        """The method set up for a scene: its bands, resolution and brightness threshold."""
+    def for_scene(cls, src: str | os.PathLike, bands: list[int] | None = None, threshold: float | None = None,
+                  fill: float | None = None) -> "BrightObjects":
+        """The method set up for a scene: its bands, resolution and brightness threshold (``fill``: a fill
+        value the scene does not declare, left out of the background as the engine leaves it out of objects)."""
         with gdal_env(), open_raster(src) as dataset:
             indexes = bands or list(range(1, dataset.count + 1))
             if not all(1 <= b <= dataset.count for b in indexes):
@@ -386,7 +387,7 @@ class BrightObjects:
             method = cls(meta, 0.0, width_px, max(1, round(OBJECT_MIN_M2 / gsd ** 2)),
                          round(OBJECT_MAX_M2 / gsd ** 2))
             if threshold is None:
-                threshold = method._background_threshold(dataset, indexes)
+                threshold = method._background_threshold(dataset, indexes, fill)
         if threshold <= 0:
             raise ParameterError("threshold", threshold, "bright-objects takes a positive contrast (in the "
                                  "scene's units) above the local background")
@@ -416,7 +417,8 @@ class BrightObjects:
         scores = np.clip(np.asarray(means) / (3 * self.threshold), 0, 1).astype(np.float32)
         return TileInstances(masks, scores, np.ones(len(keep), np.int32))
 
-    def _background_threshold(self, dataset: rasterio.DatasetReader, indexes: list[int]) -> float:
+    def _background_threshold(self, dataset: rasterio.DatasetReader, indexes: list[int], fill: float | None
+                              ) -> float:
         """``OBJECT_SIGMAS`` robust standard deviations (1.4826 x MAD) above the median contrast, over
         :func:`~geoseg.io.rasters.sample_windows` of the scene.
 
@@ -425,7 +427,8 @@ class BrightObjects:
         """
         values = []
         for w in sample_windows(dataset.height, dataset.width, side=max(256, 4 * self.width_px)):
-            data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, dataset.nodata)
+            data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, dataset.nodata,
+                                    fill)
             values.append(self.contrast(data.astype(np.float32))[valid])
         sample = np.concatenate(values)
         if sample.size == 0:
