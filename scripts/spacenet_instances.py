@@ -53,7 +53,7 @@ def tune_baseline(image: np.ndarray, reference: np.ndarray) -> tuple[dict, Objec
     """The threshold (a percentile of the tuning pixels, objects brighter or darker), opening and minimum area
     with the best F1 there."""
     best: tuple[float, dict, ObjectScores] | None = None
-    for percentile, opening, min_area in itertools.product(range(2, 99, 2), (0, 1, 2, 3), (25, 50, 100, 200, 400)):
+    for percentile, opening, min_area in itertools.product(range(2, 99, 4), (0, 1, 2), (50, 100, 200, 400)):
         threshold = float(np.percentile(image, percentile))
         for bright in (True, False):
             scores = match_objects(reference, components(image, threshold, bright, opening, min_area))
