@@ -20,6 +20,8 @@ _EXPORTS = {
     "VectorizeSummary": "geoseg.summaries", "vectorize": "geoseg.vector.vectorize",
     "VectorizeConfig": "geoseg.vector.config",
     "EvaluationResult": "geoseg.evaluation.evaluate", "evaluate": "geoseg.evaluation.evaluate",
+    "ObjectPredictor": "geoseg.vector.objects", "ObjectSummary": "geoseg.summaries",
+    "evaluate_objects": "geoseg.evaluation.instances", "ObjectEvaluation": "geoseg.evaluation.instances",
     "TrainConfig": "geoseg.training", "TrainResult": "geoseg.training", "train": "geoseg.training",
 }
 __all__ = ["__version__", *_EXPORTS]

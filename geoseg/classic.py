@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Literal
 
@@ -334,6 +335,18 @@ OBJECT_WIDTH_M, OBJECT_MIN_M2, OBJECT_MAX_M2 = 40.0, 15.0, 1500.0
 OBJECT_SIGMAS = 5.0
 
 
+def finds_objects(model: str | os.PathLike | None, method: str | None = None) -> bool:
+    """Whether a run finds objects: an object method (``method``, or ``model`` naming one), or a bundle whose
+    task is ``instance``. Anything else, a missing file included, is left to the class-map path to load."""
+    if method is not None or (model is not None and str(model) in OBJECT_METHODS):
+        return (method or str(model)) in OBJECT_METHODS
+    if model is None or Path(model).suffix.lower() == ".onnx" or not Path(model).is_file():
+        return False
+    from geoseg.model.loading import read_meta
+
+    return read_meta(model).task == "instance"
+
+
 class BrightObjects:
     """Objects brighter than their surroundings: a training-free baseline for buildings and the like.
 
@@ -351,9 +364,10 @@ class BrightObjects:
         self.width_px, self.min_px, self.max_px = width_px, min_px, max_px
 
     @classmethod
-    def for_scene(cls, src: str | os.PathLike, bands: list[int] | None = None, threshold: float | None = None
-                  ) -> "BrightObjects":
-        """The method set up for a scene: its bands, resolution and brightness threshold."""
+    def for_scene(cls, src: str | os.PathLike, bands: list[int] | None = None, threshold: float | None = None,
+                  fill: float | None = None) -> "BrightObjects":
+        """The method set up for a scene: its bands, resolution and brightness threshold (``fill``: a fill
+        value the scene does not declare, left out of the background as the engine leaves it out of objects)."""
         with gdal_env(), open_raster(src) as dataset:
             indexes = bands or list(range(1, dataset.count + 1))
             if not all(1 <= b <= dataset.count for b in indexes):
@@ -373,7 +387,7 @@ class BrightObjects:
             method = cls(meta, 0.0, width_px, max(1, round(OBJECT_MIN_M2 / gsd ** 2)),
                          round(OBJECT_MAX_M2 / gsd ** 2))
             if threshold is None:
-                threshold = method._background_threshold(dataset, indexes)
+                threshold = method._background_threshold(dataset, indexes, fill)
         if threshold <= 0:
             raise ParameterError("threshold", threshold, "bright-objects takes a positive contrast (in the "
                                  "scene's units) above the local background")
@@ -403,7 +417,8 @@ class BrightObjects:
         scores = np.clip(np.asarray(means) / (3 * self.threshold), 0, 1).astype(np.float32)
         return TileInstances(masks, scores, np.ones(len(keep), np.int32))
 
-    def _background_threshold(self, dataset: rasterio.DatasetReader, indexes: list[int]) -> float:
+    def _background_threshold(self, dataset: rasterio.DatasetReader, indexes: list[int], fill: float | None
+                              ) -> float:
         """``OBJECT_SIGMAS`` robust standard deviations (1.4826 x MAD) above the median contrast, over
         :func:`~geoseg.io.rasters.sample_windows` of the scene.
 
@@ -412,7 +427,8 @@ class BrightObjects:
         """
         values = []
         for w in sample_windows(dataset.height, dataset.width, side=max(256, 4 * self.width_px)):
-            data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, dataset.nodata)
+            data, valid = read_tile(dataset, indexes, w.row_off, w.col_off, w.height, w.width, dataset.nodata,
+                                    fill)
             values.append(self.contrast(data.astype(np.float32))[valid])
         sample = np.concatenate(values)
         if sample.size == 0:

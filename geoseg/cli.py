@@ -214,7 +214,11 @@ def predict(
                       progress=progress, quiet=quiet)
         return
 
-    if _finds_objects(model, method):
+    from geoseg.classic import finds_objects
+
+    if finds_objects(model, method):
+        if method is not None and model is not None:
+            raise ParameterError("method", method, "a classic method takes no {model}", parameters=("model",))
         if probabilities is not None or polygons is not None or min_area is not None or simplify is not None:
             raise ParameterError("model" if method is None else "method", method or model,
                                  "finds objects, written as polygons to {output}; it takes no {probabilities}, "
@@ -223,7 +227,7 @@ def predict(
         _detect(scene, output, model, method, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                 score_threshold=score_threshold, threshold=threshold, instances_raster=instances_raster,
                 bands=_parse_numbers(bands), nodata=nodata, check_values=not no_value_check, overwrite=overwrite,
-                progress=progress, quiet=quiet)
+                repeat_bands=repeat_bands, progress=progress, quiet=quiet)
         return
     if score_threshold is not None or instances_raster is not None:
         raise ParameterError("score_threshold" if score_threshold is not None else "instances_raster",
@@ -265,35 +269,22 @@ def predict(
                    progress=progress, quiet=quiet)
 
 
-def _finds_objects(model: Optional[Path | str], method: Optional[str]) -> bool:
-    """Whether this run finds objects: an object method, or a bundle whose task is ``instance``."""
-    from geoseg.classic import OBJECT_METHODS
-
-    if method is not None:
-        return method in OBJECT_METHODS
-    if model is None or Path(model).suffix.lower() == ".onnx" or not Path(model).is_file():
-        return False                     # the predictor's own loading reports a missing or damaged file
-    from geoseg.model.loading import read_meta
-
-    return read_meta(model).task == "instance"
-
-
 def _detect(scene: str, output: Path, model: Optional[Path], method: Optional[str], *, tile: Optional[int],
             overlap: Optional[int], batch_size: Optional[int], device: str, score_threshold: Optional[float],
             threshold: Optional[float], instances_raster: Optional[Path], bands: Optional[list[int]],
-            nodata: Optional[float], check_values: bool, overwrite: bool, progress: ProgressChoice,
-            quiet: bool) -> None:
+            nodata: Optional[float], check_values: bool, overwrite: bool, repeat_bands: bool,
+            progress: ProgressChoice, quiet: bool) -> None:
     """Objects of ``scene`` (an instance model or an object method) as polygons in ``output``."""
     from geoseg.evaluation.instances import object_detector
     from geoseg.vector.objects import ObjectPredictor
 
     detector = object_detector(method or model, scene, bands=bands, threshold=threshold, device=device,  # type: ignore[arg-type]
-                               score_threshold=score_threshold)
+                               score_threshold=score_threshold, fill=nodata)
     predictor = ObjectPredictor(detector, tile=tile, overlap=overlap, batch_size=batch_size,
                                 score_threshold=score_threshold)
-    summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=None if method else bands,
+    summary = predictor.predict(scene, output, instances_raster=instances_raster, bands=bands,
                                 nodata=nodata, check_values=check_values, overwrite=overwrite,
-                                reporter=_reporter(progress, quiet, "detect"))
+                                repeat_bands=repeat_bands, reporter=_reporter(progress, quiet, "detect"))
     if progress == ProgressChoice.rich and not quiet:
         counts = ", ".join(f"{name}: {n}" for name, n in summary.objects_per_class.items()) or "none"
         err_console.print(f"wrote {summary.n_objects} objects ({counts}) to {summary.output}"
@@ -499,13 +490,18 @@ def evaluate(
     quiet: QuietOpt = False,
 ) -> None:
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
-    from geoseg.classic import METHODS, OBJECT_METHODS
+    from geoseg.classic import METHODS, finds_objects
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
     from geoseg.training.config import load_legend
 
-    if model in OBJECT_METHODS or (model not in METHODS and model != "default" and _finds_objects(Path(model), None)):
+    if finds_objects(None if model in METHODS or model == "default" else model):
+        unused = {"ignore_ids": ignore_ids, "method_classes": method_classes, "legend": legend}
+        for name, value in unused.items():
+            if value is not None:
+                raise ParameterError(name, value, "scores pixel labels; objects are scored against footprints, "
+                                     "one polygon each, whatever their class")
         _evaluate_objects(model, scene, labels, output_dir, bands=_parse_numbers(bands), nodata=nodata,
-                          overwrite=overwrite, progress=progress, quiet=quiet)
+                          repeat_bands=repeat_bands, overwrite=overwrite, progress=progress, quiet=quiet)
         return
 
     pair = _parse_numbers(method_classes, "method_classes")
@@ -529,12 +525,13 @@ def evaluate(
 
 
 def _evaluate_objects(model: str, scene: str, footprints: Path, output_dir: Path, *, bands: Optional[list[int]],
-                      nodata: Optional[float], overwrite: bool, progress: ProgressChoice, quiet: bool) -> None:
+                      nodata: Optional[float], repeat_bands: bool, overwrite: bool, progress: ProgressChoice,
+                      quiet: bool) -> None:
     """Score an instance model or an object method against footprints: F1@0.5, AP50, AP and a report."""
     from geoseg.evaluation.instances import evaluate_objects
 
     result = evaluate_objects(model, scene, footprints, output_dir, bands=bands, nodata=nodata, overwrite=overwrite,
-                              reporter=_reporter(progress, quiet, "detect"))
+                              repeat_bands=repeat_bands, reporter=_reporter(progress, quiet, "detect"))
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event

@@ -95,6 +95,8 @@ def _table(data: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
     if kind == "model":
         table.add_row("model", f"{data['name']} ({network(data['model'])})")
+        table.add_row("task", f"instance (objects scoring >= {data['score_threshold']}, masks at "
+                              f"{data['mask_threshold']})" if data["task"] == "instance" else "semantic (a class per pixel)")
         table.add_row("file", f"{data['path']} ({data['size_bytes'] / 1e6:.1f} MB, format {data['format_version']})")
         table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})" for b in data["bands"]))
         table.add_row("input", f"{data['input_dtype']}, nodata {data['input_nodata']}")

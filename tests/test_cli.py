@@ -52,6 +52,12 @@ def test_predict_json_progress_and_outputs(tmp_path: Path, zion_bundle_path: Pat
      "--method ndvi-otsu: a classic method takes no --model and writes no --probabilities"),
     (["predict", ZION, "-o", "{tmp}/o.tif", "--block-size", 256, "--output-block", 256],
      "--block-size 256: is the old name of --output-block; give only --output-block"),
+    (["predict", ZION, "-o", "{tmp}/o.tif", "--model", "{model}", "--score-threshold", 0.3],
+     "--score-threshold 0.3: applies to instance models (objects); this model labels pixels"),
+    (["predict", ZION, "-o", "{tmp}/o.gpkg", "--method", "bright-objects", "--model", "{model}"],
+     "--method bright-objects: a classic method takes no --model"),
+    (["predict", ZION, "-o", "{tmp}/o.gpkg", "--method", "bright-objects", "--score-threshold", 2],
+     "must be between 0 and 1"),
 ])
 def test_bad_input_exits_2_with_one_line(args: list[object], message: str, tmp_path: Path,
                                          zion_bundle_path: Path) -> None:

@@ -46,7 +46,7 @@ class ObjectEvaluation:
 
 def object_detector(model: MetaDetector | str | os.PathLike, scene: str | os.PathLike, *,
                     bands: list[int] | None = None, threshold: float | None = None, device: str = "auto",
-                    score_threshold: float | None = None) -> MetaDetector:
+                    score_threshold: float | None = None, fill: float | None = None) -> MetaDetector:
     """A detector from a loaded one, a classic object method's name, or an instance bundle's path.
 
     A model's own score cut is lowered to ``score_threshold`` when that is given (the engine applies it).
@@ -54,7 +54,7 @@ def object_detector(model: MetaDetector | str | os.PathLike, scene: str | os.Pat
     if hasattr(model, "detect"):
         return model  # type: ignore[return-value]
     if str(model) in OBJECT_METHODS:
-        return BrightObjects.for_scene(scene, bands, threshold)
+        return BrightObjects.for_scene(scene, bands, threshold, fill)
     if threshold is not None:
         raise ParameterError("threshold", threshold, "sets a classic method's threshold; use {score_threshold} "
                              "with a model", parameters=("score_threshold",))
@@ -72,7 +72,7 @@ def evaluate_objects(model: MetaDetector | str | os.PathLike, scene: str | os.Pa
     """Find the objects of ``scene`` with ``model`` and score them against the polygons in ``footprints``.
 
     ``options`` go to :class:`ObjectPredictor` (tile, overlap, batch_size, score_threshold) and its
-    ``predict`` (nodata, check_values). Objects are matched whatever their class (one kind of object per
+    ``predict`` (nodata, check_values, repeat_bands). Objects are matched whatever their class (one kind of object per
     evaluation: buildings, tree crowns...). The footprints are checked before anything is predicted.
     """
     t0 = time.perf_counter()
@@ -81,10 +81,10 @@ def evaluate_objects(model: MetaDetector | str | os.PathLike, scene: str | os.Pa
     with report_folder(output_dir, OUTPUTS, overwrite, (scene, footprints)) as files:
         reference, pixel_area = _reference(footprints, scene)
         detector = object_detector(model, scene, bands=bands, threshold=threshold, device=device,
-                                   score_threshold=setup.get("score_threshold"))
+                                   score_threshold=setup.get("score_threshold"), fill=options.get("nodata"))
         predictor = ObjectPredictor(detector, **setup)
-        summary = predictor.predict(scene, files["objects.gpkg"], bands=None if str(model) in OBJECT_METHODS
-                                    else bands, overwrite=overwrite, reporter=reporter, **options)
+        summary = predictor.predict(scene, files["objects.gpkg"], bands=bands, overwrite=overwrite,
+                                    reporter=reporter, **options)
         found = pyogrio.read_dataframe(files["objects.gpkg"])
         predicted = np.array(found.geometry.values, dtype=object)
         scores = score_objects(predicted, found["score"].to_numpy(float), reference, pixel_area)

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from geoseg.inference.source import batches_of, read_tiles
-from geoseg.inference.stages import prefetch
+from geoseg.inference.source import tile_batches
 from geoseg.inference.tiling import Tile, TileGrid
 from geoseg.model.instances import InstanceDetector, TileInstances
 from geoseg.model.meta import BundleMeta
@@ -288,10 +287,12 @@ def detect_objects(detector: InstanceDetector, meta: BundleMeta, path: str, band
     merger = ObjectMerger(grid, score_threshold)
     stats.tiles_total = len(grid)
     t0 = time.perf_counter()
-    source = (prefetch(lambda: read_tiles(path, bands[0], bands[1], meta, grid, cache_mb), depth=2 * batch_size + 2)
-              if pipelined else read_tiles(path, bands[0], bands[1], meta, grid, cache_mb))
-    for tiles, valids, live, batch in batches_of(source, batch_size):
-        found = dict(zip(live, detector.detect(batch))) if batch is not None else {}
+    for tiles, valids, live, batch in tile_batches(path, bands[0], bands[1], meta, grid, cache_mb, batch_size,
+                                                   pipelined):
+        results = detector.detect(batch) if batch is not None else []
+        if len(results) != len(live):
+            raise RuntimeError(f"the detector returned {len(results)} results for {len(live)} tiles")
+        found = dict(zip(live, results))
         stats.tiles_run += len(live)
         for i, (tile, valid) in enumerate(zip(tiles, valids)):
             final = merger.add(tile, found.get(i), valid)

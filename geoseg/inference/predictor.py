@@ -22,8 +22,8 @@ from geoseg.errors import OutputError
 from geoseg.inference.backends import Backend, make_backend
 from geoseg.inference.config import PREDICTOR_OPTIONS, PredictorConfig
 from geoseg.inference.device import ExecutionPlan
-from geoseg.inference.source import batches_of, read_tiles
-from geoseg.inference.stages import WriteBehind, prefetch
+from geoseg.inference.source import tile_batches
+from geoseg.inference.stages import WriteBehind
 from geoseg.inference.stitch import Region, StripAccumulator
 from geoseg.inference.tiling import BlendMode, RowPartition, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
@@ -259,13 +259,10 @@ class Predictor:
     def _batches(self, path: str, bands: tuple[list[int], float | None], grid: TileGrid, first: int, stop: int,
                  pipelined: bool, cache_mb: int, y_offset: int = 0
                  ) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
-        """Tiles of grid rows ``first`` to ``stop - 1`` in batches (:func:`~geoseg.inference.source.batches_of`),
+        """Tiles of grid rows ``first`` to ``stop - 1`` in batches (:func:`~geoseg.inference.source.tile_batches`),
         read on a thread when ``pipelined``; ``y_offset``: see :func:`~geoseg.inference.source.read_tiles`."""
-        def read() -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
-            return read_tiles(path, bands[0], bands[1], self.meta, grid, cache_mb, (first, stop), y_offset)
-
-        source = prefetch(read, depth=2 * self.batch_size + 2) if pipelined else read()
-        return batches_of(source, self.batch_size)
+        return tile_batches(path, bands[0], bands[1], self.meta, grid, cache_mb, self.batch_size, pipelined,
+                            (first, stop), y_offset)
 
 
 def output_writers(scheme: ClassScheme, class_tmp: Path, prob_tmp: Path | None, profile: dict[str, Any],

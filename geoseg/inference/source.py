@@ -1,6 +1,7 @@
 """The one read path from a scene to model input: window -> validity -> normalise -> pad to the tile.
 
-Prediction, int8 calibration and the pipeline benchmark read tiles through :class:`TileSource`, so the
+Prediction (class maps and objects), int8 calibration and the pipeline benchmark read tiles through
+:class:`TileSource`, so the
 model sees the same pixels whoever asks: the bundle's bands, the nodata rules of
 :func:`~geoseg.io.rasters.read_tile`, the bundle's normalisation (:class:`~geoseg.model.normalise.Normaliser`)
 and mirror padding (:func:`mirror_pad`). Training validation runs on scenes already normalised in memory,
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import rasterio
 
+from geoseg.inference.stages import prefetch
 from geoseg.inference.tiling import Tile, TileGrid
 from geoseg.io.rasters import gdal_env, read_tile
 from geoseg.model.meta import BundleMeta
@@ -92,3 +94,14 @@ def batches_of(items: Iterable[tuple[Tile, np.ndarray | None, np.ndarray]], batc
             tiles, valids, live, arrays = [], [], [], []
     if tiles:
         yield tiles, valids, live, np.stack(arrays) if arrays else None
+
+
+def tile_batches(path: str, indexes: Sequence[int], fill: float | None, meta: BundleMeta, grid: TileGrid,
+                 cache_mb: int, batch_size: int, pipelined: bool = True, rows: tuple[int, int] | None = None,
+                 y_offset: int = 0) -> Iterator[tuple[list[Tile], list[np.ndarray], list[int], np.ndarray | None]]:
+    """:func:`batches_of` the scene's tiles (``rows`` and ``y_offset``: see :func:`read_tiles`), read on a thread
+    ahead of the model when ``pipelined``."""
+    def read() -> Iterator[tuple[Tile, np.ndarray | None, np.ndarray]]:
+        return read_tiles(path, indexes, fill, meta, grid, cache_mb, rows, y_offset)
+
+    return batches_of(prefetch(read, depth=2 * batch_size + 2) if pipelined else read(), batch_size)

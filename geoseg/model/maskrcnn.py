@@ -11,8 +11,9 @@ gives it:
 Backbone: a torchvision ResNet (``model.encoder``: resnet18, resnet34 or resnet50) with BatchNorm (trained
 from scratch: frozen BatchNorm, torchvision's default for fine-tuning, would be an identity here) and an FPN
 of ``model.decoder_channels[0]`` channels; the heads scale with it (mask head convolutions of that width,
-box features of four times it: torchvision's 1024 for its 256-channel FPN). :func:`geoseg.model.networks.build_model` calls it for
-``MaskRCNN`` bundles, so a bundle's ``build()`` loads its weights like any other.
+box features of four times it: torchvision's 1024 for its 256-channel FPN).
+:func:`geoseg.model.networks.build_model` calls it for ``MaskRCNN`` bundles, so a bundle's ``build()``
+loads its weights like any other.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class BandSpec(BaseModel):
 
 class ModelSpec(BaseModel):
     """What network to build. ``architecture`` is an smp architecture name, ``SimpleFCN``, ``ContextFCN`` or
-    ``MaskRCNN`` (instance segmentation, :mod:`geoseg.model.instance_net`).
+    ``MaskRCNN`` (instance segmentation, :mod:`geoseg.model.maskrcnn`).
 
     ContextFCN reads ``hidden[0]`` as its width and ``encoder_depth`` as its number of context levels.
     MaskRCNN reads ``encoder`` as its torchvision ResNet backbone, ``decoder_channels[0]`` as its FPN width
@@ -67,7 +67,7 @@ class ModelSpec(BaseModel):
     #: Structured pruning (geoseg.model.channels): output channels kept by each pruned convolution, by module name.
     #: Empty for unpruned nets, so bundles written before pruning existed read unchanged.
     pruned: dict[str, int] = Field(default_factory=dict)
-    #: MaskRCNN only: anchor side in px per FPN level (finest first); None: the defaults of instance_net.
+    #: MaskRCNN only: anchor side in px per FPN level (finest first); None: geoseg.model.maskrcnn's defaults.
     anchor_sizes: list[int] | None = Field(default=None, min_length=5, max_length=5)
 
 

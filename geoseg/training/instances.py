@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ MIN_OBJECT_PIXELS = 8
 #: belongs to the chunk whose core holds its box centre.
 BLOCK_CORE, BLOCK_HALO = 512, 96
 MATCH_IOU = 0.5
+#: Held-out blocks are also searched down to this score: the pixel IoU of everything found there breaks
+#: F1 ties (early on nothing reaches the bundle's threshold, and the epochs would all look alike).
+SELECTION_FLOOR = 0.05
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -70,8 +73,10 @@ def load_object_scene(spec: SceneSpec, config: TrainConfig) -> ObjectScene:
     image, valid, profile, gsd = read_scene(spec, config)
     height, width = image.shape[1:]
     column = spec.class_column if len(config.classes) > 1 or _has_field(spec.labels, spec.class_column) else None
-    polygons = LabelSource(spec.labels, config.scheme, column, spec.ignore_ids).polygons(profile["crs"])
     index_of = {c.id: i + 1 for i, c in enumerate(config.classes)}
+    polygons = [(geometry, class_id) for geometry, class_id in
+                LabelSource(spec.labels, config.scheme, column, spec.ignore_ids).polygons(profile["crs"])
+                if class_id in index_of]                     # the legend's nodata id marks no object
     ids = np.zeros((height, width), np.int32)
     if polygons:
         ids = rasterize(((geometry, i + 1) for i, (geometry, _) in enumerate(polygons)), out_shape=(height, width),
@@ -171,15 +176,16 @@ def window_targets(ids: torch.Tensor, classes: np.ndarray) -> dict[str, torch.Te
     y0 = torch.where(rows, span[1], ids.shape[-2]).amin(1)
     y1 = torch.where(rows, span[1], -1).amax(1) + 1
     boxes = torch.stack([x0, y0, x1, y1], 1).float()
-    labels = torch.as_tensor(classes, device=ids.device)[keep.cpu()]
-    return {"boxes": boxes, "labels": labels.long(), "masks": masks.to(torch.uint8)}
+    labels = torch.as_tensor(classes, dtype=torch.int64)[keep.cpu()].to(ids.device)
+    return {"boxes": boxes, "labels": labels, "masks": masks.to(torch.uint8)}
 
 
 # ---------------------------------------------------------------------------------------------- scoring
 @dataclass(frozen=True)
 class ObjectScores:
     """One-to-one matching at IoU >= 0.5 of detected against reference objects, plus the pixel IoU of all
-    objects together (the model-selection tie-break)."""
+    objects together (the model-selection tie-break: the trainer counts there every object scoring at least
+    :data:`SELECTION_FLOOR`)."""
 
     true_positives: int
     false_positives: int
@@ -206,9 +212,13 @@ class ObjectScores:
         return {"f1": self.f1, "precision": self.precision, "recall": self.recall}
 
     def __add__(self, other: "ObjectScores") -> "ObjectScores":
-        # pixel and matched IoUs are combined weighted by object counts (close enough for selection)
-        weight = max(self.true_positives + self.false_negatives, 1), max(other.true_positives + other.false_negatives, 1)
-        mix = lambda a, b: (a * weight[0] + b * weight[1]) / sum(weight)  # noqa: E731
+        """Both scenes' counts; their IoUs averaged, weighted by reference objects (enough for selection)."""
+        weights = (max(self.true_positives + self.false_negatives, 1),
+                   max(other.true_positives + other.false_negatives, 1))
+
+        def mix(a: float, b: float) -> float:
+            return float(np.average(np.nan_to_num([a, b]), weights=weights))
+
         return ObjectScores(self.true_positives + other.true_positives, self.false_positives + other.false_positives,
                             self.false_negatives + other.false_negatives, mix(self.mask_iou, other.mask_iou),
                             mix(self.mean_matched_iou, other.mean_matched_iou))
@@ -239,8 +249,9 @@ def match_objects(reference: np.ndarray, detected: np.ndarray, threshold: float 
                         float(np.mean(ious)) if ious else math.nan)
 
 
-def detect_block(detector: MaskRCNNDetector, image: np.ndarray) -> np.ndarray:
-    """Objects in a normalised image of any size as an id raster (higher scores drawn over lower ones).
+def detect_block(detector: MaskRCNNDetector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Objects in a normalised image of any size: an id raster (higher scores drawn over lower ones) and the
+    score of each id (``scores[i - 1]`` for id ``i``, increasing).
 
     The image is cut in chunks with context; an object is kept by the chunk whose core holds its box centre,
     so an object near a chunk edge is taken whole from the chunk that sees it with context. A stand-in for
@@ -258,11 +269,18 @@ def detect_block(detector: MaskRCNNDetector, image: np.ndarray) -> np.ndarray:
             if core.row_off <= centre_r < core.row_off + core.height and \
                     core.col_off <= centre_c < core.col_off + core.width:
                 found.append((float(score), context.row_off, context.col_off, mask))
+    found.sort(key=lambda f: f[0])
     ids = np.zeros((height, width), np.int32)
-    for number, (_, row, col, mask) in enumerate(sorted(found, key=lambda f: f[0]), start=1):
+    for number, (_, row, col, mask) in enumerate(found, start=1):
         view = ids[row:row + mask.shape[0], col:col + mask.shape[1]]
         view[mask] = number
-    return ids
+    return ids, np.array([f[0] for f in found], np.float32)
+
+
+def scoring_at_least(ids: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The id raster of :func:`detect_block` with only the objects scoring at least ``threshold``."""
+    keep = np.concatenate([[0], np.where(scores >= threshold, np.arange(1, len(scores) + 1), 0)])
+    return keep[ids].astype(np.int32)
 
 
 # ------------------------------------------------------------------------------------------------ trainer
@@ -342,7 +360,7 @@ class InstanceTrainer:
         stop = state["epoch"] >= config.epochs
         while not stop:
             epoch_loss = self._epoch(state, total_steps, t0)
-            scores = self.score(self.module, "validation")
+            scores = self.score(self._detector(), "validation")
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
             better = self._better(scores, state["best"])
@@ -398,16 +416,23 @@ class InstanceTrainer:
         x, y = x.to(self.plan.device), y.to(self.plan.device)
         return list(x), [window_targets(y[i], classes[i]) for i in range(len(classes))]
 
-    def score(self, module: torch.nn.Module, kind: str, detector: MaskRCNNDetector | None = None) -> ObjectScores:
-        """Objects found on every scene's ``kind`` block against its polygons."""
-        detector = detector or MaskRCNNDetector(ModelBundle(self.meta, {}), self.plan.device, network=module)
+    def _detector(self) -> MaskRCNNDetector:
+        """The network being trained, as a detector (in eval mode until the next epoch sets it training)."""
+        return MaskRCNNDetector(ModelBundle(self.meta, {}), self.plan.device, network=self.module,
+                                score_threshold=min(SELECTION_FLOOR, self.meta.score_threshold))
+
+    def score(self, detector: MaskRCNNDetector, kind: str) -> ObjectScores:
+        """Objects found on every scene's ``kind`` block against its polygons: matched at the bundle's score
+        threshold, the pixel IoU over everything the detector finds (its threshold may be lower)."""
         total = None
         for scene in self.scenes:
             box = scene.val_box if kind == "validation" else scene.test_box
             if box is None:
                 continue
-            found = detect_block(detector, scene.image[:, box.row0:box.row1, box.col0:box.col1])
-            scores = match_objects(scene.labels[box.slices], found)
+            reference = scene.labels[box.slices]
+            ids, found = detect_block(detector, scene.image[:, box.row0:box.row1, box.col0:box.col1])
+            scores = replace(match_objects(reference, scoring_at_least(ids, found, self.meta.score_threshold)),
+                             mask_iou=match_objects(reference, ids).mask_iou)
             total = scores if total is None else total + scores
         assert total is not None
         return total
@@ -417,10 +442,11 @@ class InstanceTrainer:
         best = load_bundle(best_path)
         staged = self.out / "checkpoint" / "best_shipped.safetensors"
         best.save(staged, overwrite=True, half=self.config.half)
-        detector = MaskRCNNDetector(load_bundle(staged), self.plan.device)
-        validation = self.score(detector.network, "validation", detector)
+        detector = MaskRCNNDetector(load_bundle(staged), self.plan.device,
+                                    score_threshold=min(SELECTION_FLOOR, self.meta.score_threshold))
+        validation = self.score(detector, "validation")
         kind = "test" if self.config.test is not None else "validation"
-        scores = self.score(detector.network, "test", detector) if kind == "test" else validation
+        scores = self.score(detector, "test") if kind == "test" else validation
         blocks = [(s, s.test_box if kind == "test" else s.val_box) for s in self.scenes]
         metrics = {**_rounded(scores), "objects": scores.true_positives + scores.false_negatives,
                    "evaluated_on": [f"{s.path.name}: {b.height}x{b.width} px {kind} block (rows {b.row0}..{b.row1}, "

@@ -68,7 +68,7 @@ def object_polygons(objects: Sequence[SceneObject]) -> FlatPolygons:
     batch = polygonize_array(canvas, canvas > 0, 0, 0)
     order = np.argsort(batch.values, kind="stable")
     if len(order) != len(objects) or not np.array_equal(batch.values[order], np.arange(1, len(objects) + 1)):
-        raise AssertionError("an object's mask is not one 4-connected part")
+        raise RuntimeError("an object's mask is not one 4-connected part")
     polys = batch.polygons.take(order)
     shift = np.array([(o.x - px, o.y - py) for o, (py, px) in zip(objects, places)], np.float64)
     vertices_per = np.diff(polys.ring_offsets)[:, None]
@@ -127,10 +127,14 @@ class ObjectPredictor:
     def predict(self, src: str | os.PathLike, dst: str | os.PathLike, *, fmt: str | None = None,
                 layer: str | None = None, instances_raster: str | os.PathLike | None = None,
                 bands: list[int] | None = None, nodata: float | None = None, check_values: bool = True,
-                overwrite: bool = False, reporter: Reporter | None = None, pipelined: bool = True
-                ) -> ObjectSummary:
+                overwrite: bool = False, reporter: Reporter | None = None, pipelined: bool = True,
+                repeat_bands: bool = False) -> ObjectSummary:
         """Find the objects of the scene at ``src`` and write them as polygons to ``dst`` (format from the
-        suffix, or ``fmt``); ``instances_raster`` also writes a uint32 COG of object ids (0: no object)."""
+        suffix, or ``fmt``); ``instances_raster`` also writes a uint32 COG of object ids (0: no object).
+
+        ``bands``, ``nodata`` (a fill value the file does not declare), ``check_values`` and ``repeat_bands``
+        mean what they mean for :meth:`~geoseg.inference.predictor.Predictor.predict`.
+        """
         reporter = reporter or NullReporter()
         fmt = fmt or format_of(dst)
         check_writable(dst, overwrite, inputs=[src])
@@ -140,7 +144,7 @@ class ObjectPredictor:
             if Path(instances_raster).resolve() == Path(dst).resolve():
                 raise OutputError(f"{instances_raster}: the object ids must go to another file than the polygons")
         with gdal_env(), open_raster(src) as dataset:
-            fit = check_fit(dataset, self.meta, bands, check_values)
+            fit = check_fit(dataset, self.meta, bands, check_values, fill=nodata, repeat_bands=repeat_bands)
             if not fit.ok:
                 raise fit.refusal(f"{src}: model '{self.meta.name}' does not fit")
             for warning in fit.warnings:

@@ -126,3 +126,15 @@ def test_onnx_export_is_refused_clearly(tmp_path: Path, instance_path: Path) -> 
 def test_unknown_backbone_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="MaskRCNN backbone 'efficientnet-b0' is not available"):
         build_model(instance_meta(model=ModelSpec(architecture="MaskRCNN", encoder="efficientnet-b0")))
+
+
+def test_info_says_what_the_model_finds(instance_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from geoseg.info import bundle, print_human
+
+    out = StringIO()
+    print_human(bundle(instance_path), Console(file=out, width=200))
+    assert "instance (objects scoring >= 0.0, masks at 0.5)" in out.getvalue()

@@ -21,7 +21,7 @@ from geoseg.model.loading import read_meta
 from geoseg.training import load_config, train
 from geoseg.training.augment import flip_rot90
 from geoseg.training.instances import (ObjectWindowSampler, detect_block, load_object_scene, match_objects,
-                                       window_targets)
+                                       scoring_at_least, window_targets)
 
 ORIGIN = Affine(0.5, 0, 733600.0, 0, -0.5, 3725100.0)          # 0.5 m, UTM 16N like the SpaceNet chip
 SPACENET = Path(__file__).resolve().parents[3] / "shared" / "data" / "spacenet_buildings"
@@ -203,6 +203,8 @@ def test_matching_is_one_to_one_at_iou_one_half() -> None:
     assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (2, 2, 0)
     assert scores.f1 == pytest.approx(2 * 2 / (2 * 2 + 2)) and scores.mean_matched_iou == pytest.approx(0.65)
     assert np.isnan(match_objects(np.zeros((3, 3), np.int32), np.zeros((3, 3), np.int32)).f1)
+    both = scores + match_objects(reference, np.zeros_like(detected))      # two scenes: counts add up
+    assert (both.true_positives, both.false_positives, both.false_negatives) == (2, 2, 2)
 
 
 class _SquareDetector:
@@ -226,10 +228,13 @@ def test_held_out_blocks_keep_each_object_once_across_chunks() -> None:
     for number, (r, c) in enumerate([(500, 500), (10, 10), (505, 1020), (300, 505), (690, 1090)], start=1):
         image[0, r:r + 10, c:c + 40] = 1                   # several straddle the 512 px chunk borders
         reference[r:r + 10, c:c + 40] = number
-    found = detect_block(_SquareDetector(), image)
-    scores = match_objects(reference, found)
-    assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (5, 0, 0)
-    assert scores.mean_matched_iou == 1.0
+    found, scores = detect_block(_SquareDetector(), image)
+    assert len(scores) == 5 and (np.diff(scores) >= 0).all()
+    matched = match_objects(reference, found)
+    assert (matched.true_positives, matched.false_positives, matched.false_negatives) == (5, 0, 0)
+    assert matched.mean_matched_iou == 1.0
+    confident = scoring_at_least(found, scores, 0.8)                  # the linspace scores: 0.9 and 0.825 pass
+    assert len(np.unique(confident)) - 1 == int((scores >= 0.8).sum()) >= 1
 
 
 @pytest.mark.slow
