@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -18,8 +18,13 @@ from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
 from geoseg.versioning import Upgrader, upgrade
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "geoseg"
+#: How a bundle turns scene values into model input: ``fixed``, each band's recorded clip range, mean and
+#: std (one value scale: the training scene's); ``scene``, each scene standardised by its own sampled
+#: statistics (:func:`geoseg.model.normalise.scene_statistics`), so DN, reflectance and 8-bit versions of
+#: one sensor's scene reach the network alike.
+Normalisation = Literal["fixed", "scene"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -38,7 +43,9 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 
 class BandSpec(BaseModel):
-    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``."""
+    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``.
+
+    The numbers serve the ``fixed`` normalisation only; a ``scene``-normalised bundle keeps the defaults."""
 
     name: str
     mean: float = 0.0
@@ -72,6 +79,7 @@ class BundleMeta(BaseModel):
     description: str = ""
     model: ModelSpec
     bands: list[BandSpec]
+    normalisation: Normalisation = "fixed"
     input_dtype: str = "float32"
     input_nodata: float | None = None
     scheme: ClassScheme
@@ -107,8 +115,15 @@ class BundleMeta(BaseModel):
         return np.array([c.id for c in self.scheme.classes], dtype=np.uint8)
 
 
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds ``normalisation``; every version-1 bundle used the recorded band statistics. (The version
+    changed so that a geoseg that knows only those refuses a scene-normalised bundle instead of running it
+    on mean 0, std 1.)"""
+    return {**raw, "normalisation": "fixed", "format_version": 2}
+
+
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
-_UPGRADERS: dict[int, Upgrader] = {}
+_UPGRADERS: dict[int, Upgrader] = {1: _v1_to_v2}
 
 
 def parse_meta(text: str, path: Path) -> BundleMeta:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_valid
 from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.model.loading import read_meta
-from geoseg.model.meta import BandSpec, ModelSpec, check_tiling
+from geoseg.model.meta import BandSpec, ModelSpec, Normalisation, check_tiling
 from geoseg.versioning import Upgrader, upgrade
 
 CONFIG_VERSION = 1
@@ -128,7 +128,12 @@ class TrainConfig(BaseModel):
     model: ModelSpec = ModelSpec()
     tile_size: int = Field(default=256, ge=16, description="tile size recorded for inference")
     overlap: int = Field(default=32, ge=0)
-    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    clip_percentiles: tuple[float, float] | None = Field(default=(0.5, 99.5), description="fixed normalisation: "
+                                                         "the clip range of the training pixels")
+    normalisation: Normalisation = Field(default="fixed", description="fixed: the training pixels' statistics, "
+                                         "stored in the bundle (one value scale); scene: every scene standardised by "
+                                         "its own sampled statistics (DN, reflectance or 8-bit alike; pair it with "
+                                         "augment.brightness/contrast, the gain/offset left after standardising)")
     augment: AugmentSpec = AugmentSpec()
     loss: LossSpec = LossSpec()
     optimiser: OptimSpec = OptimSpec()

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from geoseg.model.bundle import ModelBundle, load_bundle
-from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec, Normalisation
 from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
@@ -33,7 +33,6 @@ from geoseg.errors import ConfigError, InputFileError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
 from geoseg.io.outputs import atomic_output, check_writable
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
@@ -186,11 +185,13 @@ class Trainer:
         self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
                                        config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
         if start_from is None:
-            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
-            self.meta = self._meta(config.band_specs(stats), config.model)
+            fixed = config.normalisation == "fixed"
+            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed) if fixed else None
+            bands = config.band_specs(stats) if stats else [BandSpec(name=n) for n in config.band_names]
+            self.meta = self._meta(bands, config.model, config.normalisation)
         else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
-            self.meta = self._meta(start_bands, start_from.meta.model)
-        normalise_scenes(self.scenes, Normaliser(self.meta))
+            self.meta = self._meta(start_bands, start_from.meta.model, start_from.meta.normalisation)
+        normalise_scenes(self.scenes, self.meta)
         self.counts = class_counts(self.scenes, self.meta.num_classes)
 
         multiple = size_multiple(self.meta)
@@ -211,7 +212,7 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], model: ModelSpec, normalisation: Normalisation) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
@@ -221,7 +222,7 @@ class Trainer:
             provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
             name=config.name, description=config.description, model=model,
-            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            bands=bands, normalisation=normalisation, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
             provenance=provenance)
