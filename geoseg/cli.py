@@ -93,7 +93,7 @@ def _is_gdal_data_error(err: Exception) -> bool:
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.
 FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels", "check_values": "--no-value-check",
-         "max_tiles": "--calibration-tiles"}
+         "max_tiles": "--calibration-tiles", "training_labels": "--labels"}
 
 
 def flag_for(parameter: str) -> str:
@@ -151,8 +151,10 @@ def predict(
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), or random-forest (trained from --labels)")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold instead of Otsu's")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="--method random-forest: the labels it learns from, a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
     local_workers: Annotated[Optional[int], typer.Option("--local-workers", help="many scenes: run on a local Dask cluster of N worker processes (needs geoseg[distributed])")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="many scenes: run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="many scenes: skip scenes the run manifest in -o records as done with the same settings")] = False,
@@ -185,7 +187,24 @@ def predict(
         check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
     reporter = _reporter(progress, quiet, "predict")
     output_block = _output_block(output_block, block_size, reporter)
-    if method is not None:
+    from geoseg.evaluation.forest import METHOD as FOREST
+
+    if labels is not None and method != FOREST:
+        raise ParameterError("training_labels", labels, f"only {{method}} {FOREST} learns from labels",
+                             parameters=("method",))
+    if method == FOREST and labels is None:
+        raise ParameterError("method", method, "learns from labels: pass {training_labels}",
+                             parameters=("training_labels",))
+    if method == FOREST:
+        from geoseg.evaluation.forest import RandomForestMethod
+
+        if model is not None or probabilities is not None or threshold is not None:
+            raise ParameterError("method", method, f"{FOREST} takes no {{model}} or {{threshold}} and writes no "
+                                 "{probabilities}", parameters=("model", "threshold", "probabilities"))
+        summary = RandomForestMethod(labels, class_column=label_column).predict(  # type: ignore[arg-type]
+            scene, output, bands=_parse_numbers(bands), output_block=output_block, overwrite=overwrite,
+            reporter=reporter, qml=qml, stac=stac)
+    elif method is not None:
         from geoseg.classic import ClassicMethod
 
         if model is not None or probabilities is not None:
@@ -336,7 +355,7 @@ def train(
 @app.command()
 @reports_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(help="model bundle (.safetensors), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow")],
+    model: Annotated[str, typer.Argument(help="model bundle (.safetensors), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, random-forest (trained from --labels)")],
     scene: Annotated[str, typer.Argument(help="scene raster (any GDAL raster)")],
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
@@ -346,6 +365,8 @@ def evaluate(
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands (model order; green,red,nir for a method)")] = None,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
+    training_labels: Annotated[Optional[Path], typer.Option("--labels", help="random-forest only: the labels it learns from (not the reference labels it is scored on)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
@@ -353,17 +374,19 @@ def evaluate(
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
     from geoseg.classic import METHODS
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
+    from geoseg.evaluation.forest import METHOD as FOREST
     from geoseg.training.config import load_legend
 
     pair = _parse_numbers(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
-    target: Any = None if model == "default" else (model if model in METHODS else Path(model))
+    target: Any = None if model == "default" else (model if model in (*METHODS, FOREST) else Path(model))
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_numbers(bands),
                           ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
-                          reporter=_reporter(progress, quiet, "evaluate"))
+                          reporter=_reporter(progress, quiet, "evaluate"), training_labels=training_labels,
+                          label_column=label_column)
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event

@@ -78,3 +78,6 @@ class TrainingSummary(BaseModel):
     mean_iou: Score
     frequency_weighted_iou: Score
     mean_dice: Score
+    #: A RandomForest's scores on the same pixels, trained on the same pixels (None when it was not run).
+    random_forest_overall_accuracy: Score = None
+    random_forest_mean_iou: Score = None
