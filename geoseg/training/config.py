@@ -130,7 +130,7 @@ class TrainConfig(BaseModel):
     #: Left out: the first scene's data type.
     input_dtype: str | None = None
     input_nodata: float | None = None
-    #: Left out: the classes the labels hold (:func:`~geoseg.evaluation.labels.labels_scheme`).
+    #: Left out: the classes the first scene's labels hold (:func:`~geoseg.evaluation.labels.labels_scheme`).
     classes: list[ClassInfo] | None = Field(default=None, min_length=1)
     nodata_id: int = 255
     #: A small context network that trains in minutes on a CPU (the default model's).
@@ -188,8 +188,7 @@ class TrainConfig(BaseModel):
     def completed(self) -> "TrainConfig":
         """This config with what it leaves out filled in from its first scene and the labels (a scene, its
         labels and, for polygons, the class column are all a config needs)."""
-        missing = {k for k in ("name", "validation", "band_names", "input_dtype", "classes") if getattr(self, k) is None}
-        if not missing:
+        if all(getattr(self, k) is not None for k in ("name", "validation", "band_names", "input_dtype", "classes")):
             return self
         first = self.scenes[0]
         update: dict = {}
@@ -201,8 +200,7 @@ class TrainConfig(BaseModel):
                 named = all(descriptions) and len(set(descriptions)) == len(descriptions)
                 update["band_names"] = list(descriptions) if named else [f"band {i}" for i in range(1, count + 1)]
             update["input_dtype"] = self.input_dtype or dataset.dtypes[0]
-            classes = self.classes or [c for spec in self.scenes[:1] for c in
-                                       labels_scheme(spec.labels, spec.class_column, spec.ignore_ids).classes]
+            classes = self.classes or labels_scheme(first.labels, first.class_column, first.ignore_ids).classes
             update["classes"] = classes
             if self.validation is None:
                 scheme = ClassScheme(classes=classes, nodata_id=self.nodata_id)
