@@ -15,7 +15,7 @@ from shapely.geometry import shape
 
 from geoseg.errors import ConfigError
 from geoseg.model.loading import read_meta
-from geoseg.training import load_config, train
+from geoseg.training import baseline, load_config, train
 from geoseg.training.config import default_validation
 from tests.conftest import NLCD, ROOT, ZION, ZION_LABELS
 
@@ -38,11 +38,14 @@ def _polygons(out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_readme_minimal_config_trains_and_reports_the_random_forest(tmp_path: Path) -> None:
+def test_the_readme_minimal_config_trains_and_reports_the_random_forest(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     _polygons(tmp_path / "polygons.gpkg")
     (tmp_path / "scene.tif").symlink_to(ZION)
     (tmp_path / "my_polygons.yaml").write_text(_readme_config())
+    monkeypatch.setattr(baseline, "FOREST_PIXELS", 5000)                # seconds, not a minute
     config = load_config(tmp_path / "my_polygons.yaml", require_data=True).with_overrides(epochs=1)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"iterations_per_epoch": 4})})
     done = config.completed()
     assert done.name == "my_polygons" and done.band_names == ["blue", "green", "red", "nir"]
     names = [c.name for c in done.classes]
@@ -53,7 +56,7 @@ def test_the_readme_minimal_config_trains_and_reports_the_random_forest(tmp_path
     meta = read_meta(result.bundle)
     forest = meta.metrics["random_forest"]
     assert 0 < forest["overall_accuracy"] <= 1 and forest["features"][-2:] == ["NDVI", "NDWI"]
-    assert forest["training_pixels"] > 1000
+    assert 4000 < forest["training_pixels"] < 6000
     assert meta.provenance["training"]["validation_block"]["random_forest"]["mean_iou"] == forest["mean_iou"]
     summary = result.summary()
     assert summary.random_forest_mean_iou == pytest.approx(forest["mean_iou"], abs=1e-6)
