@@ -350,6 +350,10 @@ def train(
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
                           f"{result.elapsed_s:.0f} s): {result.scored_on} mIoU {result.scores.mean_iou:.4f}, "
                           f"OA {result.scores.overall_accuracy:.4f}; report in {result.report_dir}", soft_wrap=True)
+        if result.forest_scores is not None:
+            forest = result.forest_scores
+            err_console.print(f"a RandomForest trained on the same pixels: mIoU {forest.mean_iou:.4f}, OA "
+                              f"{forest.overall_accuracy:.4f} (comparison.md in the report)", soft_wrap=True)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from geoseg.errors import InputError, ParameterError
 from geoseg.evaluation import forest
 from geoseg.evaluation.evaluate import evaluate
 from geoseg.evaluation.forest import RandomForestMethod, feature_names, pixel_features
-from geoseg.io.legend import ClassScheme
+from geoseg.io.legend import ClassInfo, ClassScheme
 
 from tests.conftest import NLCD, ZION, ZION_LABELS, write_crop
 
@@ -91,8 +91,10 @@ def test_map_is_the_same_whatever_the_block_size(tmp_path: Path, crop: tuple[Pat
 def test_evaluate_scores_a_forest_trained_on_other_labels(tmp_path: Path, crop: tuple[Path, Path]) -> None:
     scene, labels = crop
     polygons = _named_polygons(labels, tmp_path / "polygons.gpkg")
+    # the reference raster holds bare NLCD ids: the legend says which id each polygon name stands for
+    nlcd = ClassScheme(classes=[ClassInfo(id=i + 1, name=n, color=c) for i, (n, c) in enumerate(NLCD)])
     result = evaluate("random-forest", scene, labels, tmp_path / "report", training_labels=polygons,
-                      label_column="cover")
+                      label_column="cover", legend=nlcd)
     assert 0.5 < result.scores.overall_accuracy <= 1 and result.info["model"] == "random-forest (polygons.gpkg)"
     with pytest.raises(ParameterError, match="are the reference labels"):
         evaluate("random-forest", scene, labels, tmp_path / "r2", training_labels=labels)
