@@ -23,7 +23,7 @@ from affine import Affine
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputFileError, OutputError, ParameterError
+from geoseg.errors import InputError, InputFileError, OutputError, ParameterError
 from geoseg.inference.tiling import row_windows
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
@@ -80,8 +80,8 @@ def _forest(training: tuple[str | os.PathLike | None, str], labels: Path, legend
 
     path, column = training
     if path is None:
-        raise ParameterError("training_labels", None, f"the {METHOD} method learns from labels: pass them (they "
-                             "must not be the labels it is scored on)")
+        raise InputError(f"the {METHOD} method learns from labels: pass {{training_labels}} (other labels than the "
+                         "ones it is scored on)", parameters=("training_labels",))
     if Path(path).resolve() == labels.resolve():
         raise ParameterError("training_labels", path, "are the reference labels: a forest scored on its own "
                              "training pixels looks far better than it is; pass other labels")

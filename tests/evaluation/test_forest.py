@@ -98,7 +98,7 @@ def test_evaluate_scores_a_forest_trained_on_other_labels(tmp_path: Path, crop: 
     assert 0.5 < result.scores.overall_accuracy <= 1 and result.info["model"] == "random-forest (polygons.gpkg)"
     with pytest.raises(ParameterError, match="are the reference labels"):
         evaluate("random-forest", scene, labels, tmp_path / "r2", training_labels=labels)
-    with pytest.raises(ParameterError, match="learns from labels"):
+    with pytest.raises(InputError, match="method learns from labels: pass training_labels"):
         evaluate("random-forest", scene, labels, tmp_path / "r3")
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
