@@ -15,10 +15,11 @@ from rasterio.features import shapes
 from rasterio.windows import Window
 from shapely.geometry import shape
 
-from geoseg.errors import InputError, ParameterError
+from geoseg.errors import InputError, InputFileError, ParameterError
 from geoseg.evaluation import forest
 from geoseg.evaluation.evaluate import evaluate
 from geoseg.evaluation.forest import RandomForestMethod, feature_names, pixel_features
+from geoseg.evaluation.labels import labels_scheme
 from geoseg.io.legend import ClassInfo, ClassScheme
 
 from tests.conftest import NLCD, ZION, ZION_LABELS, write_crop
@@ -116,3 +117,17 @@ def test_labels_are_required_and_a_missing_sklearn_says_what_to_install(tmp_path
     with pytest.raises(InputError, match=r"needs scikit-learn: pip install 'geoseg\[train\]'"):
         RandomForestMethod(labels).predict(scene, tmp_path / "x.tif")
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_the_labels_name_their_classes(tmp_path: Path, crop: tuple[Path, Path]) -> None:
+    """Without a legend, a label raster's ids and a numeric class column become "class N"; ignored ids drop out."""
+    _, labels = crop
+    with rasterio.open(labels) as ds:
+        present = sorted(set(np.unique(ds.read(1)).tolist()) - {255})
+    scheme = labels_scheme(labels, ignore_ids=[present[0]])
+    assert [c.id for c in scheme.classes] == present[1:] and scheme.classes[0].name == f"class {present[1]}"
+    frame = gpd.read_file(_named_polygons(labels, tmp_path / "p.gpkg"))
+    frame.assign(code=[7 if n == "Forest" else 3 for n in frame["cover"]]).to_file(tmp_path / "ids.gpkg")
+    assert labels_scheme(tmp_path / "ids.gpkg", "code").names() == {3: "class 3", 7: "class 7"}
+    with pytest.raises(InputFileError, match="cannot read the class column 'kind'"):
+        labels_scheme(tmp_path / "ids.gpkg", "kind")
