@@ -95,7 +95,7 @@ def _is_gdal_data_error(err: Exception) -> bool:
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.
 FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels", "check_values": "--no-value-check",
-         "max_tiles": "--calibration-tiles"}
+         "max_tiles": "--calibration-tiles", "training_labels": "--labels"}
 
 
 def flag_for(parameter: str) -> str:
@@ -154,8 +154,10 @@ def predict(
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), or bright-objects (objects as polygons)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), random-forest (trained from --labels), or bright-objects (objects as polygons)")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold (bright-objects: contrast) instead of Otsu's")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="--method random-forest: the labels it learns from, a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
     score_threshold: Annotated[Optional[float], typer.Option("--score-threshold", help="instance models: drop objects scoring below this (default: the model's)")] = None,
     instances_raster: Annotated[Optional[Path], typer.Option("--instances-raster", help="instance models: also write a uint32 GeoTIFF (COG) of object ids (0: none)")] = None,
     local_workers: LocalWorkersOpt = None,
@@ -233,7 +235,24 @@ def predict(
         check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
     reporter = _reporter(progress, quiet, "predict")
     output_block = _output_block(output_block, block_size, reporter)
-    if method is not None:
+    from geoseg.evaluation.forest import METHOD as FOREST
+
+    if labels is not None and method != FOREST:
+        raise ParameterError("training_labels", labels, f"only {{method}} {FOREST} learns from labels",
+                             parameters=("method",))
+    if method == FOREST and labels is None:
+        raise ParameterError("method", method, "learns from labels: pass {training_labels}",
+                             parameters=("training_labels",))
+    if method == FOREST:
+        from geoseg.evaluation.forest import RandomForestMethod
+
+        if model is not None or probabilities is not None or threshold is not None:
+            raise ParameterError("method", method, f"{FOREST} takes no {{model}} or {{threshold}} and writes no "
+                                 "{probabilities}", parameters=("model", "threshold", "probabilities"))
+        summary = RandomForestMethod(labels, class_column=label_column).predict(  # type: ignore[arg-type]
+            scene, output, bands=_parse_numbers(bands), output_block=output_block, overwrite=overwrite,
+            reporter=reporter, qml=qml, stac=stac)
+    elif method is not None:
         from geoseg.classic import ClassicMethod
 
         if model is not None or probabilities is not None:
@@ -478,12 +497,16 @@ def train(
         where = f"; report in {result.report_dir}" if settings.task == "semantic" else ""
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
                           f"{result.elapsed_s:.0f} s): {result.scored_on} {scores}{where}", soft_wrap=True)
+        if result.forest_scores is not None:
+            forest = result.forest_scores
+            err_console.print(f"a RandomForest trained on the same pixels: mIoU {forest.mean_iou:.4f}, OA "
+                              f"{forest.overall_accuracy:.4f} (comparison.md in the report)", soft_wrap=True)
 
 
 @app.command()
 @reports_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(help="model bundle (.safetensors; an instance model is scored on objects), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, bright-objects")],
+    model: Annotated[str, typer.Argument(help="model bundle (.safetensors; an instance model is scored on objects), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, random-forest (trained from --labels), bright-objects")],
     scene: Annotated[str, typer.Argument(help="scene raster (any GDAL raster)")],
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp); for objects, one footprint polygon per object")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
@@ -494,6 +517,8 @@ def evaluate(
     repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
+    training_labels: Annotated[Optional[Path], typer.Option("--labels", help="random-forest only: the labels it learns from (not the reference labels it is scored on)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
@@ -501,6 +526,7 @@ def evaluate(
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
     from geoseg.classic import METHODS, OBJECT_METHODS
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
+    from geoseg.evaluation.forest import METHOD as FOREST
     from geoseg.training.config import load_legend
 
     if model in OBJECT_METHODS or (model not in METHODS and model != "default" and _finds_objects(Path(model), None)):
@@ -511,12 +537,13 @@ def evaluate(
     pair = _parse_numbers(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
-    target: Any = None if model == "default" else (model if model in METHODS else Path(model))
+    target: Any = None if model == "default" else (model if model in (*METHODS, FOREST) else Path(model))
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_numbers(bands),
                           ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
-                          reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands)
+                          reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands,
+                          training_labels=training_labels, label_column=label_column)
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event

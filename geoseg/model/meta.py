@@ -22,6 +22,11 @@ FORMAT_VERSION = 2
 METADATA_KEY = "geoseg"
 #: Architectures that find objects (``task: instance``); every other one labels pixels (``task: semantic``).
 INSTANCE_ARCHITECTURES = ("MaskRCNN",)
+#: How a bundle turns scene values into model input: ``fixed``, each band's recorded clip range, mean and
+#: std (one value scale: the training scene's); ``scene``, each scene standardised by its own sampled
+#: statistics (:func:`geoseg.model.normalise.scene_statistics`), so DN, reflectance and 8-bit versions of
+#: one sensor's scene reach the network alike.
+Normalisation = Literal["fixed", "scene"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -40,7 +45,9 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 
 class BandSpec(BaseModel):
-    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``."""
+    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``.
+
+    The numbers serve the ``fixed`` normalisation only; a ``scene``-normalised bundle keeps the defaults."""
 
     name: str
     mean: float = 0.0
@@ -86,6 +93,7 @@ class BundleMeta(BaseModel):
     task: Literal["semantic", "instance"] = "semantic"
     model: ModelSpec
     bands: list[BandSpec]
+    normalisation: Normalisation = "fixed"
     input_dtype: str = "float32"
     input_nodata: float | None = None
     scheme: ClassScheme
@@ -130,12 +138,13 @@ class BundleMeta(BaseModel):
 
 
 def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 added ``task`` (and the instance thresholds): every version-1 bundle labels pixels.
+    """Version 2 added ``task`` (and the instance thresholds), ``normalisation`` and ``derived`` channels:
+    every version-1 bundle labels pixels, with its recorded band statistics and no derived channel.
 
-    The version was raised, not just a field added with a default, so that a geoseg from before instance
-    models refuses an instance bundle ("upgrade geoseg") instead of reading it as a semantic one.
+    The version was raised, not just fields added with defaults, so that a geoseg from before them refuses
+    an instance or scene-normalised bundle ("upgrade geoseg") instead of running it as something else.
     """
-    return {**raw, "task": "semantic", "format_version": 2}
+    return {**raw, "task": "semantic", "normalisation": "fixed", "format_version": 2}
 
 
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.

@@ -20,9 +20,12 @@ import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from geoseg.errors import ConfigError, InputFileError, ParameterError
+from geoseg.evaluation.labels import LabelSource, labels_scheme
+from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.io.rasters import open_raster
 from geoseg.model.loading import read_meta
-from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, check_tiling
+from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, Normalisation, check_tiling
 from geoseg.versioning import Upgrader, upgrade
 
 CONFIG_VERSION = 1
@@ -122,29 +125,42 @@ class TrainConfig(BaseModel):
     """
 
     format_version: int = CONFIG_VERSION
-    name: str
+    #: Left out: the YAML file's name (the first scene's, for a config made in Python).
+    name: str | None = None
     description: str = ""
     task: Literal["semantic", "instance"] = "semantic"
     scenes: list[SceneSpec] = Field(min_length=1)
-    validation: SplitSpec
+    #: Left out: the last rows of the first scene that hold a fifth of its labelled pixels (:meth:`completed`).
+    validation: SplitSpec | None = None
     #: A second block kept from training *and* from model selection (which uses ``validation``), so the
     #: scores recorded in the bundle are not tuned on the pixels they are measured on.
     test: SplitSpec | None = None
-    band_names: list[str] = Field(min_length=1)
-    input_dtype: str = "uint16"
+    #: Left out: the first scene's band descriptions, else "band 1", "band 2"...
+    band_names: list[str] | None = Field(default=None, min_length=1)
+    #: Left out: the first scene's data type.
+    input_dtype: str | None = None
     input_nodata: float | None = None
-    classes: list[ClassInfo] = Field(min_length=1)
+    #: Left out: the classes the first scene's labels hold (:func:`~geoseg.evaluation.labels.labels_scheme`).
+    classes: list[ClassInfo] | None = Field(default=None, min_length=1)
     nodata_id: int = 255
-    model: ModelSpec = ModelSpec()
+    #: A small context network that trains in minutes on a CPU (the default model's).
+    model: ModelSpec = ModelSpec(architecture="ContextFCN", encoder=None, encoder_depth=1, hidden=[64])
     tile_size: int = Field(default=256, ge=16, description="tile size recorded for inference")
     overlap: int = Field(default=32, ge=0)
-    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    clip_percentiles: tuple[float, float] | None = Field(default=(0.5, 99.5), description="fixed normalisation: "
+                                                         "the clip range of the training pixels")
+    normalisation: Normalisation = Field(default="fixed", description="fixed: the training pixels' statistics, "
+                                         "stored in the bundle (one value scale); scene: every scene standardised by "
+                                         "its own sampled statistics (DN, reflectance or 8-bit alike; pair it with "
+                                         "augment.brightness/contrast, the gain/offset left after standardising)")
     augment: AugmentSpec = AugmentSpec()
     loss: LossSpec = LossSpec()
     optimiser: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
     output_dir: Path = Path("runs")
     half: bool = Field(default=True, description="store the final bundle's weights as fp16")
+    compare_random_forest: bool = Field(default=True, description="score a RandomForest trained on the same "
+                                        "pixels beside the model (bundle metrics, training report)")
     provenance: dict[str, str] = Field(default_factory=dict, description="data sources and credits")
     _source: dict | None = PrivateAttr(default=None)
 
@@ -167,17 +183,19 @@ class TrainConfig(BaseModel):
                 raise ValueError("augment.rotate_degrees: free rotation is not offered for instance training "
                                  "(flips and 90° turns are); set it to 0")
         for scene in self.scenes:
-            if scene.bands is not None and len(scene.bands) != len(self.band_names):
+            if scene.bands is not None and self.band_names and len(scene.bands) != len(self.band_names):
                 raise ValueError(f"{scene.scene}: bands {scene.bands} do not match band_names {self.band_names}")
-        if isinstance(self.loss.class_weights, list) and len(self.loss.class_weights) != len(self.classes):
+        if isinstance(self.loss.class_weights, list) and self.classes and len(self.loss.class_weights) != len(
+                self.classes):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
-        ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.classes:
+            ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
         try:
             check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
         except ParameterError as err:
             raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
-        if self.test is not None:
+        if self.test is not None and self.validation is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
                 raise ValueError(f"test.axis {test.axis!r} must equal validation.axis {val.axis!r}")
@@ -189,7 +207,35 @@ class TrainConfig(BaseModel):
 
     @property
     def scheme(self) -> ClassScheme:
+        if not self.classes:
+            raise ConfigError(f"{self.name}: the classes come from the labels; read them with completed() first")
         return ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+
+    def completed(self) -> "TrainConfig":
+        """This config with what it leaves out filled in from its first scene and the labels (a scene, its
+        labels and, for polygons, the class column are all a config needs)."""
+        if all(getattr(self, k) is not None for k in ("name", "validation", "band_names", "input_dtype", "classes")):
+            return self
+        first = self.scenes[0]
+        update: dict = {}
+        with open_raster(first.scene) as dataset:
+            count = len(first.bands) if first.bands else dataset.count
+            descriptions = [dataset.descriptions[i - 1] for i in (first.bands or range(1, count + 1))]
+            update["name"] = self.name or Path(first.scene).stem
+            if self.band_names is None:
+                named = all(descriptions) and len(set(descriptions)) == len(descriptions)
+                update["band_names"] = list(descriptions) if named else [f"band {i}" for i in range(1, count + 1)]
+            update["input_dtype"] = self.input_dtype or dataset.dtypes[0]
+            classes = self.classes or labels_scheme(first.labels, first.class_column, first.ignore_ids).classes
+            update["classes"] = classes
+            if self.validation is None:
+                scheme = ClassScheme(classes=classes, nodata_id=self.nodata_id)
+                labels = LabelSource(first.labels, scheme, first.class_column, first.ignore_ids).read(
+                    dataset.crs, dataset.transform, dataset.height, dataset.width)
+                update["validation"] = default_validation(labels != IGNORE_INDEX, first.labels)
+        done = self.model_copy(update=update)
+        done._source = self._source
+        return done
 
     @property
     def scheme_ids(self) -> np.ndarray:
@@ -225,6 +271,23 @@ class TrainConfig(BaseModel):
         return resolved
 
 
+#: The share of the labelled pixels a config without ``validation`` holds out for choosing the epoch.
+VALIDATION_SHARE = 0.2
+
+
+def default_validation(labelled: np.ndarray, where: object) -> SplitSpec:
+    """The bottom rows that hold ``VALIDATION_SHARE`` of the ``labelled`` pixels (a mask on the scene grid),
+    buffered from the training rows above them."""
+    per_row = labelled.sum(axis=1)
+    from_bottom = np.cumsum(per_row[::-1])
+    start = len(per_row) - 1 - int(np.searchsorted(from_bottom, VALIDATION_SHARE * from_bottom[-1]))
+    split = SplitSpec(axis="rows", start=max(start, 0))
+    if start <= 0 or not per_row[:max(0, start - split.buffer)].any():
+        raise ConfigError(f"{where}: the labels lie in too few rows to hold a validation block out of them; set "
+                          "'validation:' (rows or columns) in the config")
+    return split
+
+
 def _under(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
@@ -252,6 +315,8 @@ def load_config(path: str | os.PathLike, require_data: bool = False) -> TrainCon
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise ConfigError(f"{path}: {where}: {first['msg']}") from err
+    if config.name is None:
+        config = config.model_copy(update={"name": path.stem})
     config._source = raw
     resolved = config.resolved(path.parent.resolve())
     if require_data:
@@ -299,5 +364,5 @@ def load_legend(path: str | os.PathLike) -> ClassScheme:
     if path.suffix == ".safetensors":
         return read_meta(path).scheme
     if path.suffix in (".yaml", ".yml"):
-        return load_config(path).scheme
+        return load_config(path).completed().scheme
     raise InputFileError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

@@ -12,7 +12,6 @@ labels for training is usually far smaller than the scenes they later predict on
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from geoseg.errors import ConfigError, InputFileError
 from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile
 from geoseg.model.fit import check_fit
 from geoseg.model.meta import BandSpec, BundleMeta
+from geoseg.model.normalise import Normaliser
 from geoseg.evaluation.labels import LabelSource
 from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.training.config import SceneSpec, SplitSpec, TrainConfig
@@ -203,10 +203,17 @@ def class_counts(scenes: list[SceneData], num_classes: int) -> np.ndarray:
     return counts
 
 
-def normalise_scenes(scenes: list[SceneData], normalise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-    """Replace raw pixels by model inputs once (the predictor's own normaliser: training sees what inference sees)."""
+def normalise_scenes(scenes: list[SceneData], meta: BundleMeta) -> None:
+    """Replace raw pixels by model inputs once, with the predictor's own normaliser (training sees what inference
+    sees): the bundle's numbers, or each scene's own statistics from the same sample windows of the same
+    pixels that a prediction of the scene file reads."""
     for scene in scenes:
-        scene.image = normalise(scene.image, scene.valid)
+        def read(window: Window, image: np.ndarray = scene.image, valid: np.ndarray = scene.valid
+                 ) -> tuple[np.ndarray, np.ndarray]:
+            rows, cols = window.toslices()
+            return image[:, rows, cols], valid[rows, cols]
+
+        scene.image = Normaliser.for_scene(meta, read, *scene.valid.shape)(scene.image, scene.valid)
 
 
 class WindowSampler:

@@ -21,19 +21,19 @@ import numpy as np
 import torch
 
 from geoseg.model.bundle import ModelBundle, load_bundle
-from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec, Normalisation
 from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
-from geoseg.errors import ConfigError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
-from geoseg.io.outputs import check_writable
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
+from geoseg.errors import ConfigError, InputError, ModelMismatchError
+from geoseg.io.outputs import check_writable
+from geoseg.training.baseline import ForestScores, forest_baseline, write_comparison
 from geoseg.training.config import SplitSpec, TrainConfig, load_config
 from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
                                   normalise_scenes, require_labelled_blocks, write_block)
@@ -61,11 +61,16 @@ class TrainResult:
     report_dir: Path
     #: "test" when ``scores`` come from the config's test block, else "validation".
     scored_on: str = "validation"
+    #: A RandomForest's scores on the same block, trained on the same pixels (None when not run).
+    forest_scores: Scores | None = None
 
     def summary(self) -> TrainingSummary:
         """The JSON-able part: what the CLI's done event carries."""
+        forest = self.forest_scores
         return TrainingSummary(output=str(self.bundle), best_epoch=self.best_epoch, epochs_run=self.epochs_run,
                                elapsed_s=round(self.elapsed_s, 3), scored_on=self.scored_on,
+                               random_forest_overall_accuracy=forest.overall_accuracy if forest else None,
+                               random_forest_mean_iou=forest.mean_iou if forest else None,
                                **self.scores.summary())
 
 
@@ -98,6 +103,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
                  start_from: ModelBundle | None = None):
+        config = config.completed()
         self.config = config
         self.start_from = start_from
         start_bands = _checked_start(start_from, config) if start_from is not None else None   # before any work
@@ -118,11 +124,14 @@ class Trainer:
         self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
                                        config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
         if start_from is None:
-            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
-            self.meta = self._meta(config.band_specs(stats), config.model)
+            fixed = config.normalisation == "fixed"
+            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed) if fixed else None
+            bands = config.band_specs(stats) if stats else [BandSpec(name=n) for n in config.band_names]
+            self.meta = self._meta(bands, config.model, config.normalisation)
         else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
-            self.meta = self._meta(start_bands, start_from.meta.model)
-        normalise_scenes(self.scenes, Normaliser(self.meta))
+            self.meta = self._meta(start_bands, start_from.meta.model, start_from.meta.normalisation)
+        self.forest = self._forest()                      # on the raw values, before they are normalised
+        normalise_scenes(self.scenes, self.meta)
         self.counts = class_counts(self.scenes, self.meta.num_classes)
 
         multiple = size_multiple(self.meta)
@@ -143,7 +152,7 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], model: ModelSpec, normalisation: Normalisation) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
@@ -153,10 +162,21 @@ class Trainer:
             provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
             name=config.name, description=config.description, model=model,
-            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            bands=bands, normalisation=normalisation, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
             provenance=provenance)
+
+    def _forest(self) -> ForestScores | None:
+        """The RandomForest baseline, unless the config turns it off or scikit-learn is missing (a warning)."""
+        if not self.config.compare_random_forest:
+            return None
+        try:
+            return forest_baseline(self.scenes, self.config.band_names, [c.name for c in self.config.classes],
+                                   self.config.train.seed)
+        except InputError as err:
+            self.reporter.warn(f"no RandomForest comparison: {err}")
+            return None
 
     def _weights(self) -> torch.Tensor | None:
         spec = self.config.loss.class_weights
@@ -296,13 +316,20 @@ class Trainer:
                     "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
                     "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
                                          "pixels": validation.pixels}}
+        forest = None
+        if self.forest is not None:
+            forest = self.forest.test if kind == "test" else self.forest.validation
+            metrics["random_forest"] = self.forest.record(forest)
+            training["validation_block"]["random_forest"] = self.forest.record(self.forest.validation)
+            write_comparison(report_dir / "comparison.md", {"geoseg model": scores, "RandomForest": forest},
+                             f"{kind} block", self.forest)
         meta = best.meta.model_copy(update={"metrics": metrics,
                                             "provenance": {**best.meta.provenance, "training": training}})
         check_writable(self.bundle_path, overwrite=True)
         ModelBundle(meta, best.state_dict).save(self.bundle_path, overwrite=True, half=self.config.half)
         return TrainResult(self.bundle_path, scores, state["best_epoch"], state["epoch"],
                            round(state["elapsed_s"], 1), self.out / "log.csv", self.out / "log.json", report_dir,
-                           kind)
+                           kind, forest)
 
     def _evaluate(self, bundle: Path, files: list[tuple[Path, Path]], folder: Path) -> Scores:
         """Scores of a bundle over block files, through ``geoseg.evaluation.evaluate`` (what users will get)."""
@@ -355,8 +382,7 @@ def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, over
     (pruned widths included), weights and band normalisation are kept; its bands and classes must be the
     config's.
     """
-    if not isinstance(config, TrainConfig):
-        config = load_config(config)
+    config = (config if isinstance(config, TrainConfig) else load_config(config)).completed()
     if config.task == "instance":
         if start_from is not None:
             raise ConfigError(f"{config.name}: fine-tuning starts semantic models only; train the instance model "
