@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
+from geoseg.model.indices import check_indices
 from geoseg.versioning import Upgrader, upgrade
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "geoseg"
 
 
@@ -72,6 +73,9 @@ class BundleMeta(BaseModel):
     description: str = ""
     model: ModelSpec
     bands: list[BandSpec]
+    #: Spectral indices computed from the raw bands (geoseg.model.indices) and fed as extra channels after
+    #: the bands, each with its own normalisation; the name says the formula.
+    derived: list[BandSpec] = Field(default_factory=list)
     input_dtype: str = "float32"
     input_nodata: float | None = None
     scheme: ClassScheme
@@ -88,6 +92,7 @@ class BundleMeta(BaseModel):
     def _fits(self) -> "BundleMeta":
         if not self.bands:
             raise ValueError("a bundle needs at least one band")
+        check_indices([d.name for d in self.derived], [b.name for b in self.bands])
         try:
             check_tiling(self.tile_size, self.overlap)
         except ParameterError as err:           # pydantic reports ValueErrors, in the bundle's field names
@@ -96,7 +101,7 @@ class BundleMeta(BaseModel):
 
     @property
     def in_channels(self) -> int:
-        return len(self.bands)
+        return len(self.bands) + len(self.derived)
 
     @property
     def num_classes(self) -> int:
@@ -108,7 +113,9 @@ class BundleMeta(BaseModel):
 
 
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.
-_UPGRADERS: dict[int, Upgrader] = {}
+_UPGRADERS: dict[int, Upgrader] = {
+    1: lambda raw: {**raw, "derived": [], "format_version": 2},      # 2: derived index channels
+}
 
 
 def parse_meta(text: str, path: Path) -> BundleMeta:

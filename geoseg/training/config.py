@@ -17,10 +17,11 @@ from typing import Literal
 
 import yaml
 import numpy as np
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.model.indices import check_indices, usable_indices
 from geoseg.model.loading import read_meta
 from geoseg.model.meta import BandSpec, ModelSpec, check_tiling
 from geoseg.versioning import Upgrader, upgrade
@@ -58,6 +59,19 @@ class SplitSpec(BaseModel):
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"split stop {self.stop} must be greater than start {self.start}")
         return self
+
+
+class PolygonSplitSpec(BaseModel):
+    """Validation on whole held-out polygons (geoseg.training.splits), for sparse labels.
+
+    ``polygons`` is the share of each class's polygons held out (at least one of every class with two or
+    more); training labels within ``buffer`` px of them are dropped. Written ``validation: {polygons: 0.2}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")     # never mistaken for a block split's keys
+
+    polygons: float = Field(default=0.2, gt=0, lt=1)
+    buffer: int = Field(default=2, ge=0)
 
 
 class AugmentSpec(BaseModel):
@@ -116,13 +130,16 @@ class TrainConfig(BaseModel):
     name: str
     description: str = ""
     scenes: list[SceneSpec] = Field(min_length=1)
-    validation: SplitSpec
+    validation: SplitSpec | PolygonSplitSpec
     #: A second block kept from training *and* from model selection (which uses ``validation``), so the
     #: scores recorded in the bundle are not tuned on the pixels they are measured on.
     test: SplitSpec | None = None
     band_names: list[str] = Field(min_length=1)
     input_dtype: str = "uint16"
     input_nodata: float | None = None
+    #: Spectral indices fed as extra channels (geoseg.model.indices): ``auto`` takes every one the band
+    #: names allow (none for unrecognised names), a list names them, ``[]`` turns them off.
+    indices: Literal["auto"] | list[str] = "auto"
     classes: list[ClassInfo] = Field(min_length=1)
     nodata_id: int = 255
     model: ModelSpec = ModelSpec()
@@ -147,10 +164,14 @@ class TrainConfig(BaseModel):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
         ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        check_indices(self.index_names(), self.band_names)
         try:
             check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
         except ParameterError as err:
             raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
+        if self.test is not None and isinstance(self.validation, PolygonSplitSpec):
+            raise ValueError("a test block goes with a block validation (axis, start); with validation on "
+                             "held-out polygons, score the model with `geoseg evaluate` on other labels")
         if self.test is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
@@ -160,6 +181,10 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"the test block ({test.start}..{test.stop or 'end'}) overlaps the validation "
                                  f"block ({val.start}..{val.stop or 'end'})")
         return self
+
+    def index_names(self) -> list[str]:
+        """The derived index channels this config trains with."""
+        return usable_indices(self.band_names) if self.indices == "auto" else list(self.indices)
 
     @property
     def scheme(self) -> ClassScheme:
@@ -254,10 +279,13 @@ def _refuse_unknown_keys(raw: object, model: type[BaseModel], path: Path, where:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"did you mean '{where}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
             raise ConfigError(f"{path}: unknown key '{where}{key}'; {hint}")
-        for nested in _models_in(fields[key].annotation):
-            items = value if isinstance(value, list) else [value]
-            for item in items:
-                _refuse_unknown_keys(item, nested, path, f"{where}{key}.")
+        nested = _models_in(fields[key].annotation)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if nested and isinstance(item, dict):
+                # a union of models (validation: a block or polygons): the one whose keys the item uses most
+                chosen = max(nested, key=lambda m: len(set(item) & set(m.model_fields)))
+                _refuse_unknown_keys(item, chosen, path, f"{where}{key}.")
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:

@@ -37,9 +37,9 @@ from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
-from geoseg.training.config import SplitSpec, TrainConfig, load_config
-from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
-                                  normalise_scenes, require_labelled_blocks, write_block)
+from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, load_config
+from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
+                                  normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -187,9 +187,12 @@ class Trainer:
                                        config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
         if start_from is None:
             stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
-            self.meta = self._meta(config.band_specs(stats), config.model)
+            indices = config.index_names()
+            derived = [BandSpec(name=name, mean=m, std=s) for name, (m, s, _, _) in
+                       zip(indices, derived_stats(self.scenes, config.band_names, indices, config.train.seed))]
+            self.meta = self._meta(config.band_specs(stats), derived, config.model)
         else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
-            self.meta = self._meta(start_bands, start_from.meta.model)
+            self.meta = self._meta(start_bands, list(start_from.meta.derived), start_from.meta.model)
         normalise_scenes(self.scenes, Normaliser(self.meta))
         self.counts = class_counts(self.scenes, self.meta.num_classes)
 
@@ -211,7 +214,7 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], derived: list[BandSpec], model: ModelSpec) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
@@ -221,7 +224,7 @@ class Trainer:
             provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
             name=config.name, description=config.description, model=model,
-            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            bands=bands, derived=derived, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
             provenance=provenance)
@@ -348,7 +351,7 @@ class Trainer:
             box = scene.val_box
             image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
             predicted = predict_indices(self.module, image, self.multiple, self.plan)
-            matrix.update(scene.labels[box.row0:box.row1, box.col0:box.col1], predicted)
+            matrix.update(scene.validation_labels(), predicted)
         return matrix.scores([c.name for c in self.meta.scheme.classes])
 
     def _write_logs(self, rows: list[dict[str, Any]]) -> None:
@@ -427,8 +430,11 @@ def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
     return list(start.meta.bands)
 
 
-def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
+def _block_label(kind: str, split: SplitSpec | PolygonSplitSpec, box: Box) -> str:
     """E.g. "404x1128 px test block (rows 1024..1428)"."""
+    if isinstance(split, PolygonSplitSpec):
+        return (f"held-out polygons ({split.polygons:.0%} of each class's) in the {box.height}x{box.width} px "
+                f"box at row {box.row0}, column {box.col0}")
     end = box.row1 if split.axis == "rows" else box.col1
     return f"{box.height}x{box.width} px {kind} block ({split.axis} {split.start}..{end})"
 
