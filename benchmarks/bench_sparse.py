@@ -5,7 +5,7 @@ saves them as a GeoPackage with a class column, and trains. Both contenders lear
 those polygons cover (rasterised by geoseg's own LabelSource):
     geoseg        `geoseg.training.train` on a YAML config written beside the polygons (what a user runs),
                   then `geoseg.inference.predictor.predict` over the whole scene;
-    RandomForest  scikit-learn, 200 trees, on the bands plus the normalised-difference indices an analyst
+    RandomForest  scikit-learn, 100 trees, on the bands plus the normalised-difference indices an analyst
                   adds (NDVI, NDWI, and MNDWI/NDBI where a SWIR band exists) — the dzetsaka/SCP workflow.
 Both maps are scored on every labelled reference pixel farther than --buffer px from any polygon pixel:
 overall accuracy, mean IoU (classes present in the scored pixels), per-class IoU. Each (scene, N) runs
@@ -152,13 +152,14 @@ def rf_features(image: np.ndarray, band_names: list[str]) -> np.ndarray:
     return np.concatenate([image, indices]).reshape(image.shape[0] + indices.shape[0], -1).T
 
 
-def random_forest(image: np.ndarray, labels: np.ndarray, scene: Scene, seed: int) -> tuple[np.ndarray, float]:
+def random_forest(image: np.ndarray, labels: np.ndarray, scene: Scene, seed: int, threads: int
+                  ) -> tuple[np.ndarray, float]:
     from sklearn.ensemble import RandomForestClassifier
 
     t0 = time.perf_counter()
     features = rf_features(image, scene.band_names)
     train = labels.ravel() != IGNORE_INDEX
-    forest = RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=seed)
+    forest = RandomForestClassifier(n_estimators=100, n_jobs=threads, random_state=seed)
     forest.fit(features[train], labels.ravel()[train])
     indices = np.empty(features.shape[0], np.uint8)
     for start in range(0, features.shape[0], 500_000):
@@ -174,7 +175,7 @@ def geoseg_config(scene: Scene, polygons: Path, folder: Path, seed: int, budget:
         "validation": {"polygons": 0.2},
         "band_names": scene.band_names, "input_dtype": scene.input_dtype, "input_nodata": scene.input_nodata,
         "classes": scene.classes, "nodata_id": 255,
-        "model": {"architecture": "ContextFCN", "encoder": None, "encoder_depth": 2, "hidden": [64]},
+        "model": {"architecture": "ContextFCN", "encoder": None, "encoder_depth": 2, "hidden": [32]},
         "augment": {"brightness": 0.0, "contrast": 0.0, "noise_std": 0.0},
         "loss": {"dice_weight": 0.0, "class_weights": "auto", "max_class_weight": 5},
         "optimiser": {"lr": 0.01},
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 mask = scoring_mask(labels, valid, args.buffer)
                 base = {"scene": name, "n": n, "seed": seed, "notes": notes,
                         "train_pixels": int((labels != IGNORE_INDEX).sum()), "scored_pixels": int(mask.sum())}
-                mapped, seconds = random_forest(image, labels, scene, seed)
+                mapped, seconds = random_forest(image, labels, scene, seed, args.threads)
                 rows.append({**base, "method": "RandomForest", "seconds": round(seconds, 1),
                              **score(mapped, reference, mask, scene)})
                 _log(rows[-1])
@@ -240,7 +241,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     rows.append({**base, "method": f"geoseg:{variant}", "seconds": round(trained, 1),
                                  "predict_s": round(predicted, 1), **info, **score(mapped, reference, mask, scene)})
                     _log(rows[-1])
-                    Path(args.work, "rows.json").write_text(json.dumps(rows, indent=1))
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(rows, indent=1))
     return rows
 
 
@@ -297,14 +299,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default="recipe")
     parser.add_argument("--buffer", type=int, default=5, help="px kept out of scoring around every polygon")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--iterations", type=int, default=25)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--window", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch and RF threads (1 is fastest on a busy machine)")
     parser.add_argument("--shared", default=str(SHARED))
     parser.add_argument("--work", default="/tmp/bench_sparse")
     parser.add_argument("--json", help="also write every row here")
+    parser.add_argument("--merge", nargs="+", help="print the tables of these --json files instead of running")
     args = parser.parse_args()
     if args.quick:
         args.scenes, args.n, args.seeds = "zion", "10", "0,1,2"
@@ -314,6 +317,10 @@ def main() -> None:
     args.variants = args.variants.split(",")
     import torch
     torch.set_num_threads(args.threads)
+    if args.merge:
+        rows = [row for path in args.merge for row in json.loads(Path(path).read_text())]
+        print(table(rows), per_class_table(rows), sep="\n\n")
+        return
     t0 = time.perf_counter()
     rows = run(args)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "

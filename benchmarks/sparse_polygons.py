@@ -88,4 +88,4 @@ def _star(centre: tuple[int, int], radius: int, transform: Affine, rng: np.rando
     angles = np.sort(rng.uniform(0, 2 * np.pi, count))
     lengths = radius * rng.uniform(0.6, 1.0, count)
     row, col = centre[0] + 0.5, centre[1] + 0.5
-    return Polygon([transform * (col + d * np.cos(a), row + d * np.sin(a)) for a, d in zip(angles, lengths)])
+    return Polygon([transform @ (col + d * np.cos(a), row + d * np.sin(a)) for a, d in zip(angles, lengths)])
