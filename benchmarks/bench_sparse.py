@@ -188,6 +188,10 @@ def geoseg_config(scene: Scene, polygons: Path, folder: Path, seed: int, budget:
         config["validation"] = {"axis": "rows", "start": int(height * 0.8), "buffer": 8}
     if variant == "noindices":
         config["indices"] = []
+    if variant == "noweights":
+        config["loss"]["class_weights"] = "none"
+    if variant == "weights":
+        config["loss"]["class_weights"] = "auto"
     if variant == "nobalance":
         config["train"]["class_balanced"] = 0.0
         config["loss"]["class_weights"] = "none"

@@ -263,7 +263,10 @@ class Trainer:
             scores = self.validate()
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
-            better = scores.mean_iou > state["best_miou"] + self.config.train.min_delta
+            # a tie goes to the later (more trained) epoch: a few held-out polygons often score 1.0 early on
+            delta = self.config.train.min_delta
+            better = (scores.mean_iou > state["best_miou"] + delta
+                      or (delta == 0 and scores.mean_iou == state["best_miou"]))
             if better:
                 state.update(best_miou=scores.mean_iou, best_epoch=state["epoch"], stale=0)
                 ModelBundle.from_module(self.meta, self.module).save(best_path, overwrite=True)
