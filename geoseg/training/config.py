@@ -108,8 +108,10 @@ class TrainSpec(BaseModel):
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int = Field(default=16, ge=1)
     window: int = Field(default=128, ge=16, description="training window side in px")
-    class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
-                                  "a class drawn uniformly (the rest: uniform over the training area)")
+    class_balanced: float | Literal["auto"] = Field(
+        default="auto", description="share of windows placed around a pixel of a class drawn uniformly (the rest: "
+        "uniform over the training area); auto: 1 for sparse labels (polygons: a uniform window mostly holds no "
+        "label), else 0")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
     precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
@@ -121,6 +123,13 @@ class TrainSpec(BaseModel):
     precision: str = "auto"
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+
+
+    @model_validator(mode="after")
+    def _share(self) -> "TrainSpec":
+        if self.class_balanced != "auto" and not 0 <= self.class_balanced <= 1:
+            raise ValueError(f"class_balanced {self.class_balanced} must be between 0 and 1, or auto")
+        return self
 
 
 class TrainConfig(BaseModel):

@@ -41,6 +41,7 @@ from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, loa
 from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
                                   normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
+from geoseg.training.splits import is_sparse
 
 EpochCallback = Callable[[dict[str, Any]], None]
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_mean_iou", "val_overall_accuracy", "seconds", "best")
@@ -207,8 +208,10 @@ class Trainer:
         self.multiple = multiple
         self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes,
-                                     config.train.class_balanced)
+        balanced = config.train.class_balanced
+        if balanced == "auto":
+            balanced = 1.0 if any(is_sparse(s.labels, s.valid) for s in self.scenes) else 0.0
+        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, balanced)
         self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
                                      IGNORE_INDEX).to(self.plan.device)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
