@@ -134,7 +134,8 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
         raise InputFileError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
                          f"and that the class ids match the config's classes")
     if isinstance(config.validation, PolygonSplitSpec):
-        return _polygon_split_scene(spec.scene, image, labels, valid, profile, gsd, config)
+        return _polygon_split_scene(spec.scene, image, labels, valid, profile, gsd, config.validation,
+                                    config.train.window, config.train.seed)
     train, val, test = split_boxes(image.shape[1], image.shape[2], config.validation, config.test)
     if not any(b.positions(config.train.window) for b in train):
         raise ConfigError(f"{spec.scene}: no {config.train.window}px training window fits outside the validation "
@@ -143,16 +144,14 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
 
 
 def _polygon_split_scene(path: Path, image: np.ndarray, labels: np.ndarray, valid: np.ndarray, profile: dict,
-                         gsd: float | None, config: TrainConfig) -> SceneData:
+                         gsd: float | None, split: PolygonSplitSpec, window: int, seed: int) -> SceneData:
     """Whole polygons held out (geoseg.training.splits): training sees the whole scene minus their labels;
     the validation block is the box around the held-out polygons, scored on their pixels only."""
-    split = config.validation
-    assert isinstance(split, PolygonSplitSpec)
     height, width = labels.shape
-    if min(height, width) < config.train.window:
-        raise ConfigError(f"{path}: the scene ({width}x{height} px) is smaller than train.window "
-                          f"{config.train.window}; lower train.window")
-    training, held = polygon_split(labels, split.polygons, split.buffer, config.train.seed)
+    if min(height, width) < window:
+        raise ConfigError(f"{path}: the scene ({width}x{height} px) is smaller than train.window {window}; "
+                          "lower train.window")
+    training, held = polygon_split(labels, split.polygons, split.buffer, seed)
     rows, cols = np.nonzero(held != IGNORE_INDEX)
     box = Box(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1) if rows.size else Box(0, 1, 0, 1)
     return SceneData(path, image, training, valid, [Box(0, height, 0, width)], box, profile, gsd, None, held)
