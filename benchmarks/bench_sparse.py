@@ -131,17 +131,15 @@ def scoring_mask(labels: np.ndarray, valid: np.ndarray, buffer: int) -> np.ndarr
 
 def score(predicted_ids: np.ndarray, reference: np.ndarray, mask: np.ndarray, scene: Scene) -> dict:
     ids = np.array([c["id"] for c in scene.classes])
-    lut = {int(i): k for k, i in enumerate(ids)}
-    to_index = np.vectorize(lambda v: lut.get(int(v), IGNORE_INDEX), otypes=[np.uint8])
     matrix = ConfusionMatrix(len(ids))
-    truth = to_index(reference[mask]) if reference[mask].size < 1000 else _index(reference[mask], ids)
-    matrix.update(truth, _index(predicted_ids[mask], ids))
+    matrix.update(_index(reference[mask], ids), _index(predicted_ids[mask], ids))
     scores = matrix.scores([c["name"] for c in scene.classes])
     return {"oa": scores.overall_accuracy, "miou": scores.mean_iou,
             "iou": {c.name: (None if np.isnan(c.iou) else c.iou) for c in scores.per_class}}
 
 
 def _index(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Class ids (0..255; the mask has removed the reference's nodata) to class indices."""
     lut = np.full(256, IGNORE_INDEX, np.uint8)
     lut[ids] = np.arange(len(ids))
     return lut[np.clip(values, 0, 255)]
