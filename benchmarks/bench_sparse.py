@@ -19,7 +19,7 @@ Variants (--variants) switch one part of the recipe off or on, for the ablation 
     nobalance    windows placed uniformly instead of around a labelled pixel of a class drawn uniformly
     tta          the recipe's model predicted with flip/rotation test-time augmentation
 
-    python benchmarks/bench_sparse.py --quick                  # 1 scene, N=10, 3 seeds, short budget
+    python benchmarks/bench_sparse.py --quick                  # zion, N=10, seeds 0-2, the recipe only
     python benchmarks/bench_sparse.py --scenes zion,sen1floods11 --n 3,10,30 --seeds 0,1,2
 """
 from __future__ import annotations
