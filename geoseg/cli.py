@@ -48,6 +48,7 @@ class BlendChoice(str, Enum):
 ProgressOpt = Annotated[ProgressChoice, typer.Option("--progress", help="rich bar on stderr, JSON lines on stdout, or none")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
+TtaOpt = Annotated[bool, typer.Option("--tta", help="average each tile over its 8 flips and rotations (test-time augmentation; 8x the model time)")]
 MinAreaOpt = Annotated[Optional[float], typer.Option("--min-area", help="minimum mapping unit in map units² (m²): smaller regions merge into a neighbour")]
 LocalWorkersOpt = Annotated[Optional[int], typer.Option("--local-workers", help="run on a local Dask cluster of N worker processes (needs geoseg[distributed])")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")]
@@ -144,6 +145,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, fp16 (GPU) or bf16")] = "auto",
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
+    tta: TtaOpt = False,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
     repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
@@ -207,7 +209,7 @@ def predict(
             raise InputError(f"{scene}: a run of many scenes writes class maps only; run {{method}}, {{probabilities}} "
                              "or {polygons} scene by scene", parameters=("method", "probabilities", "polygons"))
         options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
-                       blend=blend.value, backend=backend.value, bands=_parse_numbers(bands),
+                       blend=blend.value, backend=backend.value, tta=tta, bands=_parse_numbers(bands),
                        output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
                        check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
                        repeat_bands=repeat_bands)
@@ -255,9 +257,9 @@ def predict(
     elif method is not None:
         from geoseg.classic import ClassicMethod
 
-        if model is not None or probabilities is not None:
-            raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
-                                 parameters=("model", "probabilities"))
+        if model is not None or probabilities is not None or tta:
+            raise ParameterError("method", method, "a classic method takes no {model} nor {tta} and writes no "
+                                 "{probabilities}", parameters=("model", "tta", "probabilities"))
         runner = ClassicMethod(method)
         summary = runner.predict(scene, output, bands=_parse_numbers(bands), output_block=output_block,
                                  overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold,
@@ -270,7 +272,7 @@ def predict(
                                  "{method}", parameters=("method",))
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
-                              batch_size=batch_size, blend=blend.value, backend=backend.value)
+                              batch_size=batch_size, blend=blend.value, backend=backend.value, tta=tta)
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_numbers(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
                                     check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
@@ -519,6 +521,7 @@ def evaluate(
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
     training_labels: Annotated[Optional[Path], typer.Option("--labels", help="random-forest only: the labels it learns from (not the reference labels it is scored on)")] = None,
     label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
+    tta: TtaOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
@@ -538,12 +541,14 @@ def evaluate(
     if pair is not None and (len(pair) != 2 or model not in METHODS):
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
     target: Any = None if model == "default" else (model if model in (*METHODS, FOREST) else Path(model))
+    if tta and model in (*METHODS, FOREST):
+        raise ParameterError("tta", tta, "applies to models; a classic method has nothing to augment")
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_numbers(bands),
                           ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
                           reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands,
-                          training_labels=training_labels, label_column=label_column)
+                          training_labels=training_labels, label_column=label_column, **({"tta": True} if tta else {}))
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event

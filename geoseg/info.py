@@ -102,6 +102,9 @@ def _table(data: dict[str, Any]) -> Table:
         else:
             table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})"
                                              for b in data["bands"]))
+        if data.get("derived"):
+            table.add_row("derived", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})"
+                                               for b in data["derived"]))
         table.add_row("input", f"{data['input_dtype']}, nodata {data['input_nodata']}")
         table.add_row("classes", ", ".join(f"{c['id']} {c['name']} {c['color']}" for c in data["classes"]))
         table.add_row("nodata class", str(data["nodata_id"]))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
+from geoseg.model.indices import check_indices
 from geoseg.versioning import Upgrader, upgrade
 
 FORMAT_VERSION = 2
@@ -94,6 +95,9 @@ class BundleMeta(BaseModel):
     model: ModelSpec
     bands: list[BandSpec]
     normalisation: Normalisation = "fixed"
+    #: Spectral indices computed from the raw bands (geoseg.model.indices) and fed as extra channels after
+    #: the bands, each with its own normalisation; the name says the formula.
+    derived: list[BandSpec] = Field(default_factory=list)
     input_dtype: str = "float32"
     input_nodata: float | None = None
     scheme: ClassScheme
@@ -118,6 +122,7 @@ class BundleMeta(BaseModel):
                              f"(instance models: {', '.join(INSTANCE_ARCHITECTURES)})")
         if self.task == "instance" and any(c.id == 0 for c in self.scheme.classes):
             raise ValueError("an instance model's class ids start at 1 (0 is the background)")
+        check_indices([d.name for d in self.derived], [b.name for b in self.bands])
         try:
             check_tiling(self.tile_size, self.overlap)
         except ParameterError as err:           # pydantic reports ValueErrors, in the bundle's field names
@@ -126,7 +131,7 @@ class BundleMeta(BaseModel):
 
     @property
     def in_channels(self) -> int:
-        return len(self.bands)
+        return len(self.bands) + len(self.derived)
 
     @property
     def num_classes(self) -> int:
@@ -144,7 +149,7 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     The version was raised, not just fields added with defaults, so that a geoseg from before them refuses
     an instance or scene-normalised bundle ("upgrade geoseg") instead of running it as something else.
     """
-    return {**raw, "task": "semantic", "normalisation": "fixed", "format_version": 2}
+    return {**raw, "task": "semantic", "normalisation": "fixed", "derived": [], "format_version": 2}
 
 
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.

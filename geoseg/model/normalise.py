@@ -6,6 +6,9 @@ in :func:`~geoseg.io.rasters.sample_windows` (median, interquartile range and 0.
 per band). Those are unchanged by any per-band gain and offset, and hardly moved by the clipped tails and
 quantisation of an 8-bit percentile stretch, so DN, reflectance and 8-bit versions of a scene reach the
 network as nearly the same numbers.
+
+The derived index channels a bundle asks for (:mod:`geoseg.model.indices`) are computed here too, from the
+raw bands, so every path that normalises also derives them, identically.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from pydantic import BaseModel
 from rasterio.windows import Window
 
 from geoseg.io.rasters import sample_windows
-from geoseg.model.meta import BundleMeta
+from geoseg.model.indices import compute_indices
+from geoseg.model.meta import BandSpec, BundleMeta
 
 #: A window's pixels (bands, h, w) and validity (h, w).
 WindowReader = Callable[[Window], tuple[np.ndarray, np.ndarray]]
@@ -56,20 +60,28 @@ def scene_statistics(read: WindowReader, height: int, width: int) -> list[BandSt
 
 
 class Normaliser:
-    """``(clip(x) - centre) / scale`` per band; invalid pixels become 0 (the centre).
+    """``(clip(x) - centre) / scale`` per channel, over the bands then the derived indices; invalid pixels
+    become 0 (the centre).
 
-    ``scene`` holds the scene's statistics for a ``scene``-normalised bundle (see :meth:`for_scene`); a
-    ``fixed`` bundle brings its own numbers.
+    ``scene`` holds the scene's band statistics for a ``scene``-normalised bundle (see :meth:`for_scene`); a
+    ``fixed`` bundle brings its own numbers. Derived indices always use the bundle's (training) numbers: they
+    are ratios, already on one scale.
     """
 
     def __init__(self, meta: BundleMeta, scene: list[BandStatistics] | None = None):
+        def recorded(spec: BandSpec) -> tuple[float, float, float, float]:
+            return (spec.mean, spec.std, -np.inf if spec.clip_low is None else spec.clip_low,
+                    np.inf if spec.clip_high is None else spec.clip_high)
+
         if meta.normalisation == "scene":
             if scene is None:
                 raise ValueError(f"{meta.name}: a scene-normalised model needs the scene's statistics")
             rows = [(s.centre, s.scale or 1.0, s.low, s.high) for s in scene]   # constant band: centred only
         else:
-            rows = [(b.mean, b.std, -np.inf if b.clip_low is None else b.clip_low,
-                     np.inf if b.clip_high is None else b.clip_high) for b in meta.bands]
+            rows = [recorded(b) for b in meta.bands]
+        rows += [recorded(d) for d in meta.derived]
+        self.band_names = [b.name for b in meta.bands]
+        self.indices = [d.name for d in meta.derived]
         self.mean, self.std, self.low, self.high = (np.array(column, np.float32)[:, None, None]
                                                     for column in zip(*rows))
 
@@ -80,10 +92,12 @@ class Normaliser:
         if meta.normalisation != "scene":
             return cls(meta)
         stats = scene_statistics(read, height, width)
-        neutral = [BandStatistics(centre=0.0, scale=1.0, low=-np.inf, high=np.inf)] * meta.in_channels
+        neutral = [BandStatistics(centre=0.0, scale=1.0, low=-np.inf, high=np.inf)] * len(meta.bands)
         return cls(meta, stats or neutral)
 
     def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if self.indices:
+            data = np.concatenate([data, compute_indices(data, self.band_names, self.indices)])
         out = (np.clip(data, self.low, self.high) - self.mean) / self.std
         out[:, ~valid] = 0.0
         return out.astype(np.float32, copy=False)

@@ -17,13 +17,15 @@ from typing import Literal
 
 import yaml
 import numpy as np
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from geoseg.errors import ConfigError, InputFileError, ParameterError
 from geoseg.evaluation.labels import LabelSource, labels_scheme
 from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.io.rasters import open_raster
+from geoseg.model.indices import check_indices, usable_indices
+from geoseg.training.splits import is_sparse
 from geoseg.model.loading import read_meta
 from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, Normalisation, check_tiling
 from geoseg.versioning import Upgrader, upgrade
@@ -63,6 +65,19 @@ class SplitSpec(BaseModel):
         return self
 
 
+class PolygonSplitSpec(BaseModel):
+    """Validation on whole held-out polygons (geoseg.training.splits), for sparse labels.
+
+    ``polygons`` is the share of each class's polygons held out (at least one of every class with two or
+    more); training labels within ``buffer`` px of them are dropped. Written ``validation: {polygons: 0.2}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")     # never mistaken for a block split's keys
+
+    polygons: float = Field(default=0.2, gt=0, lt=1)
+    buffer: int = Field(default=2, ge=0)
+
+
 class AugmentSpec(BaseModel):
     """Random augmentation of training windows; geometric ones move image and labels together."""
 
@@ -97,9 +112,10 @@ class TrainSpec(BaseModel):
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int = Field(default=16, ge=1)
     window: int = Field(default=128, ge=16, description="training window side in px")
-    class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
-                                  "a class drawn uniformly, or with task instance around an object drawn uniformly "
-                                  "(the rest: uniform over the training area)")
+    class_balanced: float | Literal["auto"] = Field(
+        default="auto", description="share of windows placed around a pixel of a class drawn uniformly, or with "
+        "task instance around an object drawn uniformly (the rest: uniform over the training area); auto: 1 for "
+        "sparse labels (polygons: a uniform window mostly holds no label), else 0 (always 0 for instances)")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
     precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
@@ -111,6 +127,13 @@ class TrainSpec(BaseModel):
     precision: str = "auto"
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+
+
+    @model_validator(mode="after")
+    def _share(self) -> "TrainSpec":
+        if self.class_balanced != "auto" and not 0 <= self.class_balanced <= 1:
+            raise ValueError(f"class_balanced {self.class_balanced} must be between 0 and 1, or auto")
+        return self
 
 
 #: The network a ``task: instance`` config trains when it names none.
@@ -130,8 +153,9 @@ class TrainConfig(BaseModel):
     description: str = ""
     task: Literal["semantic", "instance"] = "semantic"
     scenes: list[SceneSpec] = Field(min_length=1)
-    #: Left out: the last rows of the first scene that hold a fifth of its labelled pixels (:meth:`completed`).
-    validation: SplitSpec | None = None
+    #: Left out: whole held-out polygons for sparse labels (:mod:`geoseg.training.splits`), else the last rows
+    #: of the first scene that hold a fifth of its labelled pixels (:meth:`completed`).
+    validation: SplitSpec | PolygonSplitSpec | None = None
     #: A second block kept from training *and* from model selection (which uses ``validation``), so the
     #: scores recorded in the bundle are not tuned on the pixels they are measured on.
     test: SplitSpec | None = None
@@ -140,6 +164,9 @@ class TrainConfig(BaseModel):
     #: Left out: the first scene's data type.
     input_dtype: str | None = None
     input_nodata: float | None = None
+    #: Spectral indices fed as extra channels (geoseg.model.indices): ``auto`` takes every one the band
+    #: names allow (none for unrecognised names), a list names them, ``[]`` turns them off.
+    indices: Literal["auto"] | list[str] = "auto"
     #: Left out: the classes the first scene's labels hold (:func:`~geoseg.evaluation.labels.labels_scheme`).
     classes: list[ClassInfo] | None = Field(default=None, min_length=1)
     nodata_id: int = 255
@@ -179,6 +206,9 @@ class TrainConfig(BaseModel):
         if self.task == "instance":
             if any(c.id == 0 for c in self.classes):
                 raise ValueError("an instance model's class ids start at 1 (0 is the background)")
+            if isinstance(self.validation, PolygonSplitSpec):
+                raise ValueError("validation on held-out polygons is for task semantic; give an instance model a "
+                                 "block (axis, start)")
             if self.augment.rotate_degrees:
                 raise ValueError("augment.rotate_degrees: free rotation is not offered for instance training "
                                  "(flips and 90° turns are); set it to 0")
@@ -191,10 +221,15 @@ class TrainConfig(BaseModel):
                              f"{len(self.classes)} classes")
         if self.classes:
             ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.band_names is not None:
+            check_indices(self.index_names(), self.band_names)
         try:
             check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
         except ParameterError as err:
             raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
+        if self.test is not None and isinstance(self.validation, PolygonSplitSpec):
+            raise ValueError("a test block goes with a block validation (axis, start); with validation on "
+                             "held-out polygons, score the model with `geoseg evaluate` on other labels")
         if self.test is not None and self.validation is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
@@ -204,6 +239,10 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"the test block ({test.start}..{test.stop or 'end'}) overlaps the validation "
                                  f"block ({val.start}..{val.stop or 'end'})")
         return self
+
+    def index_names(self) -> list[str]:
+        """The derived index channels this config trains with."""
+        return usable_indices(self.band_names) if self.indices == "auto" else list(self.indices)
 
     @property
     def scheme(self) -> ClassScheme:
@@ -232,7 +271,9 @@ class TrainConfig(BaseModel):
                 scheme = ClassScheme(classes=classes, nodata_id=self.nodata_id)
                 labels = LabelSource(first.labels, scheme, first.class_column, first.ignore_ids).read(
                     dataset.crs, dataset.transform, dataset.height, dataset.width)
-                update["validation"] = default_validation(labels != IGNORE_INDEX, first.labels)
+                labelled = labels != IGNORE_INDEX     # sparse polygons: some held out whole; a map: a row block
+                sparse = self.task == "semantic" and is_sparse(labels, np.ones_like(labelled))
+                update["validation"] = PolygonSplitSpec() if sparse else default_validation(labelled, first.labels)
         done = self.model_copy(update=update)
         done._source = self._source
         return done
@@ -345,10 +386,13 @@ def _refuse_unknown_keys(raw: object, model: type[BaseModel], path: Path, where:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"did you mean '{where}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
             raise ConfigError(f"{path}: unknown key '{where}{key}'; {hint}")
-        for nested in _models_in(fields[key].annotation):
-            items = value if isinstance(value, list) else [value]
-            for item in items:
-                _refuse_unknown_keys(item, nested, path, f"{where}{key}.")
+        nested = _models_in(fields[key].annotation)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if nested and isinstance(item, dict):
+                # a union of models (validation: a block or polygons): the one whose keys the item uses most
+                chosen = max(nested, key=lambda m: len(set(item) & set(m.model_fields)))
+                _refuse_unknown_keys(item, chosen, path, f"{where}{key}.")
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:

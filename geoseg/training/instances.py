@@ -305,7 +305,7 @@ class InstanceTrainer:
         normalise_scenes(self.scenes, Normaliser(self.meta))
         self.module = build_model(self.meta).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), config.train.class_balanced)
+        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), 0.0 if config.train.class_balanced == "auto" else config.train.class_balanced)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
         self.optimiser = optimiser([p for p in self.module.parameters() if p.requires_grad], lr=config.optimiser.lr,
                                    weight_decay=config.optimiser.weight_decay)

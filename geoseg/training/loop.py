@@ -34,11 +34,12 @@ from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
 from geoseg.errors import ConfigError, InputError, ModelMismatchError
 from geoseg.io.outputs import check_writable
 from geoseg.training.baseline import ForestScores, forest_baseline, write_comparison
-from geoseg.training.config import SplitSpec, TrainConfig, load_config
-from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
-                                  normalise_scenes, require_labelled_blocks, write_block)
+from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, load_config
+from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
+                                  normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
 from geoseg.training.schedule import set_learning_rate
+from geoseg.training.splits import is_sparse
 
 if TYPE_CHECKING:
     from geoseg.training.instances import InstanceTrainResult
@@ -76,16 +77,20 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------------------- helpers
 def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, plan: ExecutionPlan,
-                    tile: int = 512, halo: int = 64) -> np.ndarray:
+                    tile: int = 512, halo: int = 64, needed: np.ndarray | None = None) -> np.ndarray:
     """Class indices (H, W) of a normalised image, in tiles with a ``halo`` of context each side.
 
     Used for the per-epoch validation (fast, no files); the final metrics come from the Predictor.
+    With ``needed`` (H, W) bool, tiles without a needed pixel are skipped (left 0): held-out polygons
+    are scattered over a box that is mostly unlabelled.
     """
     _, height, width = image.shape
-    out = np.empty((height, width), np.uint8)
+    out = np.zeros((height, width), np.uint8)
     module.eval()
     with torch.inference_mode(), plan.autocast():
         for core, context in halo_windows(height, width, tile, halo):
+            if needed is not None and not needed[core.toslices()].any():
+                continue
             rows, cols = context.toslices()
             chunk = image[:, rows, cols]
             h, w = chunk.shape[1:]
@@ -127,9 +132,13 @@ class Trainer:
             fixed = config.normalisation == "fixed"
             stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed) if fixed else None
             bands = config.band_specs(stats) if stats else [BandSpec(name=n) for n in config.band_names]
-            self.meta = self._meta(bands, config.model, config.normalisation)
+            indices = config.index_names()
+            derived = [BandSpec(name=name, mean=m, std=s) for name, (m, s, _, _) in
+                       zip(indices, derived_stats(self.scenes, config.band_names, indices, config.train.seed))]
+            self.meta = self._meta(bands, derived, config.model, config.normalisation)
         else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
-            self.meta = self._meta(start_bands, start_from.meta.model, start_from.meta.normalisation)
+            self.meta = self._meta(start_bands, list(start_from.meta.derived), start_from.meta.model,
+                                   start_from.meta.normalisation)
         self.forest = self._forest()                      # on the raw values, before they are normalised
         normalise_scenes(self.scenes, self.meta)
         self.counts = class_counts(self.scenes, self.meta.num_classes)
@@ -141,8 +150,10 @@ class Trainer:
         self.multiple = multiple
         self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes,
-                                     config.train.class_balanced)
+        balanced = config.train.class_balanced
+        if balanced == "auto":
+            balanced = 1.0 if any(is_sparse(s.labels, s.valid) for s in self.scenes) else 0.0
+        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, balanced)
         self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
                                      IGNORE_INDEX).to(self.plan.device)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
@@ -152,7 +163,8 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, bands: list[BandSpec], model: ModelSpec, normalisation: Normalisation) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], derived: list[BandSpec], model: ModelSpec, normalisation: Normalisation
+              ) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
@@ -162,7 +174,8 @@ class Trainer:
             provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
             name=config.name, description=config.description, model=model,
-            bands=bands, normalisation=normalisation, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            bands=bands, derived=derived, normalisation=normalisation, input_dtype=config.input_dtype,
+            input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
             provenance=provenance)
@@ -208,7 +221,10 @@ class Trainer:
             scores = self.validate()
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
-            better = scores.mean_iou > state["best_miou"] + self.config.train.min_delta
+            # a tie goes to the later (more trained) epoch: a few held-out polygons often score 1.0 early on
+            delta = self.config.train.min_delta
+            better = (scores.mean_iou > state["best_miou"] + delta
+                      or (delta == 0 and scores.mean_iou == state["best_miou"]))
             if better:
                 state.update(best_miou=scores.mean_iou, best_epoch=state["epoch"], stale=0)
                 ModelBundle.from_module(self.meta, self.module).save(best_path, overwrite=True)
@@ -285,8 +301,13 @@ class Trainer:
         for scene in self.scenes:
             box = scene.val_box
             image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
-            predicted = predict_indices(self.module, image, self.multiple, self.plan)
-            matrix.update(scene.labels[box.row0:box.row1, box.col0:box.col1], predicted)
+            labels = scene.validation_labels()
+            if scene.val_labels is None:
+                predicted = predict_indices(self.module, image, self.multiple, self.plan)
+            else:       # held-out polygons: small tiles around them only
+                predicted = predict_indices(self.module, image, self.multiple, self.plan, tile=64, halo=64,
+                                            needed=labels != IGNORE_INDEX)
+            matrix.update(labels, predicted)
         return matrix.scores([c.name for c in self.meta.scheme.classes])
 
     def _finish(self, best_path: Path, state: dict[str, Any]) -> TrainResult:
@@ -363,8 +384,11 @@ def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
     return list(start.meta.bands)
 
 
-def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
+def _block_label(kind: str, split: SplitSpec | PolygonSplitSpec, box: Box) -> str:
     """E.g. "404x1128 px test block (rows 1024..1428)"."""
+    if isinstance(split, PolygonSplitSpec):
+        return (f"held-out polygons ({split.polygons:.0%} of each class's) in the {box.height}x{box.width} px "
+                f"box at row {box.row0}, column {box.col0}")
     end = box.row1 if split.axis == "rows" else box.col1
     return f"{box.height}x{box.width} px {kind} block ({split.axis} {split.start}..{end})"
 
