@@ -35,7 +35,6 @@ from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.instance_net import MaskRCNNDetector
 from geoseg.model.meta import BundleMeta
 from geoseg.model.networks import build_model
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
@@ -302,7 +301,7 @@ class InstanceTrainer:
         require_objects_in_blocks(self.scenes, config)
         stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
         self.meta = self._meta(stats)
-        normalise_scenes(self.scenes, Normaliser(self.meta))
+        normalise_scenes(self.scenes, self.meta)
         self.module = build_model(self.meta).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
         self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), 0.0 if config.train.class_balanced == "auto" else config.train.class_balanced)
