@@ -80,7 +80,7 @@ def load_object_scene(spec: SceneSpec, config: TrainConfig) -> ObjectScene:
         raise InputFileError(f"{spec.labels}: no polygon falls on {spec.scene}; check the CRS and the extent")
     train, val, test = scene_split(spec, config, height, width)
     object_class = np.array([0] + [index_of[c] for _, c in polygons], np.int64)
-    return ObjectScene(spec.scene, image, ids, valid, train, val, profile, gsd, test, object_class)
+    return ObjectScene(spec.scene, image, ids, valid, train, val, profile, gsd, test, object_class=object_class)
 
 
 def _has_field(path: Path, column: str) -> bool:
