@@ -145,13 +145,18 @@ class Checkpoint:
             tmp.write_text(json.dumps(payload, indent=1))
 
     def load(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
-             rng: np.random.Generator) -> dict[str, Any]:
+             rng: np.random.Generator, digest: str) -> dict[str, Any]:
+        """The saved counters, after restoring the rest; refused before touching the network when the
+        checkpoint's config ``digest`` differs (its weights may not even fit, e.g. other input channels)."""
         try:
             tensors = load_file(str(self.weights))
             payload = json.loads(self.state.read_text())
         except (OSError, ValueError) as err:
             raise InputFileError(f"{self.folder}: unreadable checkpoint ({err}); delete it or train without {{resume}}",
                                  parameters=("resume",)) from err
+        if payload.get("digest") != digest:
+            raise ConfigError(f"{self.folder}: the checkpoint was made with another config; "
+                              "delete it or train without {resume}", parameters=("resume",))
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
@@ -250,11 +255,8 @@ class Trainer:
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": 0, "stale": 0,
                                  "log": [], "elapsed_s": 0.0, "digest": _config_digest(self.config)}
         if resume and self.checkpoint.exists():
-            loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
-            if loaded.get("digest") != state["digest"]:
-                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                  "delete it or train without {resume}", parameters=("resume",))
-            state = loaded
+            state = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng,
+                                         state["digest"])
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
         self.reporter.start(total_steps, "steps")
