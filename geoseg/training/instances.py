@@ -329,11 +329,8 @@ class InstanceTrainer:
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best": [-1.0, -1.0], "best_epoch": 0, "stale": 0,
                                  "log": [], "elapsed_s": 0.0, "digest": config_digest(self.config)}
         if resume and self.checkpoint.exists():
-            loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
-            if loaded.get("digest") != state["digest"]:
-                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                  "delete it or train without {resume}", parameters=("resume",))
-            state = loaded
+            state = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng,
+                                         state["digest"])
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
         self.reporter.start(total_steps, "steps")
