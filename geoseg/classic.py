@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -134,6 +135,18 @@ def region_grow(values: np.ndarray, seeds: np.ndarray, tolerance: float, valid: 
         count += int(joins.sum())
 
 
+def band_roles(names: Sequence[str | None]) -> dict[str, int]:
+    """0-based positions of the green, red and NIR bands among band ``names`` (descriptions), for the roles
+    exactly one name matches ("nir", "B5 NIR", "red_edge" is not red)."""
+    lowered = [(n or "").lower() for n in names]
+    found: dict[str, int] = {}
+    for role in ("green", "red", "nir"):
+        matches = [i for i, n in enumerate(lowered) if role in n.replace("_", " ").split() or n.endswith(role)]
+        if len(matches) == 1:
+            found[role] = matches[0]
+    return found
+
+
 @dataclass(frozen=True)
 class BandRoles:
     """1-based scene bands for the colours the indices need."""
@@ -151,13 +164,7 @@ class BandRoles:
                 raise ParameterError("bands", bands, f"index methods take green,red,nir: three band numbers in "
                                      f"1..{dataset.count} of {where}")
             return cls(*bands)
-        names = [(d or "").lower() for d in dataset.descriptions]
-        found: dict[str, int] = {}
-        for role in ("green", "red", "nir"):
-            matches = [i + 1 for i, n in enumerate(names) if role in n.replace("_", " ").split()
-                       or n.endswith(role)]
-            if len(matches) == 1:
-                found[role] = matches[0]
+        found = {role: i + 1 for role, i in band_roles(dataset.descriptions).items()}
         if len(found) != 3:
             raise ModelMismatchError(f"{where}: cannot tell which bands are green, red and NIR from their "
                                      f"descriptions {dataset.descriptions}; pass {{bands}} GREEN,RED,NIR (1-based)",
@@ -235,40 +242,17 @@ class ClassicMethod:
                 raise InputFileError(f"{src}: no valid pixels to threshold")
             threshold = self._threshold(counts, threshold, src, reporter)
             grown = self._grow(dataset, roles, indexes, threshold, nodata) if self.method == "ndwi-grow" else None
-            class_counts = np.zeros(256, np.int64)
-            profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs,
-                       "transform": dataset.transform}
-            with atomic_output(dst, overwrite, inputs=[src]) as tmp:
-                writer = ClassMapWriter(tmp, profile, self.scheme, output_block)
-                try:
-                    for window in blocks:
-                        data, valid = _read(dataset, indexes, window, nodata)
-                        if grown is not None:
-                            rows = slice(window.row_off, window.row_off + window.height)
-                            classes = np.where(grown[rows], self.above.id, self.below.id).astype(np.uint8)
-                        else:
-                            classes = self.classify(self.index(data, roles, indexes), threshold)
-                        classes[~valid] = self.scheme.nodata_id
-                        class_counts += np.bincount(classes.ravel(), minlength=256)
-                        writer.write(classes, window.row_off, 0)
-                        reporter.advance()
-                    writer.finish()
-                except BaseException:
-                    writer.abort()
-                    raise
-        elapsed = time.perf_counter() - t0
-        names = self.scheme.names()
-        pixel_area = abs(dataset.transform.a * dataset.transform.e - dataset.transform.b * dataset.transform.d)
-        unit = dataset.crs.linear_units_factor[1] if dataset.crs and dataset.crs.is_projected else None
-        summary = PredictionSummary(
-            output=str(dst), probabilities=None, width=dataset.width, height=dataset.height, tiles_total=0,
-            tiles_run=0, tiles_skipped=0, elapsed_s=round(elapsed, 3),
-            megapixels_per_s=round(dataset.width * dataset.height / 1e6 / max(elapsed, 1e-9), 3),
-            device="cpu", precision=f"{self.method} threshold {threshold:.4f}",
-            pixels_per_class={names[i]: int(class_counts[i]) for i in names if class_counts[i]},
-            area_m2_per_class=({names[i]: float(class_counts[i] * pixel_area * unit ** 2) for i in names
-                                if class_counts[i]} if unit else {}),
-            threshold=float(threshold))
+
+            def classify(window: Window) -> tuple[np.ndarray, np.ndarray]:
+                data, valid = _read(dataset, indexes, window, nodata)
+                if grown is not None:
+                    rows = slice(window.row_off, window.row_off + window.height)
+                    return np.where(grown[rows], self.above.id, self.below.id).astype(np.uint8), valid
+                return self.classify(self.index(data, roles, indexes), threshold), valid
+
+            summary = write_class_map(dataset, src, dst, self.scheme, blocks, classify, output_block=output_block,
+                                      overwrite=overwrite, reporter=reporter, started=t0,
+                                      precision=f"{self.method} threshold {threshold:.4f}", threshold=float(threshold))
         sidecars.write(dst, src, self.producer(float(threshold)), overwrite=overwrite)
         reporter.done(**summary.model_dump())
         return summary
@@ -310,6 +294,44 @@ class ClassicMethod:
         values = self.index(data, roles, indexes)
         cores = ndimage.binary_erosion(valid & (values > threshold), ndimage.generate_binary_structure(2, 1))
         return region_grow(values, cores, self.tolerance, valid)
+
+
+def write_class_map(dataset: rasterio.DatasetReader, src: object, dst: str | os.PathLike, scheme: ClassScheme,
+                    blocks: list[Window], classify: Callable[[Window], tuple[np.ndarray, np.ndarray]], *,
+                    output_block: int, overwrite: bool, reporter: Reporter, started: float, precision: str,
+                    threshold: float | None = None) -> PredictionSummary:
+    """Write the class ids ``classify`` returns for each block (with its validity: invalid pixels get the
+    nodata id) into the class-map COG ``dst`` on ``dataset``'s grid, atomically; the run's summary.
+
+    Every classic method writes its map here, one block in memory at a time."""
+    class_counts = np.zeros(256, np.int64)
+    profile = {"width": dataset.width, "height": dataset.height, "crs": dataset.crs, "transform": dataset.transform}
+    with atomic_output(dst, overwrite, inputs=[src]) as tmp:
+        writer = ClassMapWriter(tmp, profile, scheme, output_block)
+        try:
+            for window in blocks:
+                classes, valid = classify(window)
+                classes[~valid] = scheme.nodata_id
+                class_counts += np.bincount(classes.ravel(), minlength=256)
+                writer.write(classes, window.row_off, 0)
+                reporter.advance()
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+    elapsed = time.perf_counter() - started
+    names = scheme.names()
+    pixel_area = abs(dataset.transform.a * dataset.transform.e - dataset.transform.b * dataset.transform.d)
+    unit = dataset.crs.linear_units_factor[1] if dataset.crs and dataset.crs.is_projected else None
+    return PredictionSummary(
+        output=str(dst), probabilities=None, width=dataset.width, height=dataset.height, tiles_total=0,
+        tiles_run=0, tiles_skipped=0, elapsed_s=round(elapsed, 3),
+        megapixels_per_s=round(dataset.width * dataset.height / 1e6 / max(elapsed, 1e-9), 3),
+        device="cpu", precision=precision,
+        pixels_per_class={names[i]: int(class_counts[i]) for i in names if class_counts[i]},
+        area_m2_per_class=({names[i]: float(class_counts[i] * pixel_area * unit ** 2) for i in names
+                            if class_counts[i]} if unit else {}),
+        threshold=threshold)
 
 
 def _read(dataset: rasterio.DatasetReader, indexes: list[int], window: Window, fill: float | None

@@ -48,6 +48,7 @@ class BlendChoice(str, Enum):
 ProgressOpt = Annotated[ProgressChoice, typer.Option("--progress", help="rich bar on stderr, JSON lines on stdout, or none")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
+TtaOpt = Annotated[bool, typer.Option("--tta", help="average each tile over its 8 flips and rotations (test-time augmentation; 8x the model time)")]
 MinAreaOpt = Annotated[Optional[float], typer.Option("--min-area", help="minimum mapping unit in map units² (m²): smaller regions merge into a neighbour")]
 LocalWorkersOpt = Annotated[Optional[int], typer.Option("--local-workers", help="run on a local Dask cluster of N worker processes (needs geoseg[distributed])")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="run on this Dask scheduler, e.g. tcp://host:8786 (needs geoseg[distributed])")]
@@ -95,7 +96,7 @@ def _is_gdal_data_error(err: Exception) -> bool:
 
 #: Library parameters whose flag is not ``--`` plus the parameter with dashes.
 FLAGS = {"fmt": "--format", "min_area_unit": "--min-area-pixels", "check_values": "--no-value-check",
-         "max_tiles": "--calibration-tiles"}
+         "max_tiles": "--calibration-tiles", "training_labels": "--labels"}
 
 
 def flag_for(parameter: str) -> str:
@@ -144,6 +145,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, fp16 (GPU) or bf16")] = "auto",
     blend: Annotated[BlendChoice, typer.Option(help="tile blending window")] = BlendChoice.hann,
+    tta: TtaOpt = False,
     bands: Annotated[Optional[str], typer.Option(help="1-based scene bands to feed the model, in its order, e.g. 2,3,4,5")] = None,
     no_value_check: Annotated[bool, typer.Option("--no-value-check", help="run even when the scene's values lie far outside the model's training range")] = False,
     repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
@@ -154,8 +156,10 @@ def predict(
     polygons: Annotated[Optional[Path], typer.Option("--polygons", help="also vectorize the class map into this file (.gpkg, .shp, .geojson, .parquet, .fgb)")] = None,
     min_area: MinAreaOpt = None,
     simplify: SimplifyOpt = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), or bright-objects (objects as polygons)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="a classic method instead of a model: ndwi-otsu, ndvi-otsu or ndwi-grow (--bands then means green,red,nir), random-forest (trained from --labels), or bright-objects (objects as polygons)")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="with --method: this index threshold (bright-objects: contrast) instead of Otsu's")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="--method random-forest: the labels it learns from, a class raster (any grid) or polygons (.gpkg, .geojson, .shp)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
     score_threshold: Annotated[Optional[float], typer.Option("--score-threshold", help="instance models: drop objects scoring below this (default: the model's)")] = None,
     instances_raster: Annotated[Optional[Path], typer.Option("--instances-raster", help="instance models: also write a uint32 GeoTIFF (COG) of object ids (0: none)")] = None,
     local_workers: LocalWorkersOpt = None,
@@ -205,7 +209,7 @@ def predict(
             raise InputError(f"{scene}: a run of many scenes writes class maps only; run {{method}}, {{probabilities}} "
                              "or {polygons} scene by scene", parameters=("method", "probabilities", "polygons"))
         options = dict(device=device, precision=precision, tile=tile, overlap=overlap, batch_size=batch_size,
-                       blend=blend.value, backend=backend.value, bands=_parse_numbers(bands),
+                       blend=blend.value, backend=backend.value, tta=tta, bands=_parse_numbers(bands),
                        output_block=_output_block(output_block, block_size, _reporter(progress, True, "predict")),
                        check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
                        repeat_bands=repeat_bands)
@@ -237,12 +241,29 @@ def predict(
         check_writable(polygons, overwrite, inputs=[scene, output])  # before the long prediction
     reporter = _reporter(progress, quiet, "predict")
     output_block = _output_block(output_block, block_size, reporter)
-    if method is not None:
+    from geoseg.evaluation.forest import METHOD as FOREST
+
+    if labels is not None and method != FOREST:
+        raise ParameterError("training_labels", labels, f"only {{method}} {FOREST} learns from labels",
+                             parameters=("method",))
+    if method == FOREST and labels is None:
+        raise ParameterError("method", method, "learns from labels: pass {training_labels}",
+                             parameters=("training_labels",))
+    if method == FOREST:
+        from geoseg.evaluation.forest import RandomForestMethod
+
+        if model is not None or probabilities is not None or threshold is not None:
+            raise ParameterError("method", method, f"{FOREST} takes no {{model}} or {{threshold}} and writes no "
+                                 "{probabilities}", parameters=("model", "threshold", "probabilities"))
+        summary = RandomForestMethod(labels, class_column=label_column).predict(  # type: ignore[arg-type]
+            scene, output, bands=_parse_numbers(bands), output_block=output_block, overwrite=overwrite,
+            reporter=reporter, qml=qml, stac=stac)
+    elif method is not None:
         from geoseg.classic import ClassicMethod
 
-        if model is not None or probabilities is not None:
-            raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
-                                 parameters=("model", "probabilities"))
+        if model is not None or probabilities is not None or tta:
+            raise ParameterError("method", method, "a classic method takes no {model} nor {tta} and writes no "
+                                 "{probabilities}", parameters=("model", "tta", "probabilities"))
         runner = ClassicMethod(method)
         summary = runner.predict(scene, output, bands=_parse_numbers(bands), output_block=output_block,
                                  overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold,
@@ -255,7 +276,7 @@ def predict(
                                  "{method}", parameters=("method",))
 
         predictor = Predictor(model, device=device, precision=precision, tile=tile, overlap=overlap,
-                              batch_size=batch_size, blend=blend.value, backend=backend.value)
+                              batch_size=batch_size, blend=blend.value, backend=backend.value, tta=tta)
         summary = predictor.predict(scene, output, probabilities=probabilities, bands=_parse_numbers(bands),
                                     output_block=output_block, overwrite=overwrite, reporter=reporter,
                                     check_values=not no_value_check, qml=qml, stac=stac, nodata=nodata,
@@ -469,12 +490,16 @@ def train(
         where = f"; report in {result.report_dir}" if settings.task == "semantic" else ""
         err_console.print(f"wrote {result.bundle} (best epoch {result.best_epoch} of {result.epochs_run}, "
                           f"{result.elapsed_s:.0f} s): {result.scored_on} {scores}{where}", soft_wrap=True)
+        if result.forest_scores is not None:
+            forest = result.forest_scores
+            err_console.print(f"a RandomForest trained on the same pixels: mIoU {forest.mean_iou:.4f}, OA "
+                              f"{forest.overall_accuracy:.4f} (comparison.md in the report)", soft_wrap=True)
 
 
 @app.command()
 @reports_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(help="model bundle (.safetensors; an instance model is scored on objects), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, bright-objects")],
+    model: Annotated[str, typer.Argument(help="model bundle (.safetensors; an instance model is scored on objects), 'default' for the embedded model, or a classic method: ndwi-otsu, ndvi-otsu, ndwi-grow, random-forest (trained from --labels), bright-objects")],
     scene: Annotated[str, typer.Argument(help="scene raster (any GDAL raster)")],
     labels: Annotated[Path, typer.Argument(help="reference labels: a class raster (any grid) or polygons (.gpkg, .geojson, .shp); for objects, one footprint polygon per object")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="report folder (created)")],
@@ -485,6 +510,9 @@ def evaluate(
     repeat_bands: Annotated[bool, typer.Option("--repeat-bands", help="let --bands name one scene band for several model bands (e.g. a panchromatic scene into an RGB model)")] = False,
     method_classes: Annotated[Optional[str], typer.Option("--method-classes", help="method only: label ids for its above,below classes, e.g. 1,4")] = None,
     legend: Annotated[Optional[Path], typer.Option("--legend", help="method only: a bundle or config naming the label classes")] = None,
+    training_labels: Annotated[Optional[Path], typer.Option("--labels", help="random-forest only: the labels it learns from (not the reference labels it is scored on)")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="polygon attribute of --labels with class ids or names")] = "class",
+    tta: TtaOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = ProgressChoice.rich,
     quiet: QuietOpt = False,
@@ -492,6 +520,7 @@ def evaluate(
     """Score a model or a classic method against reference labels: metrics.json, report.md, PNG plots."""
     from geoseg.classic import METHODS, finds_objects
     from geoseg.evaluation.evaluate import evaluate as run_evaluate
+    from geoseg.evaluation.forest import METHOD as FOREST
     from geoseg.training.config import load_legend
 
     if finds_objects(None if model in METHODS or model == "default" else model):
@@ -507,12 +536,15 @@ def evaluate(
     pair = _parse_numbers(method_classes, "method_classes")
     if pair is not None and (len(pair) != 2 or model not in METHODS):
         raise ParameterError("method_classes", method_classes, "give two label ids (above,below) with a classic method")
-    target: Any = None if model == "default" else (model if model in METHODS else Path(model))
+    target: Any = None if model == "default" else (model if model in (*METHODS, FOREST) else Path(model))
+    if tta and model in (*METHODS, FOREST):
+        raise ParameterError("tta", tta, "applies to models; a classic method has nothing to augment")
     result = run_evaluate(target, scene, labels, output_dir, class_column=class_column, bands=_parse_numbers(bands),
                           ignore_ids=_parse_numbers(ignore_ids, "ignore_ids") or [], nodata=nodata,
                           method_classes=tuple(pair) if pair else None,
                           legend=load_legend(legend) if legend else None, overwrite=overwrite,
-                          reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands)
+                          reporter=_reporter(progress, quiet, "evaluate"), repeat_bands=repeat_bands,
+                          training_labels=training_labels, label_column=label_column, **({"tta": True} if tta else {}))
     scores = result.scores
     if progress == ProgressChoice.json:
         from geoseg.events import MetricsEvent, write_event

@@ -98,7 +98,15 @@ def _table(data: dict[str, Any]) -> Table:
         table.add_row("task", f"instance (objects scoring >= {data['score_threshold']}, masks at "
                               f"{data['mask_threshold']})" if data["task"] == "instance" else "semantic (a class per pixel)")
         table.add_row("file", f"{data['path']} ({data['size_bytes'] / 1e6:.1f} MB, format {data['format_version']})")
-        table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})" for b in data["bands"]))
+        if data["normalisation"] == "scene":
+            table.add_row("bands", ", ".join(b["name"] for b in data["bands"]) + ", each scene standardised by its "
+                          "own statistics (any value scale)")
+        else:
+            table.add_row("bands", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})"
+                                             for b in data["bands"]))
+        if data.get("derived"):
+            table.add_row("derived", ", ".join(f"{b['name']} (mean {b['mean']:.4g}, std {b['std']:.4g})"
+                                               for b in data["derived"]))
         table.add_row("input", f"{data['input_dtype']}, nodata {data['input_nodata']}")
         table.add_row("classes", ", ".join(f"{c['id']} {c['name']} {c['color']}" for c in data["classes"]))
         table.add_row("nodata class", str(data["nodata_id"]))

@@ -115,3 +115,6 @@ class TrainingSummary(BaseModel):
     f1: Score = None
     precision: Score = None
     recall: Score = None
+    #: A RandomForest's scores on the same pixels, trained on the same pixels (None when it was not run).
+    random_forest_overall_accuracy: Score = None
+    random_forest_mean_iou: Score = None

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geoseg.model.loading import DEFAULT_MODEL_PATH  # noqa: E402
-from geoseg.classic import ndvi, ndwi  # noqa: E402
+from geoseg.evaluation.forest import new_forest, pixel_features  # noqa: E402
 from geoseg.evaluation.evaluate import evaluate  # noqa: E402
 from geoseg.evaluation.labels import ids_to_indices  # noqa: E402
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores  # noqa: E402
@@ -35,18 +35,9 @@ CONFIG = ROOT / "configs" / "zion_landcover.yaml"
 RF_SAMPLES = 200_000
 
 
-def features(image: np.ndarray) -> np.ndarray:
-    """Per-pixel features for the RandomForest: the four bands plus NDVI and NDWI, (pixels, 6)."""
-    blue, green, red, nir = image
-    stack = np.stack([blue, green, red, nir, np.nan_to_num(ndvi(red, nir)), np.nan_to_num(ndwi(green, nir))])
-    return stack.reshape(6, -1).T
-
-
 def in_memory_baselines(config_path: Path, names: list[str]) -> dict[str, Scores]:
     """Majority class (of the training pixels, and of the scored block as an oracle) and a RandomForest trained
     on exactly the model's training pixels (outside the validation and test blocks and their buffers)."""
-    from sklearn.ensemble import RandomForestClassifier
-
     config = load_config(config_path)
     spec = config.scenes[0]
     with rasterio.open(spec.scene) as ds:
@@ -75,14 +66,15 @@ def in_memory_baselines(config_path: Path, names: list[str]) -> dict[str, Scores
     oracle = int(np.argmax(val_counts))
     scores[f"majority class of the scored block ({names[oracle]}; oracle)"] = score(np.full_like(val_labels, oracle))
 
-    x_train = features(image)[train_mask.ravel()]
+    x_train = pixel_features(image, config.band_names)[train_mask.ravel()]
     labelled = np.flatnonzero(train_labels != IGNORE_INDEX)
     rng = np.random.default_rng(0)
     pick = rng.choice(labelled, min(RF_SAMPLES, labelled.size), replace=False)
     t0 = time.perf_counter()
-    forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=2, n_jobs=-1, random_state=0)
+    forest = new_forest(seed=0, trees=200)
     forest.fit(x_train[pick], train_labels[pick])
-    predicted = forest.predict(features(image[:, scored.row0:scored.row1, scored.col0:scored.col1])).astype(np.uint8)
+    block = image[:, scored.row0:scored.row1, scored.col0:scored.col1]
+    predicted = forest.predict(pixel_features(block, config.band_names)).astype(np.uint8)
     elapsed = time.perf_counter() - t0
     scores[f"RandomForest, 200 trees, bands + NDVI + NDWI, {pick.size // 1000}k training pixels ({elapsed:.0f} s)"] = score(predicted)
     return scores

@@ -91,6 +91,7 @@ def tiny_config(tmp_path: Path, scene: Path, labels: Path, **overrides: object) 
         "optimiser": {"lr": 0.01, "schedule": "constant"},
         "train": {"epochs": 3, "iterations_per_epoch": 8, "batch_size": 8, "window": 32, "seed": 0, "threads": 2},
         "output_dir": str(tmp_path / "run"), "half": False,
+        "compare_random_forest": False,          # tests/training/test_minimal_config.py covers it
     }
     config.update(overrides)
     return config

@@ -24,7 +24,7 @@ from affine import Affine
 
 from geoseg.model.bundle import ModelBundle
 from geoseg.io.legend import ClassInfo, ClassScheme
-from geoseg.errors import InputFileError, OutputError, ParameterError
+from geoseg.errors import InputError, InputFileError, OutputError, ParameterError
 from geoseg.inference.tiling import row_windows
 from geoseg.io.rasters import gdal_env, open_raster
 from geoseg.evaluation.labels import LabelSource, ids_to_indices, is_vector
@@ -74,17 +74,39 @@ def _classic(method: str, labels: Path, method_classes: tuple[int, int] | None, 
     return ClassicMethod(method, above, below), scheme
 
 
+def _forest(training: tuple[str | os.PathLike | None, str], labels: Path, legend: ClassScheme | None,
+            method_classes: tuple[int, int] | None):  # noqa: ANN202
+    """The RandomForest method, fitted later from the training labels (never the reference ``labels``)."""
+    from geoseg.evaluation.forest import METHOD, RandomForestMethod
+
+    path, column = training
+    if path is None:
+        raise InputError(f"the {METHOD} method learns from labels: pass {{training_labels}} (other labels than the "
+                         "ones it is scored on)", parameters=("training_labels",))
+    if Path(path).resolve() == labels.resolve():
+        raise ParameterError("training_labels", path, "are the reference labels: a forest scored on its own "
+                             "training pixels looks far better than it is; pass other labels")
+    if method_classes is not None:
+        raise ParameterError("method_classes", method_classes, f"is for the index methods; {METHOD} predicts its "
+                             "training labels' classes")
+    return RandomForestMethod(path, class_column=column, legend=legend)
+
+
 def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.PathLike, labels: str | os.PathLike,
              output_dir: str | os.PathLike, *, class_column: str = "class", bands: list[int] | None = None,
              method_classes: tuple[int, int] | None = None, legend: ClassScheme | None = None,
              ignore_ids: Sequence[int] = (), nodata: float | None = None, repeat_bands: bool = False,
-             overwrite: bool = False, reporter: Reporter | None = None, **predictor_options: Any) -> EvaluationResult:
+             overwrite: bool = False, reporter: Reporter | None = None,
+             training_labels: str | os.PathLike | None = None, label_column: str = "class",
+             **predictor_options: Any) -> EvaluationResult:
     """Predict ``scene`` with ``model`` and score it against ``labels`` (class raster or polygons).
 
     ``model`` is a bundle, a bundle path, None (the embedded default model) or a classic method name
-    (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``); for a method, ``method_classes`` says which label ids
-    its two outputs stand for (above threshold, below threshold) and ``legend`` names the label ids
-    (default: the label raster's own legend). Label ids outside the scheme are an error unless listed in
+    (``ndwi-otsu``, ``ndvi-otsu``, ``ndwi-grow``, ``random-forest``); for an index method, ``method_classes``
+    says which label ids its two outputs stand for (above threshold, below threshold) and ``legend`` names
+    the label ids (default: the label raster's own legend). ``random-forest`` learns from
+    ``training_labels`` (raster or polygons with ``label_column``; never the labels it is scored on) in
+    their classes, or ``legend``'s. Label ids outside the scheme are an error unless listed in
     ``ignore_ids``. ``nodata`` and ``repeat_bands`` are :meth:`~geoseg.inference.predictor.Predictor.predict`'s.
     The labels are checked before predicting, and a failed run leaves no file behind.
     """
@@ -93,7 +115,7 @@ def evaluate(model: ModelBundle | str | os.PathLike | None, scene: str | os.Path
         return _evaluate(model, scene, labels, files, class_column=class_column, bands=bands,
                          method_classes=method_classes, legend=legend, ignore_ids=ignore_ids, overwrite=overwrite,
                          reporter=reporter, fill=nodata, repeat_bands=repeat_bands,
-                         predictor_options=predictor_options)
+                         training=(training_labels, label_column), predictor_options=predictor_options)
 
 
 @contextlib.contextmanager
@@ -127,17 +149,28 @@ def report_folder(output_dir: str | os.PathLike, names: Sequence[str], overwrite
 def _evaluate(model: Any, scene: str | os.PathLike, labels: Path, files: dict[str, Path], *, class_column: str,
               bands: list[int] | None, method_classes: tuple[int, int] | None, legend: ClassScheme | None,
               ignore_ids: Sequence[int], overwrite: bool, reporter: Reporter | None, fill: float | None,
-              repeat_bands: bool, predictor_options: dict[str, Any]) -> EvaluationResult:
+              repeat_bands: bool, training: tuple[str | os.PathLike | None, str], predictor_options: dict[str, Any]
+              ) -> EvaluationResult:
     """The evaluation proper; the labels are checked on the scene's grid before anything is predicted."""
     from geoseg.classic import METHODS
+    from geoseg.evaluation.forest import METHOD as FOREST
 
     t0 = time.perf_counter()
-    if isinstance(model, str) and model in METHODS:
+    if training[0] is not None and model != FOREST:
+        raise ParameterError("training_labels", training[0], f"trains the {FOREST} method; use it with that method")
+    if repeat_bands and isinstance(model, str) and (model == FOREST or model in METHODS):
+        raise ParameterError("repeat_bands", True, "is for models; a classic method reads each scene band once")
+    if model == FOREST:
+        runner = _forest(training, labels, legend, method_classes)
+        scheme = runner.scheme
+        source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
+        summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter,
+                                 nodata=fill)
+        described = f"{FOREST} ({Path(training[0]).name})"       # type: ignore[arg-type]
+        model_file = None
+    elif isinstance(model, str) and model in METHODS:
         runner, scheme = _classic(model, labels, method_classes, legend)
         source = _checked_labels(labels, scheme, class_column, ignore_ids, scene)
-        if repeat_bands:
-            raise ParameterError("repeat_bands", True, "is for models; a classic method needs distinct green, red "
-                                 "and nir bands")
         summary = runner.predict(scene, files["prediction.tif"], bands=bands, overwrite=overwrite, reporter=reporter,
                                  nodata=fill)
         described = model

@@ -23,7 +23,7 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from geoseg.io.legend import ClassScheme
+from geoseg.io.legend import ClassInfo, ClassScheme
 from geoseg.errors import InputFileError
 from geoseg.io.rasters import open_raster
 from geoseg.evaluation.metrics import IGNORE_INDEX
@@ -204,3 +204,52 @@ def _aligned(crs_a: CRS | None, a: Affine, crs_b: CRS | None, b: Affine, tol: fl
         return False
     col, row = ~a @ (b.c, b.f)
     return abs(col - round(col)) < 1e-3 and abs(row - round(row)) < 1e-3
+
+
+#: Colours for classes whose labels bring none (a qualitative palette, distinct on a map).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94")
+
+
+def labels_scheme(path: str | os.PathLike, class_column: str = "class", ignore_ids: Sequence[int] = ()
+                  ) -> ClassScheme:
+    """The classes that labels hold, for a map or a model made from them alone: a label raster's own legend
+    (geoseg tags or colour table), else the ids it holds; polygons' class column, ids (named "class N") or
+    names (ids 1.. in alphabetical order). ``ignore_ids`` are left out."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: label file not found; check the path")
+    ignored = {int(i) for i in ignore_ids}
+    if is_vector(path):
+        import geopandas as gpd
+
+        try:
+            values = gpd.read_file(path, columns=[class_column], ignore_geometry=True)[class_column]
+        except Exception as err:  # pyogrio raises several types for unreadable files and missing columns
+            raise InputFileError(f"{path}: cannot read the class column {class_column!r} ({err}); pass "
+                                 "{class_column} with the polygons' class attribute",
+                                 parameters=("class_column",)) from err
+        values = values.dropna()
+        if pd.api.types.is_numeric_dtype(values):
+            found = [(int(v), f"class {int(v)}") for v in sorted(set(values.astype(int))) if int(v) not in ignored]
+        else:
+            names = sorted({str(v).strip() for v in values} - {""}, key=str.lower)
+            found = [(i + 1, name) for i, name in enumerate(names)]
+        bad = [i for i, _ in found if not 0 <= i <= 254]
+        if bad:
+            raise InputFileError(f"{path}: class ids {bad[:5]} in column {class_column!r} are outside 0..254")
+    else:
+        with open_raster(path) as src:
+            legend = ClassScheme.from_dataset(src)
+            if legend is not None:
+                classes = [c for c in legend.classes if c.id not in ignored]
+                return ClassScheme(classes=classes, nodata_id=legend.nodata_id)
+            counts = np.zeros(256, np.int64)
+            for _, window in src.block_windows(1):
+                counts += np.bincount(_as_ids(src.read(1, window=window), src.nodata).ravel(), minlength=256)
+        found = [(i, f"class {i}") for i in np.flatnonzero(counts[:255]).tolist() if i not in ignored]
+    if not found:
+        raise InputFileError(f"{path}: holds no class labels; check the file (and {{class_column}} for polygons)",
+                             parameters=("class_column",))
+    return ClassScheme(classes=[ClassInfo(id=i, name=name, color=PALETTE[k % len(PALETTE)])
+                                for k, (i, name) in enumerate(found)])

@@ -44,6 +44,8 @@ class PredictorConfig(BaseModel):
     precision: str = "auto"
     backend: str = "auto"
     device: str = "auto"
+    #: Average the probabilities over the 8 flips/rotations of each tile (geoseg.inference.tta): 8x the compute.
+    tta: bool = False
 
     def __init__(self, **values: Any) -> None:
         try:

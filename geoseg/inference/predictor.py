@@ -25,6 +25,7 @@ from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.source import tile_batches
 from geoseg.inference.stages import WriteBehind
 from geoseg.inference.stitch import Region, StripAccumulator
+from geoseg.inference.tta import dihedral_mean
 from geoseg.inference.tiling import BlendMode, RowPartition, Tile, TileGrid, row_partitions
 from geoseg.io.cog import (DEFAULT_OUTPUT_BLOCK, ClassMapWriter, check_output_block, deprecated_block_size,
                             require_geotiff_name)
@@ -50,10 +51,10 @@ class Predictor:
     def __init__(self, model: ModelLike = None, config: PredictorConfig | None = None, *,
                  device: str | None = None, precision: str | None = None, tile: int | None = None,
                  overlap: int | None = None, batch_size: int | None = None, blend: BlendMode | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, tta: bool | None = None):
         asked = (config or PredictorConfig()).updated(device=device, precision=precision, tile=tile,
                                                       overlap=overlap, batch_size=batch_size, blend=blend,
-                                                      backend=backend)
+                                                      backend=backend, tta=tta)
         self.bundle = load_model(model)
         self.meta = self.bundle.meta
         settings = asked.for_model(self.bundle)
@@ -81,7 +82,10 @@ class Predictor:
 
     # ----------------------------------------------------------------------------------------- model
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities (n, classes, h, w) float32 for a normalised batch (n, bands, h, w)."""
+        """Softmax probabilities (n, classes, h, w) float32 for a normalised batch (n, bands, h, w)
+        (averaged over the 8 flips and rotations with ``tta``)."""
+        if self.config.tta:
+            return dihedral_mean(self.backend.forward, batch)
         return self.backend.forward(batch)
 
     # ------------------------------------------------------------------------------------- pipeline
@@ -315,7 +319,7 @@ def predict(src: str | os.PathLike, dst: str | os.PathLike, model: ModelLike = N
             ) -> PredictionSummary:
     """Segment ``src`` into ``dst`` with ``model`` (a path, a bundle, or None for the default model).
 
-    Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend,
+    Options are :class:`Predictor` settings (``config``, or device, precision, tile, overlap, batch_size, blend, tta,
     backend) and :meth:`Predictor.predict` settings (probabilities, bands, output_block, overwrite, reporter,
     check_values, qml, stac, nodata, repeat_bands).
     """

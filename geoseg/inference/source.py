@@ -3,8 +3,8 @@
 Prediction (class maps and objects), int8 calibration and the pipeline benchmark read tiles through
 :class:`TileSource`, so the
 model sees the same pixels whoever asks: the bundle's bands, the nodata rules of
-:func:`~geoseg.io.rasters.read_tile`, the bundle's normalisation (:class:`~geoseg.model.normalise.Normaliser`)
-and mirror padding (:func:`mirror_pad`). Training validation runs on scenes already normalised in memory,
+:func:`~geoseg.io.rasters.read_tile`, the bundle's normalisation (:class:`~geoseg.model.normalise.Normaliser`;
+a scene-normalised bundle's comes from the scene's own sampled statistics) and mirror padding (:func:`mirror_pad`). Training validation runs on scenes already normalised in memory,
 so it shares only the padding.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from geoseg.inference.stages import prefetch
 from geoseg.inference.tiling import Tile, TileGrid
@@ -44,7 +45,11 @@ class TileSource:
         self.indexes = list(indexes)
         self.tile = tile
         self.nodata = meta.input_nodata
-        self.normalise = Normaliser(meta)
+        self.normalise = Normaliser.for_scene(meta, self._read_window, dataset.height, dataset.width)
+
+    def _read_window(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        return read_tile(self.dataset, self.indexes, window.row_off, window.col_off, window.height, window.width,
+                         self.nodata, self.fill)
 
     def read(self, tile: Tile) -> tuple[np.ndarray | None, np.ndarray]:
         """Normalised, padded pixels (bands, tile, tile) and the validity (h, w) of ``tile``'s window.

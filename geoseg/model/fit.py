@@ -46,6 +46,9 @@ FIT_PARAMETERS = ("bands", "check_values", "repeat_bands")
 #: A band is off the model's scale when more than this share of its pixels lies beyond one end of the
 #: training range (the bundle's 0.5-99.5 percentile clip range clips 1 % of the training scene).
 MAX_CLIPPED = 0.6
+#: A band is constant for a scene-normalised model when its sampled values between this share and one
+#: minus it are all one value (an empty or saturated band: nothing to standardise).
+MAX_CONSTANT = 0.02
 
 
 def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence[int] | None = None,
@@ -70,7 +73,7 @@ def check_fit(dataset: rasterio.DatasetReader, meta: BundleMeta, bands: Sequence
     if np.dtype(dataset.dtypes[0]).kind == "c":
         problems.append(f"the scene holds complex values ({dataset.dtypes[0]}); write the amplitude (or the "
                         "band the model was trained on) as a real-valued raster first")
-    elif dataset.dtypes[0] != meta.input_dtype and meta.input_dtype != "float32":
+    elif dataset.dtypes[0] != meta.input_dtype and meta.input_dtype != "float32" and meta.normalisation == "fixed":
         warnings.append(f"scene is {dataset.dtypes[0]}, the model was trained on {meta.input_dtype}: "
                         "values must be on the same scale")
     if check_values and indexes and not problems:
@@ -117,7 +120,11 @@ def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: B
     The model clips every band to its training range (the bundle's clip range) before normalising, so a
     band whose values lie mostly beyond it reaches the network as one constant: the map that comes back
     is confident and meaningless. Another date or place of the same sensor clips a few percent.
+    A scene-normalised model takes any value scale, but not a constant band: standardising has nothing to
+    scale, and the band reaches the network as zeros.
     """
+    if meta.normalisation == "scene":
+        return _constant_bands(dataset, indexes, meta, fill)
     ranges = [(b.name, b.clip_low, b.clip_high) for b in meta.bands]
     if any(low is None or high is None for _, low, high in ranges):
         return []                                    # the bundle does not record its training range
@@ -134,6 +141,23 @@ def _value_problems(dataset: rasterio.DatasetReader, indexes: list[int], meta: B
         return []
     return [f"the scene's values are not on the model's scale: {'; '.join(outside)}; convert the scene to "
             "the units the model was trained on, or pass {check_values} to run anyway"]
+
+
+def _constant_bands(dataset: rasterio.DatasetReader, indexes: list[int], meta: BundleMeta, fill: float | None
+                    ) -> list[str]:
+    """Bands of a scene-normalised model's input whose sampled valid pixels hold (nearly) one value."""
+    sample = _sample(dataset, indexes, meta.input_nodata, fill)
+    if sample is None:
+        return []
+    constant = []
+    for index, band, values in zip(indexes, meta.bands, sample):
+        low, high = np.percentile(values, [100 * MAX_CONSTANT, 100 * (1 - MAX_CONSTANT)])
+        if low == high:
+            constant.append(f"{band.name} (band {index}: {_number(float(low))})")
+    if not constant:
+        return []
+    return [f"band values are constant over most of the scene: {', '.join(constant)}; the model standardises "
+            "each band by its spread, so pass {bands} with the bands that hold the data"]
 
 
 def _sample(dataset: rasterio.DatasetReader, indexes: list[int], nodata: float | None, fill: float | None

@@ -16,12 +16,18 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from geoseg.errors import ModelError, ParameterError
 from geoseg.io.legend import ClassScheme
+from geoseg.model.indices import check_indices
 from geoseg.versioning import Upgrader, upgrade
 
 FORMAT_VERSION = 2
 METADATA_KEY = "geoseg"
 #: Architectures that find objects (``task: instance``); every other one labels pixels (``task: semantic``).
 INSTANCE_ARCHITECTURES = ("MaskRCNN",)
+#: How a bundle turns scene values into model input: ``fixed``, each band's recorded clip range, mean and
+#: std (one value scale: the training scene's); ``scene``, each scene standardised by its own sampled
+#: statistics (:func:`geoseg.model.normalise.scene_statistics`), so DN, reflectance and 8-bit versions of
+#: one sensor's scene reach the network alike.
+Normalisation = Literal["fixed", "scene"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -40,7 +46,9 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 
 class BandSpec(BaseModel):
-    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``."""
+    """One input band the model expects, in order, with its normalisation: ``(clip(x) - mean) / std``.
+
+    The numbers serve the ``fixed`` normalisation only; a ``scene``-normalised bundle keeps the defaults."""
 
     name: str
     mean: float = 0.0
@@ -86,6 +94,10 @@ class BundleMeta(BaseModel):
     task: Literal["semantic", "instance"] = "semantic"
     model: ModelSpec
     bands: list[BandSpec]
+    normalisation: Normalisation = "fixed"
+    #: Spectral indices computed from the raw bands (geoseg.model.indices) and fed as extra channels after
+    #: the bands, each with its own normalisation; the name says the formula.
+    derived: list[BandSpec] = Field(default_factory=list)
     input_dtype: str = "float32"
     input_nodata: float | None = None
     scheme: ClassScheme
@@ -110,6 +122,7 @@ class BundleMeta(BaseModel):
                              f"(instance models: {', '.join(INSTANCE_ARCHITECTURES)})")
         if self.task == "instance" and any(c.id == 0 for c in self.scheme.classes):
             raise ValueError("an instance model's class ids start at 1 (0 is the background)")
+        check_indices([d.name for d in self.derived], [b.name for b in self.bands])
         try:
             check_tiling(self.tile_size, self.overlap)
         except ParameterError as err:           # pydantic reports ValueErrors, in the bundle's field names
@@ -118,7 +131,7 @@ class BundleMeta(BaseModel):
 
     @property
     def in_channels(self) -> int:
-        return len(self.bands)
+        return len(self.bands) + len(self.derived)
 
     @property
     def num_classes(self) -> int:
@@ -130,12 +143,13 @@ class BundleMeta(BaseModel):
 
 
 def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 added ``task`` (and the instance thresholds): every version-1 bundle labels pixels.
+    """Version 2 added ``task`` (and the instance thresholds), ``normalisation`` and ``derived`` channels:
+    every version-1 bundle labels pixels, with its recorded band statistics and no derived channel.
 
-    The version was raised, not just a field added with a default, so that a geoseg from before instance
-    models refuses an instance bundle ("upgrade geoseg") instead of reading it as a semantic one.
+    The version was raised, not just fields added with defaults, so that a geoseg from before them refuses
+    an instance or scene-normalised bundle ("upgrade geoseg") instead of running it as something else.
     """
-    return {**raw, "task": "semantic", "format_version": 2}
+    return {**raw, "task": "semantic", "normalisation": "fixed", "derived": [], "format_version": 2}
 
 
 #: Upgraders turn the metadata dict of version N into version N+1. Keep every one, forever.

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from geoseg.errors import InputFileError
+from geoseg.errors import ConfigError, InputFileError
 from geoseg.io.outputs import atomic_output
 from geoseg.training.config import TrainConfig
 
@@ -61,7 +61,9 @@ class Checkpoint:
             tmp.write_text(json.dumps(payload, indent=1))
 
     def load(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator,
-             rng: np.random.Generator) -> dict[str, Any]:
+             rng: np.random.Generator, digest: str) -> dict[str, Any]:
+        """The saved counters, after restoring the rest; refused before touching the network when the
+        checkpoint's config ``digest`` differs (its weights may not even fit, e.g. other input channels)."""
         try:
             tensors = load_file(str(self.weights))
             with safe_open(str(self.weights), "pt") as handle:
@@ -74,6 +76,9 @@ class Checkpoint:
             raise InputFileError(f"{self.folder}: the checkpoint's weights and state come from different epochs (the "
                                  "run was stopped while saving); train without {resume} to start over",
                                  parameters=("resume",))
+        if payload.get("digest") != digest:
+            raise ConfigError(f"{self.folder}: the checkpoint was made with another config; "
+                              "delete it or train without {resume}", parameters=("resume",))
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():

@@ -17,12 +17,17 @@ from typing import Literal
 
 import yaml
 import numpy as np
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from geoseg.errors import ConfigError, InputFileError, ParameterError
+from geoseg.evaluation.labels import LabelSource, labels_scheme
+from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.io.legend import ClassInfo, ClassScheme
+from geoseg.io.rasters import open_raster
+from geoseg.model.indices import check_indices, usable_indices
+from geoseg.training.splits import is_sparse
 from geoseg.model.loading import read_meta
-from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, check_tiling
+from geoseg.model.meta import INSTANCE_ARCHITECTURES, BandSpec, ModelSpec, Normalisation, check_tiling
 from geoseg.versioning import Upgrader, upgrade
 
 CONFIG_VERSION = 1
@@ -60,6 +65,19 @@ class SplitSpec(BaseModel):
         return self
 
 
+class PolygonSplitSpec(BaseModel):
+    """Validation on whole held-out polygons (geoseg.training.splits), for sparse labels.
+
+    ``polygons`` is the share of each class's polygons held out (at least one of every class with two or
+    more); training labels within ``buffer`` px of them are dropped. Written ``validation: {polygons: 0.2}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")     # never mistaken for a block split's keys
+
+    polygons: float = Field(default=0.2, gt=0, lt=1)
+    buffer: int = Field(default=2, ge=0)
+
+
 class AugmentSpec(BaseModel):
     """Random augmentation of training windows; geometric ones move image and labels together."""
 
@@ -94,9 +112,10 @@ class TrainSpec(BaseModel):
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int = Field(default=16, ge=1)
     window: int = Field(default=128, ge=16, description="training window side in px")
-    class_balanced: float = Field(default=0.0, ge=0, le=1, description="share of windows placed around a pixel of "
-                                  "a class drawn uniformly, or with task instance around an object drawn uniformly "
-                                  "(the rest: uniform over the training area)")
+    class_balanced: float | Literal["auto"] = Field(
+        default="auto", description="share of windows placed around a pixel of a class drawn uniformly, or with "
+        "task instance around an object drawn uniformly (the rest: uniform over the training area); auto: 1 for "
+        "sparse labels (polygons: a uniform window mostly holds no label), else 0 (always 0 for instances)")
     patience: int | None = Field(default=None, ge=1, description="early stopping: epochs without a better val mIoU")
     min_delta: float = Field(default=0.0, ge=0)
     precise_bn_batches: int = Field(default=0, ge=0, description="before each validation, recompute BatchNorm "
@@ -108,6 +127,13 @@ class TrainSpec(BaseModel):
     precision: str = "auto"
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+
+
+    @model_validator(mode="after")
+    def _share(self) -> "TrainSpec":
+        if self.class_balanced != "auto" and not 0 <= self.class_balanced <= 1:
+            raise ValueError(f"class_balanced {self.class_balanced} must be between 0 and 1, or auto")
+        return self
 
 
 #: The network a ``task: instance`` config trains when it names none.
@@ -122,29 +148,46 @@ class TrainConfig(BaseModel):
     """
 
     format_version: int = CONFIG_VERSION
-    name: str
+    #: Left out: the YAML file's name (the first scene's, for a config made in Python).
+    name: str | None = None
     description: str = ""
     task: Literal["semantic", "instance"] = "semantic"
     scenes: list[SceneSpec] = Field(min_length=1)
-    validation: SplitSpec
+    #: Left out: whole held-out polygons for sparse labels (:mod:`geoseg.training.splits`), else the last rows
+    #: of the first scene that hold a fifth of its labelled pixels (:meth:`completed`).
+    validation: SplitSpec | PolygonSplitSpec | None = None
     #: A second block kept from training *and* from model selection (which uses ``validation``), so the
     #: scores recorded in the bundle are not tuned on the pixels they are measured on.
     test: SplitSpec | None = None
-    band_names: list[str] = Field(min_length=1)
-    input_dtype: str = "uint16"
+    #: Left out: the first scene's band descriptions, else "band 1", "band 2"...
+    band_names: list[str] | None = Field(default=None, min_length=1)
+    #: Left out: the first scene's data type.
+    input_dtype: str | None = None
     input_nodata: float | None = None
-    classes: list[ClassInfo] = Field(min_length=1)
+    #: Spectral indices fed as extra channels (geoseg.model.indices): ``auto`` takes every one the band
+    #: names allow (none for unrecognised names), a list names them, ``[]`` turns them off.
+    indices: Literal["auto"] | list[str] = "auto"
+    #: Left out: the classes the first scene's labels hold (:func:`~geoseg.evaluation.labels.labels_scheme`).
+    classes: list[ClassInfo] | None = Field(default=None, min_length=1)
     nodata_id: int = 255
-    model: ModelSpec = ModelSpec()
+    #: A small context network that trains in minutes on a CPU (the default model's).
+    model: ModelSpec = ModelSpec(architecture="ContextFCN", encoder=None, encoder_depth=1, hidden=[64])
     tile_size: int = Field(default=256, ge=16, description="tile size recorded for inference")
     overlap: int = Field(default=32, ge=0)
-    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    clip_percentiles: tuple[float, float] | None = Field(default=(0.5, 99.5), description="fixed normalisation: "
+                                                         "the clip range of the training pixels")
+    normalisation: Normalisation = Field(default="fixed", description="fixed: the training pixels' statistics, "
+                                         "stored in the bundle (one value scale); scene: every scene standardised by "
+                                         "its own sampled statistics (DN, reflectance or 8-bit alike; pair it with "
+                                         "augment.brightness/contrast, the gain/offset left after standardising)")
     augment: AugmentSpec = AugmentSpec()
     loss: LossSpec = LossSpec()
     optimiser: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
     output_dir: Path = Path("runs")
     half: bool = Field(default=True, description="store the final bundle's weights as fp16")
+    compare_random_forest: bool = Field(default=True, description="score a RandomForest trained on the same "
+                                        "pixels beside the model (bundle metrics, training report)")
     provenance: dict[str, str] = Field(default_factory=dict, description="data sources and credits")
     _source: dict | None = PrivateAttr(default=None)
 
@@ -163,21 +206,31 @@ class TrainConfig(BaseModel):
         if self.task == "instance":
             if any(c.id == 0 for c in self.classes):
                 raise ValueError("an instance model's class ids start at 1 (0 is the background)")
+            if isinstance(self.validation, PolygonSplitSpec):
+                raise ValueError("validation on held-out polygons is for task semantic; give an instance model a "
+                                 "block (axis, start)")
             if self.augment.rotate_degrees:
                 raise ValueError("augment.rotate_degrees: free rotation is not offered for instance training "
                                  "(flips and 90° turns are); set it to 0")
         for scene in self.scenes:
-            if scene.bands is not None and len(scene.bands) != len(self.band_names):
+            if scene.bands is not None and self.band_names and len(scene.bands) != len(self.band_names):
                 raise ValueError(f"{scene.scene}: bands {scene.bands} do not match band_names {self.band_names}")
-        if isinstance(self.loss.class_weights, list) and len(self.loss.class_weights) != len(self.classes):
+        if isinstance(self.loss.class_weights, list) and self.classes and len(self.loss.class_weights) != len(
+                self.classes):
             raise ValueError(f"loss.class_weights has {len(self.loss.class_weights)} values for "
                              f"{len(self.classes)} classes")
-        ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.classes:
+            ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+        if self.band_names is not None:
+            check_indices(self.index_names(), self.band_names)
         try:
             check_tiling(self.tile_size, self.overlap)      # what the bundle will record for inference
         except ParameterError as err:
             raise ValueError(err.render(lambda name: "tile_size" if name == "tile" else name)) from None
-        if self.test is not None:
+        if self.test is not None and isinstance(self.validation, PolygonSplitSpec):
+            raise ValueError("a test block goes with a block validation (axis, start); with validation on "
+                             "held-out polygons, score the model with `geoseg evaluate` on other labels")
+        if self.test is not None and self.validation is not None:
             val, test = self.validation, self.test
             if test.axis != val.axis:
                 raise ValueError(f"test.axis {test.axis!r} must equal validation.axis {val.axis!r}")
@@ -187,9 +240,43 @@ class TrainConfig(BaseModel):
                                  f"block ({val.start}..{val.stop or 'end'})")
         return self
 
+    def index_names(self) -> list[str]:
+        """The derived index channels this config trains with."""
+        return usable_indices(self.band_names) if self.indices == "auto" else list(self.indices)
+
     @property
     def scheme(self) -> ClassScheme:
+        if not self.classes:
+            raise ConfigError(f"{self.name}: the classes come from the labels; read them with completed() first")
         return ClassScheme(classes=self.classes, nodata_id=self.nodata_id)
+
+    def completed(self) -> "TrainConfig":
+        """This config with what it leaves out filled in from its first scene and the labels (a scene, its
+        labels and, for polygons, the class column are all a config needs)."""
+        if all(getattr(self, k) is not None for k in ("name", "validation", "band_names", "input_dtype", "classes")):
+            return self
+        first = self.scenes[0]
+        update: dict = {}
+        with open_raster(first.scene) as dataset:
+            count = len(first.bands) if first.bands else dataset.count
+            descriptions = [dataset.descriptions[i - 1] for i in (first.bands or range(1, count + 1))]
+            update["name"] = self.name or Path(first.scene).stem
+            if self.band_names is None:
+                named = all(descriptions) and len(set(descriptions)) == len(descriptions)
+                update["band_names"] = list(descriptions) if named else [f"band {i}" for i in range(1, count + 1)]
+            update["input_dtype"] = self.input_dtype or dataset.dtypes[0]
+            classes = self.classes or labels_scheme(first.labels, first.class_column, first.ignore_ids).classes
+            update["classes"] = classes
+            if self.validation is None:
+                scheme = ClassScheme(classes=classes, nodata_id=self.nodata_id)
+                labels = LabelSource(first.labels, scheme, first.class_column, first.ignore_ids).read(
+                    dataset.crs, dataset.transform, dataset.height, dataset.width)
+                labelled = labels != IGNORE_INDEX     # sparse polygons: some held out whole; a map: a row block
+                sparse = self.task == "semantic" and is_sparse(labels, np.ones_like(labelled))
+                update["validation"] = PolygonSplitSpec() if sparse else default_validation(labelled, first.labels)
+        done = self.model_copy(update=update)
+        done._source = self._source
+        return done
 
     @property
     def scheme_ids(self) -> np.ndarray:
@@ -225,6 +312,23 @@ class TrainConfig(BaseModel):
         return resolved
 
 
+#: The share of the labelled pixels a config without ``validation`` holds out for choosing the epoch.
+VALIDATION_SHARE = 0.2
+
+
+def default_validation(labelled: np.ndarray, where: object) -> SplitSpec:
+    """The bottom rows that hold ``VALIDATION_SHARE`` of the ``labelled`` pixels (a mask on the scene grid),
+    buffered from the training rows above them."""
+    per_row = labelled.sum(axis=1)
+    from_bottom = np.cumsum(per_row[::-1])
+    start = len(per_row) - 1 - int(np.searchsorted(from_bottom, VALIDATION_SHARE * from_bottom[-1]))
+    split = SplitSpec(axis="rows", start=max(start, 0))
+    if start <= 0 or not per_row[:max(0, start - split.buffer)].any():
+        raise ConfigError(f"{where}: the labels lie in too few rows to hold a validation block out of them; set "
+                          "'validation:' (rows or columns) in the config")
+    return split
+
+
 def _under(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
@@ -252,6 +356,8 @@ def load_config(path: str | os.PathLike, require_data: bool = False) -> TrainCon
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise ConfigError(f"{path}: {where}: {first['msg']}") from err
+    if config.name is None:
+        config = config.model_copy(update={"name": path.stem})
     config._source = raw
     resolved = config.resolved(path.parent.resolve())
     if require_data:
@@ -280,10 +386,13 @@ def _refuse_unknown_keys(raw: object, model: type[BaseModel], path: Path, where:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"did you mean '{where}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
             raise ConfigError(f"{path}: unknown key '{where}{key}'; {hint}")
-        for nested in _models_in(fields[key].annotation):
-            items = value if isinstance(value, list) else [value]
-            for item in items:
-                _refuse_unknown_keys(item, nested, path, f"{where}{key}.")
+        nested = _models_in(fields[key].annotation)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if nested and isinstance(item, dict):
+                # a union of models (validation: a block or polygons): the one whose keys the item uses most
+                chosen = max(nested, key=lambda m: len(set(item) & set(m.model_fields)))
+                _refuse_unknown_keys(item, chosen, path, f"{where}{key}.")
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:
@@ -299,5 +408,5 @@ def load_legend(path: str | os.PathLike) -> ClassScheme:
     if path.suffix == ".safetensors":
         return read_meta(path).scheme
     if path.suffix in (".yaml", ".yml"):
-        return load_config(path).scheme
+        return load_config(path).completed().scheme
     raise InputFileError(f"{path}: a legend comes from a model bundle (.safetensors) or a training config (.yaml)")

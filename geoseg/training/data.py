@@ -12,7 +12,6 @@ labels for training is usually far smaller than the scenes they later predict on
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +22,13 @@ from rasterio.windows import Window
 from geoseg.errors import ConfigError, InputFileError
 from geoseg.io.rasters import gdal_env, ground_sample_distance, open_raster, read_tile
 from geoseg.model.fit import check_fit
+from geoseg.model.indices import compute_indices
 from geoseg.model.meta import BandSpec, BundleMeta
+from geoseg.model.normalise import Normaliser
 from geoseg.evaluation.labels import LabelSource
 from geoseg.evaluation.metrics import IGNORE_INDEX
-from geoseg.training.config import SceneSpec, SplitSpec, TrainConfig
+from geoseg.training.config import PolygonSplitSpec, SceneSpec, SplitSpec, TrainConfig
+from geoseg.training.splits import polygon_split
 
 STATS_SAMPLE = 2_000_000
 
@@ -104,6 +106,13 @@ class SceneData:
     profile: dict = field(default_factory=dict)
     gsd: float | None = None
     test_box: Box | None = None
+    #: Labels of the validation set where it is not simply ``labels`` inside ``val_box`` (held-out polygons).
+    val_labels: np.ndarray | None = None
+
+    def validation_labels(self) -> np.ndarray:
+        """Labels of the validation block ``val_box`` (the scene's labels, or its held-out polygons only)."""
+        labels = self.labels if self.val_labels is None else self.val_labels
+        return labels[self.val_box.slices]
 
 
 def read_scene(spec: SceneSpec, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict, float | None]:
@@ -140,13 +149,35 @@ def load_scene(spec: SceneSpec, config: TrainConfig) -> SceneData:
     if not (labels != IGNORE_INDEX).any():
         raise InputFileError(f"{spec.labels}: no labelled pixel falls on {spec.scene}; check the CRS, the extent "
                          f"and that the class ids match the config's classes")
+    if isinstance(config.validation, PolygonSplitSpec):
+        return _polygon_split_scene(spec.scene, image, labels, valid, profile, gsd, config.validation,
+                                    config.train.window, config.train.seed)
     train, val, test = scene_split(spec, config, image.shape[1], image.shape[2])
     return SceneData(spec.scene, image, labels, valid, train, val, profile, gsd, test)
+
+
+def _polygon_split_scene(path: Path, image: np.ndarray, labels: np.ndarray, valid: np.ndarray, profile: dict,
+                         gsd: float | None, split: PolygonSplitSpec, window: int, seed: int) -> SceneData:
+    """Whole polygons held out (geoseg.training.splits): training sees the whole scene minus their labels;
+    the validation block is the box around the held-out polygons, scored on their pixels only."""
+    height, width = labels.shape
+    if min(height, width) < window:
+        raise ConfigError(f"{path}: the scene ({width}x{height} px) is smaller than train.window {window}; "
+                          "lower train.window")
+    training, held = polygon_split(labels, split.polygons, split.buffer, seed)
+    rows, cols = np.nonzero(held != IGNORE_INDEX)
+    box = Box(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1) if rows.size else Box(0, 1, 0, 1)
+    return SceneData(path, image, training, valid, [Box(0, height, 0, width)], box, profile, gsd, None, held)
 
 
 def require_labelled_blocks(scenes: list[SceneData], config: TrainConfig) -> None:
     """The validation (and test) block must hold labelled pixels in some scene: found before training,
     not after it (the run used to end in a misleading "model file not found")."""
+    if isinstance(config.validation, PolygonSplitSpec):
+        if not any((scene.validation_labels() != IGNORE_INDEX).any() for scene in scenes):
+            raise ConfigError("validation on held-out polygons needs at least two polygons of some class (one is "
+                              "held out, one trained on); draw more polygons, or validate on a block (axis, start)")
+        return
     blocks = [("validation", lambda scene: scene.val_box, config.validation)]
     if config.test is not None:
         blocks.append(("test", lambda scene: scene.test_box, config.test))
@@ -176,6 +207,20 @@ def training_pixels(scene: SceneData) -> np.ndarray:
 def normalisation_stats(scenes: list[SceneData], clip: tuple[float, float] | None, seed: int = 0
                         ) -> list[tuple[float, float, float | None, float | None]]:
     """Per band (mean, std, clip_low, clip_high) of the valid training pixels, after clipping to percentiles."""
+    return _stats(_sample_pixels(scenes, seed).astype(np.float64), clip)
+
+
+def derived_stats(scenes: list[SceneData], band_names: list[str], indices: list[str], seed: int = 0
+                  ) -> list[tuple[float, float, float | None, float | None]]:
+    """(mean, std, None, None) of each derived index over the same sampled pixels (indices need no clipping)."""
+    if not indices:
+        return []
+    pixels = _sample_pixels(scenes, seed)
+    return _stats(compute_indices(pixels[:, :, None], band_names, indices)[:, :, 0].astype(np.float64), None)
+
+
+def _sample_pixels(scenes: list[SceneData], seed: int) -> np.ndarray:
+    """Raw values (bands, n) of at most STATS_SAMPLE valid training pixels per scene, seeded."""
     rng = np.random.default_rng(seed)
     samples = []
     for scene in scenes:
@@ -183,7 +228,11 @@ def normalisation_stats(scenes: list[SceneData], clip: tuple[float, float] | Non
         if pixels.shape[1] > STATS_SAMPLE:
             pixels = pixels[:, rng.choice(pixels.shape[1], STATS_SAMPLE, replace=False)]
         samples.append(pixels)
-    values = np.concatenate(samples, axis=1).astype(np.float64)
+    return np.concatenate(samples, axis=1)
+
+
+def _stats(values: np.ndarray, clip: tuple[float, float] | None
+           ) -> list[tuple[float, float, float | None, float | None]]:
     stats = []
     for band in values:
         low, high = (np.percentile(band, clip) if clip else (None, None))
@@ -203,10 +252,17 @@ def class_counts(scenes: list[SceneData], num_classes: int) -> np.ndarray:
     return counts
 
 
-def normalise_scenes(scenes: list[SceneData], normalise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-    """Replace raw pixels by model inputs once (the predictor's own normaliser: training sees what inference sees)."""
+def normalise_scenes(scenes: list[SceneData], meta: BundleMeta) -> None:
+    """Replace raw pixels by model inputs once, with the predictor's own normaliser (training sees what inference
+    sees): the bundle's numbers, or each scene's own statistics from the same sample windows of the same
+    pixels that a prediction of the scene file reads."""
     for scene in scenes:
-        scene.image = normalise(scene.image, scene.valid)
+        def read(window: Window, image: np.ndarray = scene.image, valid: np.ndarray = scene.valid
+                 ) -> tuple[np.ndarray, np.ndarray]:
+            rows, cols = window.toslices()
+            return image[:, rows, cols], valid[rows, cols]
+
+        scene.image = Normaliser.for_scene(meta, read, *scene.valid.shape)(scene.image, scene.valid)
 
 
 class WindowSampler:
@@ -268,13 +324,14 @@ def write_block(scene: SceneData, box: Box, kind: str, index_to_id: np.ndarray, 
     image_path = folder / f"{scene.path.stem}_{kind}.tif"
     labels_path = folder / f"{scene.path.stem}_{kind}_labels.tif"
     image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
+    block_labels = scene.validation_labels() if kind == "validation" else scene.labels[box.slices]
     with rasterio.open(image_path, "w", count=image.shape[0], dtype=scene.profile["dtype"],
                        nodata=scene.profile.get("nodata"), **common) as out:
         out.write(image.astype(scene.profile["dtype"]))
         for i, name in enumerate(band_names, start=1):
             out.set_band_description(i, name)
     lut = np.append(index_to_id, np.full(256 - len(index_to_id), nodata_id)).astype(np.uint8)
-    labels = lut[scene.labels[box.row0:box.row1, box.col0:box.col1]]
+    labels = lut[block_labels]
     with rasterio.open(labels_path, "w", count=1, dtype="uint8", nodata=nodata_id, **common) as out:
         out.write(labels, 1)
     return image_path, labels_path

@@ -35,7 +35,6 @@ from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.instance_net import MaskRCNNDetector
 from geoseg.model.meta import BundleMeta
 from geoseg.model.networks import build_model
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
@@ -86,7 +85,7 @@ def load_object_scene(spec: SceneSpec, config: TrainConfig) -> ObjectScene:
         raise InputFileError(f"{spec.labels}: no polygon falls on {spec.scene}; check the CRS and the extent")
     train, val, test = scene_split(spec, config, height, width)
     object_class = np.array([0] + [index_of[c] for _, c in polygons], np.int64)
-    return ObjectScene(spec.scene, image, ids, valid, train, val, profile, gsd, test, object_class)
+    return ObjectScene(spec.scene, image, ids, valid, train, val, profile, gsd, test, object_class=object_class)
 
 
 def _has_field(path: Path, column: str) -> bool:
@@ -320,10 +319,10 @@ class InstanceTrainer:
         require_objects_in_blocks(self.scenes, config)
         stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
         self.meta = self._meta(stats)
-        normalise_scenes(self.scenes, Normaliser(self.meta))
+        normalise_scenes(self.scenes, self.meta)
         self.module = build_model(self.meta).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), config.train.class_balanced)
+        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), 0.0 if config.train.class_balanced == "auto" else config.train.class_balanced)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
         self.optimiser = optimiser([p for p in self.module.parameters() if p.requires_grad], lr=config.optimiser.lr,
                                    weight_decay=config.optimiser.weight_decay)
@@ -348,11 +347,8 @@ class InstanceTrainer:
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best": [-1.0, -1.0], "best_epoch": 0, "stale": 0,
                                  "log": [], "elapsed_s": 0.0, "digest": config_digest(self.config)}
         if resume and self.checkpoint.exists():
-            loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
-            if loaded.get("digest") != state["digest"]:
-                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                  "delete it or train without {resume}", parameters=("resume",))
-            state = loaded
+            state = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng,
+                                         state["digest"])
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
         self.reporter.start(total_steps, "steps")

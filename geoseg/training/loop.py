@@ -21,24 +21,25 @@ import numpy as np
 import torch
 
 from geoseg.model.bundle import ModelBundle, load_bundle
-from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec, Normalisation
 from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
-from geoseg.errors import ConfigError, ModelMismatchError
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
-from geoseg.io.outputs import check_writable
-from geoseg.model.normalise import Normaliser
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
-from geoseg.training.config import SplitSpec, TrainConfig, load_config
-from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, load_scene, normalisation_stats,
-                                  normalise_scenes, require_labelled_blocks, write_block)
+from geoseg.errors import ConfigError, InputError, ModelMismatchError
+from geoseg.io.outputs import check_writable
+from geoseg.training.baseline import ForestScores, forest_baseline, write_comparison
+from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, load_config
+from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
+                                  normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
 from geoseg.training.schedule import set_learning_rate
+from geoseg.training.splits import is_sparse
 
 if TYPE_CHECKING:
     from geoseg.training.instances import InstanceTrainResult
@@ -61,26 +62,35 @@ class TrainResult:
     report_dir: Path
     #: "test" when ``scores`` come from the config's test block, else "validation".
     scored_on: str = "validation"
+    #: A RandomForest's scores on the same block, trained on the same pixels (None when not run).
+    forest_scores: Scores | None = None
 
     def summary(self) -> TrainingSummary:
         """The JSON-able part: what the CLI's done event carries."""
+        forest = self.forest_scores
         return TrainingSummary(output=str(self.bundle), best_epoch=self.best_epoch, epochs_run=self.epochs_run,
                                elapsed_s=round(self.elapsed_s, 3), scored_on=self.scored_on,
+                               random_forest_overall_accuracy=forest.overall_accuracy if forest else None,
+                               random_forest_mean_iou=forest.mean_iou if forest else None,
                                **self.scores.summary())
 
 
 # ------------------------------------------------------------------------------------------- helpers
 def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, plan: ExecutionPlan,
-                    tile: int = 512, halo: int = 64) -> np.ndarray:
+                    tile: int = 512, halo: int = 64, needed: np.ndarray | None = None) -> np.ndarray:
     """Class indices (H, W) of a normalised image, in tiles with a ``halo`` of context each side.
 
     Used for the per-epoch validation (fast, no files); the final metrics come from the Predictor.
+    With ``needed`` (H, W) bool, tiles without a needed pixel are skipped (left 0): held-out polygons
+    are scattered over a box that is mostly unlabelled.
     """
     _, height, width = image.shape
-    out = np.empty((height, width), np.uint8)
+    out = np.zeros((height, width), np.uint8)
     module.eval()
     with torch.inference_mode(), plan.autocast():
         for core, context in halo_windows(height, width, tile, halo):
+            if needed is not None and not needed[core.toslices()].any():
+                continue
             rows, cols = context.toslices()
             chunk = image[:, rows, cols]
             h, w = chunk.shape[1:]
@@ -98,6 +108,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, reporter: Reporter | None = None, on_epoch: EpochCallback | None = None,
                  start_from: ModelBundle | None = None):
+        config = config.completed()
         self.config = config
         self.start_from = start_from
         start_bands = _checked_start(start_from, config) if start_from is not None else None   # before any work
@@ -118,11 +129,18 @@ class Trainer:
         self.test_files = [write_block(s, s.test_box, "test", config.scheme_ids, self.out / "test_data",
                                        config.band_names, config.nodata_id) for s in self.scenes if s.test_box]
         if start_from is None:
-            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
-            self.meta = self._meta(config.band_specs(stats), config.model)
+            fixed = config.normalisation == "fixed"
+            stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed) if fixed else None
+            bands = config.band_specs(stats) if stats else [BandSpec(name=n) for n in config.band_names]
+            indices = config.index_names()
+            derived = [BandSpec(name=name, mean=m, std=s) for name, (m, s, _, _) in
+                       zip(indices, derived_stats(self.scenes, config.band_names, indices, config.train.seed))]
+            self.meta = self._meta(bands, derived, config.model, config.normalisation)
         else:       # fine-tuning: the weights were learnt on the model's normalisation, so keep it
-            self.meta = self._meta(start_bands, start_from.meta.model)
-        normalise_scenes(self.scenes, Normaliser(self.meta))
+            self.meta = self._meta(start_bands, list(start_from.meta.derived), start_from.meta.model,
+                                   start_from.meta.normalisation)
+        self.forest = self._forest()                      # on the raw values, before they are normalised
+        normalise_scenes(self.scenes, self.meta)
         self.counts = class_counts(self.scenes, self.meta.num_classes)
 
         multiple = size_multiple(self.meta)
@@ -132,8 +150,10 @@ class Trainer:
         self.multiple = multiple
         self.module = (start_from.build() if start_from else build_model(self.meta)).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes,
-                                     config.train.class_balanced)
+        balanced = config.train.class_balanced
+        if balanced == "auto":
+            balanced = 1.0 if any(is_sparse(s.labels, s.valid) for s in self.scenes) else 0.0
+        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, balanced)
         self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
                                      IGNORE_INDEX).to(self.plan.device)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
@@ -143,7 +163,8 @@ class Trainer:
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)
 
-    def _meta(self, bands: list[BandSpec], model: ModelSpec) -> BundleMeta:
+    def _meta(self, bands: list[BandSpec], derived: list[BandSpec], model: ModelSpec, normalisation: Normalisation
+              ) -> BundleMeta:
         config = self.config
         first = self.scenes[0]
         crs = first.profile.get("crs")
@@ -153,10 +174,22 @@ class Trainer:
             provenance["started_from"] = source.path.name if source.path else source.meta.name
         return BundleMeta(
             name=config.name, description=config.description, model=model,
-            bands=bands, input_dtype=config.input_dtype, input_nodata=config.input_nodata,
+            bands=bands, derived=derived, normalisation=normalisation, input_dtype=config.input_dtype,
+            input_nodata=config.input_nodata,
             scheme=config.scheme, gsd=round(first.gsd, 3) if first.gsd else None,
             crs_hint=crs.to_string() if crs else None, tile_size=config.tile_size, overlap=config.overlap,
             provenance=provenance)
+
+    def _forest(self) -> ForestScores | None:
+        """The RandomForest baseline, unless the config turns it off or scikit-learn is missing (a warning)."""
+        if not self.config.compare_random_forest:
+            return None
+        try:
+            return forest_baseline(self.scenes, self.config.band_names, [c.name for c in self.config.classes],
+                                   self.config.train.seed)
+        except InputError as err:
+            self.reporter.warn(f"no RandomForest comparison: {err}")
+            return None
 
     def _weights(self) -> torch.Tensor | None:
         spec = self.config.loss.class_weights
@@ -172,11 +205,8 @@ class Trainer:
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": 0, "stale": 0,
                                  "log": [], "elapsed_s": 0.0, "digest": config_digest(self.config)}
         if resume and self.checkpoint.exists():
-            loaded = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng)
-            if loaded.get("digest") != state["digest"]:
-                raise ConfigError(f"{self.checkpoint.folder}: the checkpoint was made with another config; "
-                                  "delete it or train without {resume}", parameters=("resume",))
-            state = loaded
+            state = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng,
+                                         state["digest"])
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
         self.reporter.start(total_steps, "steps")
@@ -188,7 +218,10 @@ class Trainer:
             scores = self.validate()
             state["epoch"] += 1
             state["elapsed_s"] = time.perf_counter() - t0
-            better = scores.mean_iou > state["best_miou"] + self.config.train.min_delta
+            # a tie goes to the later (more trained) epoch: a few held-out polygons often score 1.0 early on
+            delta = self.config.train.min_delta
+            better = (scores.mean_iou > state["best_miou"] + delta
+                      or (delta == 0 and scores.mean_iou == state["best_miou"]))
             if better:
                 state.update(best_miou=scores.mean_iou, best_epoch=state["epoch"], stale=0)
                 ModelBundle.from_module(self.meta, self.module).save(best_path, overwrite=True)
@@ -265,8 +298,13 @@ class Trainer:
         for scene in self.scenes:
             box = scene.val_box
             image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
-            predicted = predict_indices(self.module, image, self.multiple, self.plan)
-            matrix.update(scene.labels[box.row0:box.row1, box.col0:box.col1], predicted)
+            labels = scene.validation_labels()
+            if scene.val_labels is None:
+                predicted = predict_indices(self.module, image, self.multiple, self.plan)
+            else:       # held-out polygons: small tiles around them only
+                predicted = predict_indices(self.module, image, self.multiple, self.plan, tile=64, halo=64,
+                                            needed=labels != IGNORE_INDEX)
+            matrix.update(labels, predicted)
         return matrix.scores([c.name for c in self.meta.scheme.classes])
 
     def _finish(self, best_path: Path, state: dict[str, Any]) -> TrainResult:
@@ -296,13 +334,20 @@ class Trainer:
                     "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
                     "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
                                          "pixels": validation.pixels}}
+        forest = None
+        if self.forest is not None:
+            forest = self.forest.test if kind == "test" else self.forest.validation
+            metrics["random_forest"] = self.forest.record(forest)
+            training["validation_block"]["random_forest"] = self.forest.record(self.forest.validation)
+            write_comparison(report_dir / "comparison.md", {"geoseg model": scores, "RandomForest": forest},
+                             f"{kind} block", self.forest)
         meta = best.meta.model_copy(update={"metrics": metrics,
                                             "provenance": {**best.meta.provenance, "training": training}})
         check_writable(self.bundle_path, overwrite=True)
         ModelBundle(meta, best.state_dict).save(self.bundle_path, overwrite=True, half=self.config.half)
         return TrainResult(self.bundle_path, scores, state["best_epoch"], state["epoch"],
                            round(state["elapsed_s"], 1), self.out / "log.csv", self.out / "log.json", report_dir,
-                           kind)
+                           kind, forest)
 
     def _evaluate(self, bundle: Path, files: list[tuple[Path, Path]], folder: Path) -> Scores:
         """Scores of a bundle over block files, through ``geoseg.evaluation.evaluate`` (what users will get)."""
@@ -336,8 +381,11 @@ def _checked_start(start: ModelBundle, config: TrainConfig) -> list[BandSpec]:
     return list(start.meta.bands)
 
 
-def _block_label(kind: str, split: SplitSpec, box: Box) -> str:
+def _block_label(kind: str, split: SplitSpec | PolygonSplitSpec, box: Box) -> str:
     """E.g. "404x1128 px test block (rows 1024..1428)"."""
+    if isinstance(split, PolygonSplitSpec):
+        return (f"held-out polygons ({split.polygons:.0%} of each class's) in the {box.height}x{box.width} px "
+                f"box at row {box.row0}, column {box.col0}")
     end = box.row1 if split.axis == "rows" else box.col1
     return f"{box.height}x{box.width} px {kind} block ({split.axis} {split.start}..{end})"
 
@@ -355,8 +403,7 @@ def train(config: TrainConfig | str | os.PathLike, *, resume: bool = False, over
     (pruned widths included), weights and band normalisation are kept; its bands and classes must be the
     config's.
     """
-    if not isinstance(config, TrainConfig):
-        config = load_config(config)
+    config = (config if isinstance(config, TrainConfig) else load_config(config)).completed()
     if config.task == "instance":
         if start_from is not None:
             raise ConfigError(f"{config.name}: fine-tuning starts semantic models only; train the instance model "

@@ -57,7 +57,7 @@ def test_bad_settings_are_parameter_errors(options: dict, message: str, zion_bun
 def test_unknown_option_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="unexpected option 'tiles'"):
         PredictorConfig(tiles=64)
-    assert set(PREDICTOR_OPTIONS) == {"tile", "overlap", "batch_size", "blend", "precision", "backend", "device"}
+    assert set(PREDICTOR_OPTIONS) == {"tile", "overlap", "batch_size", "blend", "precision", "backend", "device", "tta"}
 
 
 def test_refuse_changes_names_the_setting_that_differs(zion_bundle_path: Path) -> None:

@@ -286,7 +286,7 @@ def test_precise_batchnorm_averages_fresh_batches_evenly(tmp_path: Path, zion_cr
                "precision": "fp32"}))      # the reference below is fp32; CPUs with native bf16 would autocast
     trainer = Trainer(config)
     torch.manual_seed(1)
-    batches = [torch.randn(2, 4, 32, 32) * (k + 1) for k in range(3)]
+    batches = [torch.randn(2, trainer.meta.in_channels, 32, 32) * (k + 1) for k in range(3)]
     feed = iter(batches)
     trainer._training_batch = lambda: (next(feed), None)          # known inputs instead of sampled windows
     first_conv, first_norm = trainer.module.pixel[0][0], trainer.module.pixel[0][1]
