@@ -261,9 +261,11 @@ def predict(
     elif method is not None:
         from geoseg.classic import ClassicMethod
 
-        if model is not None or probabilities is not None or tta:
-            raise ParameterError("method", method, "a classic method takes no {model} nor {tta} and writes no "
-                                 "{probabilities}", parameters=("model", "tta", "probabilities"))
+        if model is not None or probabilities is not None:
+            raise ParameterError("method", method, "a classic method takes no {model} and writes no {probabilities}",
+                                 parameters=("model", "probabilities"))
+        if tta:
+            raise ParameterError("tta", tta, "applies to models; a classic method has nothing to augment")
         runner = ClassicMethod(method)
         summary = runner.predict(scene, output, bands=_parse_numbers(bands), output_block=output_block,
                                  overwrite=overwrite, reporter=reporter, qml=qml, stac=stac, threshold=threshold,
