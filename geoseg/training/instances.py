@@ -322,7 +322,9 @@ class InstanceTrainer:
         normalise_scenes(self.scenes, self.meta)
         self.module = build_model(self.meta).to(self.plan.device)
         self.augmenter = Augmenter(config.augment, config.train.window, config.train.seed)
-        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(), 0.0 if config.train.class_balanced == "auto" else config.train.class_balanced)
+        balanced = config.train.class_balanced      # auto: uniform windows, as objects are everywhere in a scene
+        self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(),
+                                           0.0 if balanced == "auto" else balanced)
         optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
         self.optimiser = optimiser([p for p in self.module.parameters() if p.requires_grad], lr=config.optimiser.lr,
                                    weight_decay=config.optimiser.weight_decay)
