@@ -19,7 +19,7 @@ from rich.console import Console
 
 from geoseg.errors import InputError, ModelError, ParameterError, innermost_reason
 from geoseg.interrupts import (exit_code, exit_interrupted, ignore_signals_while_exiting, interrupt_message,
-                               raise_on_signals)
+                               raise_on_signals, received_interrupt)
 
 app = typer.Typer(help="Segment satellite and aerial scenes into land-cover maps and polygons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -77,6 +77,9 @@ def reports_errors(command: F) -> F:
             _fail("out of memory; lower --tile or --batch-size (or --block-size for vectorize), or free memory",
                   2, json_task)
         except Exception as err:
+            interrupt = received_interrupt()
+            if interrupt is not None:       # the signal landed in code that turned it into another error
+                _fail(interrupt_message(interrupt), exit_code(interrupt), json_task)
             if _is_gdal_data_error(err):    # damaged or truncated raster data: GDAL's message names the file
                 _fail(f"cannot read or write raster data ({innermost_reason(err)}); the file may be damaged or "
                       "truncated: check it with gdalinfo -checksum", 2, json_task)

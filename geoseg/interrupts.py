@@ -42,8 +42,21 @@ def exit_interrupted(err: KeyboardInterrupt) -> NoReturn:
     raise SystemExit(exit_code(err))
 
 
+#: The first signal this process received (None: none), kept because third-party code a signal lands in
+#: may swallow the :class:`Interrupted` it raised and fail later with an unrelated error instead (a
+#: half-imported numpy: "module 'numpy._core' has no attribute '_multiarray_umath'").
+_received: int | None = None
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    global _received
+    _received = _received or signum
     raise Interrupted(signum)
+
+
+def received_interrupt() -> Interrupted | None:
+    """The interrupt this process was sent, if any: an error after it is the signal's doing, not a bug."""
+    return Interrupted(_received) if _received else None
 
 
 def raise_on_signals() -> None:

@@ -298,3 +298,25 @@ def test_evaluate_ends_cleanly_on_signals(signum: int, big_scene: Path, zion_bun
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr
     assert not (tmp_path / "report").exists()            # the folder it created, removed with its files
+
+
+def test_an_error_after_a_signal_is_reported_as_the_interrupt() -> None:
+    """A signal that lands inside third-party code (an import) may come back as another error: still the
+    interrupt's one line and 128+signal, not "internal error"."""
+    code = ("import os, signal, sys\n"
+            "from geoseg import cli\n"
+            "@cli.reports_errors\n"
+            "def command(progress=None):\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    except KeyboardInterrupt:\n"
+            "        pass                          # swallowed, as a C extension mid-import may do\n"
+            "    raise AttributeError(\"module 'numpy._core' has no attribute '_multiarray_umath'\")\n"
+            "cli.raise_on_signals()\n"
+            "try:\n"
+            "    command()\n"
+            "except cli.typer.Exit as done:           # what typer does with it in the real CLI\n"
+            "    sys.exit(done.exit_code)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip().splitlines() == ["geoseg: error: interrupted (SIGTERM); unfinished outputs were removed"]
