@@ -114,13 +114,9 @@ class Predictor:
             fit = fit_or_refuse(src, dataset, self.meta, bands, check_values, reporter, fill=nodata,
                                 repeat_bands=repeat_bands)
             grid = self.grid(dataset)
-            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
-                                          1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
-                stack.enter_context(gdal_env(cache_mb))
-                class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
-                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
-                            if probabilities is not None else None)
+                cache_mb, class_tmp, prob_tmp = self._open_outputs(stack, dataset, src, dst, probabilities,
+                                                                   output_block, overwrite)
                 summary = self._run(dataset, (fit.band_indexes, nodata), grid, class_tmp, prob_tmp, output_block,
                                     reporter, dst, probabilities, pipelined, cache_mb)
         sidecars.write(dst, src, model_producer(self.bundle), probabilities=probabilities, overwrite=overwrite)
@@ -128,6 +124,18 @@ class Predictor:
 
     def grid(self, dataset: rasterio.DatasetReader) -> TileGrid:
         return TileGrid(dataset.height, dataset.width, self.tile, self.overlap, self.blend)
+
+    def _open_outputs(self, stack: contextlib.ExitStack, dataset: rasterio.DatasetReader, src: Any, dst: Any,
+                      probabilities: Any, output_block: int, overwrite: bool) -> tuple[int, Path, Path | None]:
+        """Enter, on ``stack``, the GDAL cache sized for this stream and the atomic class map (and
+        probabilities) temporaries; their cache size and paths."""
+        cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
+                                      1 + (self.meta.num_classes if probabilities is not None else 0))
+        stack.enter_context(gdal_env(cache_mb))
+        class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
+        prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
+                    if probabilities is not None else None)
+        return cache_mb, class_tmp, prob_tmp
 
     def predict_part(self, src: str | os.PathLike, dst: str | os.PathLike, part: int, of: int, *,
                      probabilities: str | os.PathLike | None = None, bands: list[int] | None = None,
@@ -148,13 +156,9 @@ class Predictor:
             partition = row_partitions(grid, of)[part]
             profile = {"width": dataset.width, "height": partition.height, "crs": dataset.crs,
                        "transform": dataset.transform @ Affine.translation(0, partition.y0)}
-            cache_mb = streaming_cache_mb(dataset, self.tile, output_block,
-                                          1 + (self.meta.num_classes if probabilities is not None else 0))
             with contextlib.ExitStack() as stack:
-                stack.enter_context(gdal_env(cache_mb))
-                class_tmp = stack.enter_context(atomic_output(dst, overwrite, inputs=[src]))
-                prob_tmp = (stack.enter_context(atomic_output(probabilities, overwrite, inputs=[src]))
-                            if probabilities is not None else None)
+                cache_mb, class_tmp, prob_tmp = self._open_outputs(stack, dataset, src, dst, probabilities,
+                                                                   output_block, overwrite)
                 writers = output_writers(self.meta.scheme, class_tmp, prob_tmp, profile, output_block, cog=False)
 
                 def on_final(region: Region) -> None:
