@@ -28,7 +28,6 @@ from rasterio.features import rasterize
 
 from geoseg.errors import ConfigError, InputFileError
 from geoseg.evaluation.labels import LabelSource, is_vector
-from geoseg.inference.device import plan_execution
 from geoseg.inference.tiling import halo_windows
 from geoseg.io.outputs import check_writable
 from geoseg.model.bundle import ModelBundle, load_bundle
@@ -41,7 +40,7 @@ from geoseg.training.augment import Augmenter
 from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
 from geoseg.training.config import SceneSpec, TrainConfig
 from geoseg.training.data import SceneData, normalisation_stats, normalise_scenes, read_scene, scene_split
-from geoseg.training.schedule import set_learning_rate
+from geoseg.training.schedule import make_optimiser, prepare_run, set_learning_rate
 
 EpochCallback = Callable[[dict[str, Any]], None]
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_f1", "val_precision", "val_recall", "val_mask_iou",
@@ -310,11 +309,7 @@ class InstanceTrainer:
         self.on_epoch = on_epoch
         self.out = Path(config.output_dir)
         self.bundle_path = self.out / f"{config.name}.safetensors"
-        self.plan = plan_execution(config.train.device, config.train.precision)
-        if config.train.threads:
-            torch.set_num_threads(config.train.threads)
-        torch.manual_seed(config.train.seed)
-        self.rng = np.random.default_rng(config.train.seed)
+        self.plan, self.rng = prepare_run(config)
         self.scenes = [load_object_scene(spec, config) for spec in config.scenes]
         require_objects_in_blocks(self.scenes, config)
         stats = normalisation_stats(self.scenes, config.clip_percentiles, config.train.seed)
@@ -325,9 +320,7 @@ class InstanceTrainer:
         balanced = config.train.class_balanced      # auto: uniform windows, as objects are everywhere in a scene
         self.sampler = ObjectWindowSampler(self.scenes, self.augmenter.read_size(),
                                            0.0 if balanced == "auto" else balanced)
-        optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
-        self.optimiser = optimiser([p for p in self.module.parameters() if p.requires_grad], lr=config.optimiser.lr,
-                                   weight_decay=config.optimiser.weight_decay)
+        self.optimiser = make_optimiser([p for p in self.module.parameters() if p.requires_grad], config)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.plan.autocast_dtype == torch.float16)
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)

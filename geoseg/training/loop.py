@@ -22,7 +22,7 @@ import torch
 
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec, Normalisation
-from geoseg.inference.device import ExecutionPlan, plan_execution
+from geoseg.inference.device import ExecutionPlan
 from geoseg.inference.source import mirror_pad
 from geoseg.inference.tiling import halo_windows
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
@@ -38,7 +38,7 @@ from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, loa
 from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
                                   normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
-from geoseg.training.schedule import set_learning_rate
+from geoseg.training.schedule import make_optimiser, prepare_run, set_learning_rate
 from geoseg.training.splits import is_sparse
 
 if TYPE_CHECKING:
@@ -116,11 +116,7 @@ class Trainer:
         self.on_epoch = on_epoch
         self.out = Path(config.output_dir)
         self.bundle_path = self.out / f"{config.name}.safetensors"
-        self.plan = plan_execution(config.train.device, config.train.precision)
-        if config.train.threads:
-            torch.set_num_threads(config.train.threads)
-        torch.manual_seed(config.train.seed)
-        self.rng = np.random.default_rng(config.train.seed)
+        self.plan, self.rng = prepare_run(config)
 
         self.scenes = [load_scene(spec, config) for spec in config.scenes]
         require_labelled_blocks(self.scenes, config)
@@ -156,9 +152,7 @@ class Trainer:
         self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, balanced)
         self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
                                      IGNORE_INDEX).to(self.plan.device)
-        optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
-        self.optimiser = optimiser(self.module.parameters(), lr=config.optimiser.lr,
-                                   weight_decay=config.optimiser.weight_decay)
+        self.optimiser = make_optimiser(self.module.parameters(), config)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.plan.autocast_dtype == torch.float16)
         self.checkpoint = Checkpoint(self.out / "checkpoint")
         self.checkpoint.folder.mkdir(parents=True, exist_ok=True)

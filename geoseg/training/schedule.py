@@ -1,11 +1,30 @@
-"""The learning-rate schedule, by steps or by the time budget, shared by the semantic and instance trainers."""
+"""How a training run steps, shared by the semantic and instance trainers: its device plan and seeds, its
+optimiser, and the learning-rate schedule (by steps or by the time budget)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
+import numpy as np
 import torch
 
+from geoseg.inference.device import ExecutionPlan, plan_execution
 from geoseg.training.config import TrainConfig
+
+
+def prepare_run(config: TrainConfig) -> tuple[ExecutionPlan, np.random.Generator]:
+    """The run's device plan, with torch's threads and seed set, and the seeded generator of its samples."""
+    plan = plan_execution(config.train.device, config.train.precision)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    torch.manual_seed(config.train.seed)
+    return plan, np.random.default_rng(config.train.seed)
+
+
+def make_optimiser(parameters: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimiser (AdamW or Adam) over ``parameters``."""
+    optimiser = torch.optim.AdamW if config.optimiser.name == "adamw" else torch.optim.Adam
+    return optimiser(parameters, lr=config.optimiser.lr, weight_decay=config.optimiser.weight_decay)
 
 
 def learning_rate(progress: float, base: float, schedule: str, warmup: float) -> float:
