@@ -27,6 +27,7 @@ import torch
 from rasterio.features import rasterize
 
 from geoseg.errors import ConfigError, InputFileError
+from geoseg.evaluation.instance_metrics import one_to_one
 from geoseg.evaluation.labels import LabelSource, is_vector
 from geoseg.inference.tiling import halo_windows
 from geoseg.io.outputs import check_writable
@@ -225,26 +226,22 @@ class ObjectScores:
 def match_objects(reference: np.ndarray, detected: np.ndarray, threshold: float = MATCH_IOU) -> ObjectScores:
     """Score detected objects (id raster, 0: none) against reference objects (id raster) one to one.
 
-    Pairs are taken by decreasing IoU while both are free, keeping pairs with IoU >= ``threshold``.
+    Pairs are taken as the object evaluation takes them (:func:`~geoseg.evaluation.instance_metrics.one_to_one`):
+    by decreasing IoU while both are free, keeping pairs with IoU >= ``threshold``.
     """
     ref_ids, ref_area = np.unique(reference[reference > 0], return_counts=True)
     det_ids, det_area = np.unique(detected[detected > 0], return_counts=True)
     both = (reference > 0) & (detected > 0)
     pairs, overlap = np.unique(np.stack([reference[both], detected[both]]), axis=1, return_counts=True)
-    area_r = dict(zip(ref_ids.tolist(), ref_area.tolist()))
-    area_d = dict(zip(det_ids.tolist(), det_area.tolist()))
-    candidates = sorted(((inter / (area_r[r] + area_d[d] - inter), r, d)
-                         for (r, d), inter in zip(pairs.T.tolist(), overlap.tolist())), reverse=True)
-    used_r, used_d, ious = set(), set(), []
-    for iou, r, d in candidates:
-        if iou >= threshold and r not in used_r and d not in used_d:
-            used_r.add(r)
-            used_d.add(d)
-            ious.append(iou)
+    ious = np.zeros((len(det_ids), len(ref_ids)))
+    if len(overlap):
+        r, d = np.searchsorted(ref_ids, pairs[0]), np.searchsorted(det_ids, pairs[1])
+        ious[d, r] = overlap / (ref_area[r] + det_area[d] - overlap)
+    matched = [ious[d, r] for d, r in one_to_one(ious, threshold)]
     union = np.count_nonzero((reference > 0) | (detected > 0))
-    return ObjectScores(len(ious), len(det_ids) - len(ious), len(ref_ids) - len(ious),
+    return ObjectScores(len(matched), len(det_ids) - len(matched), len(ref_ids) - len(matched),
                         float(np.count_nonzero(both) / union) if union else math.nan,
-                        float(np.mean(ious)) if ious else math.nan)
+                        float(np.mean(matched)) if matched else math.nan)
 
 
 def detect_block(detector: MaskRCNNDetector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
