@@ -18,6 +18,7 @@ Variants (--variants) switch one part of the recipe off or on, for the ablation 
     weights      class-weighted loss (inverse sqrt frequency, at most 5) on top of the class-balanced windows
     nobalance    windows placed uniformly instead of around a labelled pixel of a class drawn uniformly
     tta          the recipe's model predicted with flip/rotation test-time augmentation
+    selftrain    self-training: half way, the best model's confident predictions (p >= 0.9) become labels
 
     python benchmarks/bench_sparse.py --quick                  # zion, N=10, seeds 0-2, the recipe only
     python benchmarks/bench_sparse.py --scenes zion,sen1floods11 --n 3,10,30 --seeds 0,1,2
@@ -189,6 +190,8 @@ def geoseg_config(scene: Scene, polygons: Path, folder: Path, seed: int, budget:
         config["indices"] = []
     if variant == "weights":
         config["loss"].update(class_weights="auto", max_class_weight=5)
+    if variant == "selftrain":
+        config["train"]["self_training"] = {"start": 0.5, "confidence": 0.9}
     if variant == "nobalance":
         config["train"]["class_balanced"] = 0.0
         config["loss"]["class_weights"] = "none"

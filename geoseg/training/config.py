@@ -107,6 +107,17 @@ class OptimSpec(BaseModel):
     warmup_fraction: float = Field(default=0.1, ge=0, lt=1, description="onecycle: fraction of steps warming up")
 
 
+class SelfTrainingSpec(BaseModel):
+    """Self-training on the unlabelled scene (geoseg.training.pseudo): after ``start`` of the budget (epochs
+    or time limit, whichever comes first), the best model so far labels every pixel it predicts with
+    probability >= ``confidence``, and training goes on with those labels beside the given ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(default=0.5, gt=0, lt=1, description="share of the budget trained on the given labels alone")
+    confidence: float = Field(default=0.9, gt=0.5, le=1, description="softmax probability a pseudo-label needs")
+
+
 class TrainSpec(BaseModel):
     epochs: int = Field(default=20, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)
@@ -127,6 +138,8 @@ class TrainSpec(BaseModel):
     precision: str = "auto"
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+    self_training: SelfTrainingSpec | None = Field(default=None, description="add the model's confident "
+                                                   "predictions as labels part way through (sparse labels)")
 
 
     @model_validator(mode="after")

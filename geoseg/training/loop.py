@@ -22,9 +22,6 @@ import torch
 
 from geoseg.model.bundle import ModelBundle, load_bundle
 from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec, Normalisation
-from geoseg.inference.device import ExecutionPlan
-from geoseg.inference.source import mirror_pad
-from geoseg.inference.tiling import halo_windows
 from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
 from geoseg.progress import NullReporter, Reporter
@@ -32,12 +29,13 @@ from geoseg.summaries import TrainingSummary
 from geoseg.training.augment import Augmenter
 from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
 from geoseg.errors import ConfigError, InputError, ModelMismatchError
-from geoseg.io.outputs import check_writable
+from geoseg.io.outputs import atomic_output, check_writable
 from geoseg.training.baseline import ForestScores, forest_baseline, write_comparison
 from geoseg.training.config import PolygonSplitSpec, SplitSpec, TrainConfig, load_config
 from geoseg.training.data import (Box, SceneData, WindowSampler, class_counts, derived_stats, load_scene,
                                   normalisation_stats, normalise_scenes, require_labelled_blocks, write_block)
 from geoseg.training.losses import SegmentationLoss, class_weights
+from geoseg.training.pseudo import predict_confident, pseudo_labels
 from geoseg.training.schedule import make_optimiser, prepare_run, set_learning_rate
 from geoseg.training.splits import is_sparse
 
@@ -76,32 +74,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def predict_indices(module: torch.nn.Module, image: np.ndarray, multiple: int, plan: ExecutionPlan,
-                    tile: int = 512, halo: int = 64, needed: np.ndarray | None = None) -> np.ndarray:
-    """Class indices (H, W) of a normalised image, in tiles with a ``halo`` of context each side.
-
-    Used for the per-epoch validation (fast, no files); the final metrics come from the Predictor.
-    With ``needed`` (H, W) bool, tiles without a needed pixel are skipped (left 0): held-out polygons
-    are scattered over a box that is mostly unlabelled.
-    """
-    _, height, width = image.shape
-    out = np.zeros((height, width), np.uint8)
-    module.eval()
-    with torch.inference_mode(), plan.autocast():
-        for core, context in halo_windows(height, width, tile, halo):
-            if needed is not None and not needed[core.toslices()].any():
-                continue
-            rows, cols = context.toslices()
-            chunk = image[:, rows, cols]
-            h, w = chunk.shape[1:]
-            chunk = mirror_pad(chunk, h + (-h) % multiple, w + (-w) % multiple)
-            logits = module(torch.from_numpy(np.ascontiguousarray(chunk))[None].to(plan.device))
-            classes = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
-            top, left = core.row_off - context.row_off, core.col_off - context.col_off
-            out[core.toslices()] = classes[top:top + core.height, left:left + core.width]
-    return out
-
-
 # -------------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Owns the data, the network and the optimiser of one training run."""
@@ -149,6 +121,7 @@ class Trainer:
         balanced = config.train.class_balanced
         if balanced == "auto":
             balanced = 1.0 if any(is_sparse(s.labels, s.valid) for s in self.scenes) else 0.0
+        self.balanced = balanced
         self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, balanced)
         self.loss = SegmentationLoss(config.loss.ce_weight, config.loss.dice_weight, self._weights(),
                                      IGNORE_INDEX).to(self.plan.device)
@@ -201,6 +174,8 @@ class Trainer:
         if resume and self.checkpoint.exists():
             state = self.checkpoint.load(self.module, self.optimiser, self.augmenter.generator, self.rng,
                                          state["digest"])
+            if state.get("pseudo_labelled") is not None:
+                self._use_labels([np.load(path, allow_pickle=False) for path in self._pseudo_files()])
         best_path = self.checkpoint.folder / "best.safetensors"
         t0 = time.perf_counter() - state["elapsed_s"]
         self.reporter.start(total_steps, "steps")
@@ -221,6 +196,8 @@ class Trainer:
                 ModelBundle.from_module(self.meta, self.module).save(best_path, overwrite=True)
             else:
                 state["stale"] += 1
+            if self._self_training_due(state):
+                self._add_pseudo_labels(best_path, state)
             row = {"epoch": state["epoch"], "step": state["step"], "lr": self.optimiser.param_groups[0]["lr"],
                    "train_loss": epoch_loss, "val_mean_iou": scores.mean_iou,
                    "val_overall_accuracy": scores.overall_accuracy, "seconds": round(state["elapsed_s"], 1),
@@ -264,6 +241,43 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    # ----------------------------------------------------------------------------------- self-training
+    def _self_training_due(self, state: dict[str, Any]) -> bool:
+        """Whether this epoch ends the share of the budget trained on the given labels alone."""
+        spec, train = self.config.train.self_training, self.config.train
+        if spec is None or state.get("pseudo_labelled") is not None or state["epoch"] >= train.epochs:
+            return False
+        done = state["epoch"] / train.epochs
+        if train.time_limit_minutes is not None:
+            done = max(done, state["elapsed_s"] / (60 * train.time_limit_minutes))
+        return done >= spec.start
+
+    def _add_pseudo_labels(self, best_path: Path, state: dict[str, Any]) -> None:
+        """Label every training scene with the best model's confident predictions (geoseg.training.pseudo);
+        the labels are kept beside the checkpoint, so a resumed run trains on the same ones."""
+        spec = self.config.train.self_training
+        assert spec is not None
+        split = self.config.validation
+        buffer = max(split.buffer, 2) if isinstance(split, PolygonSplitSpec) else 0
+        teacher = load_bundle(best_path).build().to(self.plan.device)
+        labels = []
+        for scene in self.scenes:
+            classes, confidence = predict_confident(teacher, scene.image, self.multiple, self.plan)
+            labels.append(pseudo_labels(scene, classes, confidence, spec.confidence, buffer))
+        state["pseudo_labelled"] = int(sum(np.count_nonzero(new != s.labels) for new, s in zip(labels, self.scenes)))
+        for new, path in zip(labels, self._pseudo_files()):
+            with atomic_output(path, overwrite=True) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, new, allow_pickle=False)
+        self._use_labels(labels)
+
+    def _use_labels(self, labels: list[np.ndarray]) -> None:
+        for scene, new in zip(self.scenes, labels):
+            scene.labels = new
+        self.sampler = WindowSampler(self.scenes, self.augmenter.read_size(), self.meta.num_classes, self.balanced)
+
+    def _pseudo_files(self) -> list[Path]:
+        return [self.checkpoint.folder / f"pseudo_labels_{i}.npy" for i in range(len(self.scenes))]
+
     def _precise_batchnorm(self) -> None:
         """Replace BatchNorm running averages by the plain mean over ``precise_bn_batches`` fresh batches.
 
@@ -294,10 +308,10 @@ class Trainer:
             image = scene.image[:, box.row0:box.row1, box.col0:box.col1]
             labels = scene.validation_labels()
             if scene.val_labels is None:
-                predicted = predict_indices(self.module, image, self.multiple, self.plan)
+                predicted, _ = predict_confident(self.module, image, self.multiple, self.plan)
             else:       # held-out polygons: small tiles around them only
-                predicted = predict_indices(self.module, image, self.multiple, self.plan, tile=64, halo=64,
-                                            needed=labels != IGNORE_INDEX)
+                predicted, _ = predict_confident(self.module, image, self.multiple, self.plan, tile=64, halo=64,
+                                                 needed=labels != IGNORE_INDEX)
             matrix.update(labels, predicted)
         return matrix.scores([c.name for c in self.meta.scheme.classes])
 
@@ -326,6 +340,7 @@ class Trainer:
                     "elapsed_s": round(state["elapsed_s"], 1), "device": str(self.plan.device),
                     "precision": self.plan.precision, "class_pixels": self.counts.tolist(),
                     "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
+                    "pseudo_labelled_pixels": state.get("pseudo_labelled"),
                     "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
                                          "pixels": validation.pixels}}
         forest = None
