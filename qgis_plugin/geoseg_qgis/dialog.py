@@ -25,9 +25,9 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
 from . import environment, settings
 from .bands import band_names, natural_colour
 from .info_query import InfoQuery
+from .results import ClassMapOutputs, ObjectOutputs
 from .sources import local_path, save_as_geotiff
 from .styling import style_natural_colour
-from .results import ClassMapOutputs, ObjectOutputs
 from .task import EnvironmentTask, GeosegTask
 from .worker import (ENV_VAR, OBJECT_METHOD, DetectOptions, PredictOptions, Step, WorkerError, WorkerRun,
                      detect_steps, disk_warning, segment_steps)
@@ -68,7 +68,7 @@ class SegmentDialog(QDialog):
         self.natural_bands: tuple[int, int, int] | None = None
         self.failed = False  # a geoseg query failed since the last change: Segment would fail the same way
         #: Whether the run finds objects (instance model, bright-objects); None until geoseg said what the
-        #: model is.
+        #: chosen model file is.
         self.finds_objects: bool | None = None
         self.task: GeosegTask | None = None
         self._fitted_width = 0
@@ -272,7 +272,8 @@ class SegmentDialog(QDialog):
         self.fit = None
         self.failed = False
         self.model_bands = []
-        self.finds_objects = True if self.uses_method() else None
+        # bright-objects finds objects, the default model labels pixels; a model file's bundle says which.
+        self.finds_objects = {METHOD: True, DEFAULT_MODEL: False}.get(self.model_choice.currentIndex())
         self._show_task()
         self._update_segment()
         self._update_natural_colour()
