@@ -119,10 +119,10 @@ def info_command(python: str, path: str | None = None, model: str | None = None)
     """``geoseg info [PATH] --json [--model M]``: environment, a model bundle, or a scene's fit to a model."""
     cmd = [python, "-m", "geoseg", "info"]
     if path:
-        cmd.append(path)
+        cmd.append(_abs(path))
     cmd.append("--json")
     if model:
-        cmd += ["--model", model]
+        cmd += ["--model", _abs(model)]
     return cmd
 
 

@@ -348,6 +348,7 @@ def test_new_environment_sets_the_interpreter(plugin: Any, qgis_iface: Any, tmp_
 
 
 # ------------------------------------------------------------------------------------------ detect objects
+@pytest.mark.slow
 def test_detect_objects_adds_styled_objects_and_their_ids(plugin: Any, qgis_iface: Any, objects_scene: Path,
                                                           worker_env: str, tmp_path: Path, wait_until: Any,
                                                           checked_events: list[dict]) -> None:
@@ -409,6 +410,7 @@ def test_detect_objects_adds_styled_objects_and_their_ids(plugin: Any, qgis_ifac
     assert dialog.objects.isHidden() and not dialog.output.isHidden()
 
 
+@pytest.mark.slow
 def test_detect_refusal_shows_geoseg_line(plugin: Any, qgis_iface: Any, worker_env: str, tmp_path: Path,
                                           wait_until: Any) -> None:
     """A scene without a CRS has no pixel size in metres: geoseg refuses it in one line, and nothing is left."""

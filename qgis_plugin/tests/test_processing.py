@@ -108,6 +108,7 @@ def _loaded(path: Path) -> Any:
     return layer
 
 
+@pytest.mark.slow
 def test_detect_objects_gives_what_the_dialog_gives(provider: Any, plugin: Any, objects_scene: Path,
                                                     worker_env: str, tmp_path: Path, wait_until: Any) -> None:
     objects, ids = tmp_path / "alg.gpkg", tmp_path / "alg_ids.tif"
@@ -135,6 +136,7 @@ def test_detect_objects_gives_what_the_dialog_gives(provider: Any, plugin: Any, 
     assert same.all()
 
 
+@pytest.mark.slow
 def test_detect_objects_refusals_are_one_line(provider: Any, installation: dict, worker_env: str,
                                               tmp_path: Path) -> None:
     no_crs = write_objects_scene(tmp_path / "no_crs.tif", crs=False)

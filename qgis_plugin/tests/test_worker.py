@@ -11,8 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from geoseg_qgis.worker import (DetectOptions, PredictOptions, Step, VectorizeOptions,  # noqa: E402
                                 WorkerCanceled, WorkerError, WorkerRun, clean_env, detect_steps, disk_warning,
-                                parse_event, predict_command, progress_percent, resolve_interpreter,
-                                segment_steps, vectorize_command)
+                                info_command, parse_event, predict_command, progress_percent,
+                                resolve_interpreter, segment_steps, vectorize_command)
 
 
 def script(body: str) -> list[str]:
@@ -68,6 +68,8 @@ def test_relative_paths_are_made_absolute(tmp_path: Path, monkeypatch: pytest.Mo
                                      str(tmp_path / "m.safetensors"), "--device"]
     assert vectorize.command[4:7] == [str(tmp_path / "o.tif"), "-o", str(tmp_path / "p.gpkg")]
     assert vectorize.outputs == [str(tmp_path / "p.gpkg")]
+    assert info_command("py", "s.tif", "m.safetensors")[4:] == [str(tmp_path / "s.tif"), "--json", "--model",
+                                                              str(tmp_path / "m.safetensors")]
 
 
 def test_polygons_add_a_vectorize_step_on_the_class_map() -> None:
