@@ -114,11 +114,7 @@ def summary_lines(dones: list[Mapping[str, Any]], seconds: float) -> list[str]:
     and names its id raster ``instances_raster``.
     """
     lines = [f"done in {seconds:.1f} s"]
-    for done in dones:
-        if "objects_per_class" in done:
-            counts = sorted(done["objects_per_class"].items(), key=lambda item: -item[1])
-            lines.append(f"{done['n_objects']} objects" + (": " if counts else "")
-                         + ", ".join(f"{name} {n}" for name, n in counts))
+    lines += [objects_line(done) for done in dones if "objects_per_class" in done]
     areas = next((d["area_m2_per_class"] for d in dones if d.get("area_m2_per_class")), {})
     if areas:
         largest = sorted(areas.items(), key=lambda item: -item[1])
@@ -129,6 +125,12 @@ def summary_lines(dones: list[Mapping[str, Any]], seconds: float) -> list[str]:
         if done.get("instances_raster"):
             lines.append(f"wrote object ids {done['instances_raster']}")
     return lines
+
+
+def objects_line(done: Mapping[str, Any]) -> str:
+    """``12 objects: building 9, pond 3`` from a detect run's ``done`` event (most frequent class first)."""
+    counts = sorted(done["objects_per_class"].items(), key=lambda item: -item[1])
+    return f"{done['n_objects']} objects" + (": " if counts else "") + ", ".join(f"{name} {n}" for name, n in counts)
 
 
 def _area(m2: float) -> str:

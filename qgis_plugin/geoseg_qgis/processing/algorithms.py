@@ -15,6 +15,7 @@ from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingConte
 from qgis.PyQt.QtGui import QIcon
 
 from .. import ICON, settings
+from ..results import objects_line
 from ..sources import local_path, save_as_geotiff
 from ..styling import read_legend, style_class_raster, style_object_ids, style_objects, style_polygons
 from ..worker import (OBJECT_METHOD, DetectOptions, PredictOptions, Step, VectorizeOptions, WorkerCanceled,
@@ -238,8 +239,7 @@ class DetectObjectsAlgorithm(_GeosegAlgorithm):
         done = _run(WorkerRun(detect_steps(python, opts), settings.new_log_path("detect")), feedback)
         if not done:
             return {}
-        feedback.pushInfo(f"{done['n_objects']} objects: "
-                          + ", ".join(f"{name} {n}" for name, n in done["objects_per_class"].items()))
+        feedback.pushInfo(objects_line(done))
         _style_on_load(output, lambda layer: style_objects(layer, done["color_per_class"]), context)
         _style_on_load(ids, lambda layer: style_object_ids(layer, done["n_objects"]), context)
         return {"OUTPUT": output, "INSTANCES": ids, "N_OBJECTS": done["n_objects"]}
