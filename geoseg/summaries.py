@@ -91,6 +91,9 @@ class ObjectSummary(BaseModel):
     n_objects: int
     objects_per_class: dict[str, int]
     area_m2_per_class: dict[str, float]
+    #: Every class the detector can find -> its #rrggbb colour, in the legend's order: how to draw the objects
+    #: (the polygons carry class names only; a QGIS plugin styles them with this).
+    color_per_class: dict[str, str]
     #: The most tile objects held at once, waiting on open seams (bounded by a row of tiles, not the scene).
     peak_pending_objects: int
     elapsed_s: float

@@ -48,7 +48,8 @@ EXAMPLES: list[BaseEvent] = [
     MetricsEvent(output="/d/report", f1=0.61, ap50=0.55, ap=0.31),
     DetectDoneEvent(output="/d/buildings.gpkg", instances_raster=None, format="gpkg", width=900, height=900,
                     tiles_total=16, tiles_run=16, tiles_skipped=0, n_objects=41, objects_per_class={"building": 41},
-                    area_m2_per_class={"building": 8210.5}, peak_pending_objects=12, elapsed_s=3.1,
+                    area_m2_per_class={"building": 8210.5}, color_per_class={"building": "#d62728"},
+                    peak_pending_objects=12, elapsed_s=3.1,
                     megapixels_per_s=0.26),
     ErrorEvent(task="info", message="absent.tif: file not found", exit_code=2),
 ]

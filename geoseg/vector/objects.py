@@ -180,6 +180,7 @@ class ObjectPredictor:
             width=dataset.width, height=dataset.height, tiles_total=stats.tiles_total, tiles_run=stats.tiles_run,
             tiles_skipped=stats.tiles_total - stats.tiles_run, n_objects=features.count,
             objects_per_class=features.per_class, area_m2_per_class=dict(sorted(features.area_per_class.items())),
+            color_per_class={c.name: c.color for c in self.meta.scheme.classes},
             peak_pending_objects=stats.peak_pending, elapsed_s=round(elapsed, 3),
             megapixels_per_s=round(dataset.width * dataset.height / 1e6 / elapsed, 3))
         reporter.done(**summary.model_dump())

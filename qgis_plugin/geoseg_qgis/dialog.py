@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The "segment this layer" dialog: layer, model, outputs, options, Check and Segment.
+"""The "segment this layer" / "detect objects" dialog: layer, model, outputs, options, Check and run.
 
 It only gathers choices and shows what geoseg says about them (``geoseg info``); the work runs in a
-``GeosegTask``. Messages appear in the dialog's status line rather than modal boxes, so that a user can
-read them next to the field they concern.
+``GeosegTask``. What a run makes comes from the model: a semantic bundle a class map (and polygons), an
+instance bundle (``task: instance`` in its metadata) or the bright-objects method objects as polygons (and
+an id raster); the dialog shows the options of the one it will make. Messages appear in the dialog's status
+line rather than modal boxes, so that a user can read them next to the field they concern.
 """
 from __future__ import annotations
 
@@ -23,13 +25,19 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
 from . import environment, settings
 from .bands import band_names, natural_colour
 from .info_query import InfoQuery
+from .results import ClassMapOutputs, ObjectOutputs
 from .sources import local_path, save_as_geotiff
 from .styling import style_natural_colour
 from .task import EnvironmentTask, GeosegTask
-from .worker import ENV_VAR, PredictOptions, WorkerError, WorkerRun, disk_warning, segment_steps
+from .worker import (ENV_VAR, OBJECT_METHOD, DetectOptions, PredictOptions, Step, WorkerError, WorkerRun,
+                     detect_steps, disk_warning, segment_steps)
 
 DEVICES = ("auto", "cpu", "cuda")
-WAITING = "Segment is enabled once geoseg has checked that the layer fits the model"
+WAITING = "{} is enabled once geoseg has checked that the layer fits the model"
+#: The model choices, by index.
+DEFAULT_MODEL, MODEL_FILE, METHOD = range(3)
+METHOD_INFO = (f"<b>{OBJECT_METHOD}</b> (no model): objects brighter than their surroundings, such as roofs, "
+               "found by a threshold on local contrast; a baseline to compare trained models with")
 
 
 class WrappedLabel(QLabel):
@@ -59,6 +67,9 @@ class SegmentDialog(QDialog):
         self.model_bands: list[str] = []
         self.natural_bands: tuple[int, int, int] | None = None
         self.failed = False  # a geoseg query failed since the last change: Segment would fail the same way
+        #: Whether the run finds objects (instance model, bright-objects); None until geoseg said what the
+        #: chosen model file is.
+        self.finds_objects: bool | None = None
         self.task: GeosegTask | None = None
         self._fitted_width = 0
         self._build()
@@ -69,6 +80,7 @@ class SegmentDialog(QDialog):
         self.model_choice.currentIndexChanged.connect(self.refresh)
         self.model_file.fileChanged.connect(self.refresh)
         self.polygons_on.toggled.connect(self.polygons.setEnabled)
+        self.ids_on.toggled.connect(self.ids.setEnabled)
         self._layer_changed()
 
     def _build(self) -> None:
@@ -89,7 +101,9 @@ class SegmentDialog(QDialog):
         self.natural_button.setVisible(False)
         self.fit_info = WrappedLabel()
         self.model_choice = QComboBox()
-        self.model_choice.addItems(["Default model", "Model file"])
+        self.model_choice.addItems(["Default model", "Model file", f"{OBJECT_METHOD} (no model)"])
+        self.model_choice.setToolTip("An instance model (task: instance) or bright-objects finds objects as "
+                                     "polygons; other models make a class map")
         self.model_file = QgsFileWidget()
         self.model_file.setFilter("geoseg model (*.safetensors)")
         self.model_info = WrappedLabel()
@@ -105,6 +119,21 @@ class SegmentDialog(QDialog):
         self.min_area.setRange(0, 1e12)
         self.min_area.setSuffix(" m²")
         self.min_area.setToolTip("Polygons smaller than this are merged into their neighbours (sieve)")
+        self.objects = QgsFileWidget()
+        self.objects.setStorageMode(QgsFileWidget.SaveFile)
+        self.objects.setFilter("GeoPackage (*.gpkg)")
+        self.ids_on = QCheckBox("Object ids")
+        self.ids_on.setToolTip("Also write a raster of object ids (0 where there is no object)")
+        self.ids = QgsFileWidget()
+        self.ids.setStorageMode(QgsFileWidget.SaveFile)
+        self.ids.setFilter("GeoTIFF (*.tif)")
+        self.ids.setEnabled(False)
+        self.score = QDoubleSpinBox()
+        self.score.setRange(-0.05, 1.0)
+        self.score.setSingleStep(0.05)
+        self.score.setSpecialValueText("model default")
+        self.score.setValue(-0.05)
+        self.score.setToolTip("Objects scoring below this (0-1) are left out")
         self.tile = _spin(0, 16384, "model default")
         self.overlap = _spin(-1, 8192, "model default")
         self.device = QComboBox()
@@ -113,11 +142,11 @@ class SegmentDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         self.segment_button = buttons.addButton("Segment", QDialogButtonBox.AcceptRole)
         self.segment_button.setEnabled(False)
-        self.segment_button.setToolTip(WAITING)
+        self.segment_button.setToolTip(WAITING.format("Segment"))
         buttons.accepted.connect(self.segment)
         buttons.rejected.connect(self.reject)
 
-        form = QFormLayout()
+        form = self.form = QFormLayout()
         form.addRow("geoseg Python", _row(self.python, self.check_button, self.new_env_button))
         form.addRow("Raster layer", _row(self.layer, self.save_copy_button, self.natural_button))
         form.addRow("", self.fit_info)
@@ -126,6 +155,11 @@ class SegmentDialog(QDialog):
         form.addRow("Class map", self.output)
         form.addRow(self.polygons_on, self.polygons)
         form.addRow("Min. polygon area", self.min_area)
+        form.addRow("Objects", self.objects)
+        form.addRow(self.ids_on, self.ids)
+        form.addRow("Min. score", self.score)
+        for field in (self.objects, self.ids, self.score):  # until a model that finds objects is chosen
+            _show_row(form, field, False)
         form.addRow("Tile size (px)", self.tile)
         form.addRow("Overlap (px)", self.overlap)
         form.addRow("Device", self.device)
@@ -164,7 +198,11 @@ class SegmentDialog(QDialog):
 
     # -- what the user chose ---------------------------------------------------------------------------
     def model_path(self) -> str | None:
-        return self.model_file.filePath() or None if self.model_choice.currentIndex() == 1 else None
+        return self.model_file.filePath() or None if self.model_choice.currentIndex() == MODEL_FILE else None
+
+    def uses_method(self) -> bool:
+        """bright-objects: no model to ask geoseg about or to fit the layer to."""
+        return self.model_choice.currentIndex() == METHOD
 
     def scene_path(self) -> str | None:
         layer = self.layer.currentLayer()
@@ -177,6 +215,25 @@ class SegmentDialog(QDialog):
             device=self.device.currentText(),
             polygons=self.polygons.filePath() if self.polygons_on.isChecked() else None,
             min_area=self.min_area.value() or None)
+
+    def detect_options(self) -> DetectOptions:
+        return DetectOptions(
+            scene=self.scene_path() or "", output=self.objects.filePath(), model=self.model_path(),
+            tile=self.tile.value() or None, overlap=None if self.overlap.value() < 0 else self.overlap.value(),
+            device=self.device.currentText(), score_threshold=None if self.score.value() < 0 else self.score.value(),
+            instances_raster=self.ids.filePath() if self.ids_on.isChecked() else None)
+
+    def choose_task(self, objects: bool) -> None:
+        """Make the dialog do what the menu entry said: detect objects, or segment.
+
+        Detect objects picks bright-objects unless the chosen model finds objects (or may: a model file
+        geoseg has not described yet); Segment raster leaves a model that finds objects for the default model.
+        """
+        choice = self.model_choice.currentIndex()
+        if objects and not (self.finds_objects or (self.finds_objects is None and choice == MODEL_FILE)):
+            self.model_choice.setCurrentIndex(METHOD)
+        elif not objects and (self.finds_objects or choice == METHOD):
+            self.model_choice.setCurrentIndex(DEFAULT_MODEL)
 
     # -- reacting to changes ---------------------------------------------------------------------------
     def _python_changed(self, path: str) -> None:
@@ -203,6 +260,8 @@ class SegmentDialog(QDialog):
             stem = Path(scene).with_suffix("")
             self.output.setFilePath(f"{stem}_classes.tif")
             self.polygons.setFilePath(f"{stem}_polygons.gpkg")
+            self.objects.setFilePath(f"{stem}_objects.gpkg")
+            self.ids.setFilePath(f"{stem}_object_ids.tif")
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -213,11 +272,15 @@ class SegmentDialog(QDialog):
         self.fit = None
         self.failed = False
         self.model_bands = []
+        # bright-objects finds objects, the default model labels pixels; a model file's bundle says which.
+        self.finds_objects = {METHOD: True, DEFAULT_MODEL: False}.get(self.model_choice.currentIndex())
+        self._show_task()
         self._update_segment()
         self._update_natural_colour()
-        self.model_info.setText("")
+        self.model_info.setText(METHOD_INFO if self.uses_method() else "")
         self.fit_info.setText("")
-        self.model_file.setEnabled(self.model_choice.currentIndex() == 1)
+        self.model_file.setEnabled(self.model_choice.currentIndex() == MODEL_FILE)
+        self.device.setEnabled(not self.uses_method())
         layer = self.layer.currentLayer()
         if layer is not None and self.scene_path() is None:
             self.status.setText(f"{layer.name()} is not a local file geoseg can read: save it as a GeoTIFF "
@@ -230,10 +293,11 @@ class SegmentDialog(QDialog):
             return
         self.status.setText("")
         model = self.model_path()
-        if self.model_choice.currentIndex() == 1 and not model:
+        if self.model_choice.currentIndex() == MODEL_FILE and not model:
             self.fit_info.setText("Choose a model file.")
             return
-        self._query("model", python, model, None, self._show_model)
+        if not self.uses_method():
+            self._query("model", python, model, None, self._show_model)
         self._ask_fit(python)
 
     def _ask_fit(self, python: str) -> None:
@@ -264,11 +328,28 @@ class SegmentDialog(QDialog):
         self._update_segment()
 
     def _update_segment(self) -> None:
-        """Segment only when geoseg said the layer fits the model and nothing failed since."""
+        """Run only when geoseg said what the model makes and that the layer fits it (bright-objects: that
+        it can read the layer), and nothing failed since."""
         fits = (self.fit or {}).get("fits") or {}
-        ready = bool(fits.get("ok")) and not self.failed
+        fitting = self.fit is not None if self.uses_method() else bool(fits.get("ok"))
+        ready = fitting and self.finds_objects is not None and not self.failed
         self.segment_button.setEnabled(ready)
-        self.segment_button.setToolTip("" if ready else WAITING)
+        self.segment_button.setToolTip("" if ready else WAITING.format(self.segment_button.text()))
+
+    def _show_task(self) -> None:
+        """The options of what the run makes: objects (and their ids), or a class map (and polygons).
+
+        While geoseg has not yet said what a newly chosen model is, the options stay as they were.
+        """
+        if self.finds_objects is None:
+            return
+        objects = self.finds_objects
+        for field in (self.output, self.polygons, self.min_area):
+            _show_row(self.form, field, not objects)
+        for field in (self.objects, self.ids, self.score):
+            _show_row(self.form, field, objects)
+        self.setWindowTitle("geoseg: detect objects" if objects else "geoseg: segment raster")
+        self.segment_button.setText("Detect objects" if objects else "Segment")
 
     def _update_natural_colour(self) -> None:
         """Offer natural colour when the band names say which bands are red, green and blue."""
@@ -295,11 +376,17 @@ class SegmentDialog(QDialog):
         if bundle.get("error"):  # the installation's default model could not be read
             self.model_info.setText(f"<b>Default model unusable:</b> {html.escape(bundle['error'])}")
             return
+        # The CLI finds objects with an instance bundle passed as a file (the default model labels pixels).
+        self.finds_objects = (bundle.get("task") == "instance"
+                              and self.model_choice.currentIndex() == MODEL_FILE)
         classes = " ".join(f"<span style='color:{html.escape(c.get('color', '#808080'))}'>■</span>"
                            f"&nbsp;{html.escape(str(c.get('name')))}" for c in bundle.get("classes", []))
         self.model_bands = [str(b.get("name")) for b in bundle.get("bands", [])]
         bands = ", ".join(self.model_bands)
-        self.model_info.setText(f"<b>Classes:</b> {classes}<br><b>Bands:</b> {html.escape(bands)}")
+        kind = "Objects" if self.finds_objects else "Classes"
+        self.model_info.setText(f"<b>{kind}:</b> {classes}<br><b>Bands:</b> {html.escape(bands)}")
+        self._show_task()
+        self._update_segment()
         self._update_natural_colour()
 
     def _show_fit(self, data: dict[str, Any]) -> None:
@@ -307,6 +394,9 @@ class SegmentDialog(QDialog):
         self._update_segment()
         self._update_natural_colour()
         fits = data.get("fits")
+        if self.uses_method():  # nothing to fit; the answer says geoseg reads the layer
+            self.fit_info.setText(f"✔ {OBJECT_METHOD} runs on the layer's own bands")
+            return
         if fits is None:  # no model to check against (no default model installed)
             self.fit_info.setText("")
             return
@@ -314,7 +404,7 @@ class SegmentDialog(QDialog):
         lines += [f"<span style='color:#b26a00'>⚠ {html.escape(w)}</span>" for w in fits.get("warnings", [])]
         folder = os.path.dirname(self.output.filePath()) or "."
         space = disk_warning(folder, int(data.get("width", 0)), int(data.get("height", 0)))
-        if space:
+        if space and not self.finds_objects:  # the warning sizes a class map
             lines.append(f"<span style='color:#b26a00'>⚠ {html.escape(space)}</span>")
         self.fit_info.setText("<br>".join(lines) or "✔ the layer fits the model")
 
@@ -334,7 +424,7 @@ class SegmentDialog(QDialog):
         devices = ", ".join(str(d.get("name")) for d in data.get("devices", []))
         self.status.setText(f"✔ geoseg {data.get('geoseg_version')} (torch {data.get('torch_version')}) · "
                             f"devices: {devices} · default model: {_model_name(data.get('default_model'))}")
-        if self.model_choice.currentIndex() == 0:
+        if self.model_choice.currentIndex() == DEFAULT_MODEL:
             self._show_model(data)
         if self.failed or self.fit is None:  # geoseg works now (e.g. installed since): ask about the layer
             self.failed = False
@@ -408,17 +498,27 @@ class SegmentDialog(QDialog):
 
     def make_task(self) -> GeosegTask:
         python = settings.interpreter()
-        opts = self.options()
-        if not opts.scene:
+        scene = self.scene_path()
+        if not scene:
             raise WorkerError("choose a raster layer stored in a local file (or save it as a GeoTIFF first)")
-        if not opts.output:
-            raise WorkerError("choose where to write the class map")
-        problems = ((self.fit or {}).get("fits") or {}).get("problems") or []
+        problems = [] if self.uses_method() else ((self.fit or {}).get("fits") or {}).get("problems") or []
         if problems:
             raise WorkerError("the layer does not fit the model: " + "; ".join(problems))
-        worker = WorkerRun(segment_steps(python, opts), settings.new_log_path("segment"))
-        return GeosegTask(f"segment {Path(opts.scene).name}", worker, opts.output, opts.polygons,
-                          self.iface.messageBar())
+        steps: list[Step]
+        outputs: ClassMapOutputs | ObjectOutputs
+        if self.finds_objects:
+            found = self.detect_options()
+            if not found.output:
+                raise WorkerError("choose where to write the objects")
+            steps, outputs = detect_steps(python, found), ObjectOutputs(found.output, found.instances_raster)
+            what, log = f"detect objects in {Path(scene).name}", "detect"
+        else:
+            opts = self.options()
+            if not opts.output:
+                raise WorkerError("choose where to write the class map")
+            steps, outputs = segment_steps(python, opts), ClassMapOutputs(opts.output, opts.polygons)
+            what, log = f"segment {Path(scene).name}", "segment"
+        return GeosegTask(what, WorkerRun(steps, settings.new_log_path(log)), outputs, self.iface.messageBar())
 
 
 def _base_python() -> str:
@@ -442,6 +542,14 @@ def _spin(low: int, high: int, special: str) -> QSpinBox:
     spin.setSpecialValueText(special)
     spin.setValue(low)
     return spin
+
+
+def _show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
+    """Show or hide a form row, its label included (Qt 5 has no QFormLayout.setRowVisible)."""
+    field.setVisible(visible)
+    label = form.labelForField(field)
+    if label is not None:
+        label.setVisible(visible)
 
 
 def _row(*widgets: QWidget) -> QWidget:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Plugin entry: a Raster-menu/toolbar action for the dialog, and the Processing provider."""
+"""Plugin entry: Raster-menu actions for the dialog (Segment raster…, Detect objects…; the first also
+on the toolbar), and the Processing provider."""
 from __future__ import annotations
 
 from typing import Any
@@ -21,6 +22,7 @@ class GeosegPlugin:
         self.iface = iface
         self.provider: GeosegProvider | None = None
         self.action: QAction | None = None
+        self.detect_action: QAction | None = None
         self.dialog: SegmentDialog | None = None
 
     def initProcessing(self) -> None:
@@ -31,14 +33,22 @@ class GeosegPlugin:
         self.initProcessing()
         self.action = QAction(QIcon(ICON), "Segment raster…", self.iface.mainWindow())
         self.action.setToolTip("Segment a raster layer into land-cover classes with geoseg")
-        self.action.triggered.connect(self.show_dialog)
+        self.action.triggered.connect(lambda: self.show_dialog(objects=False))
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToRasterMenu(MENU, self.action)
+        self.detect_action = QAction(QIcon(ICON), "Detect objects…", self.iface.mainWindow())
+        self.detect_action.setToolTip("Find objects such as buildings in a raster layer with geoseg: one "
+                                      "polygon each, with its class, score and area")
+        self.detect_action.triggered.connect(lambda: self.show_dialog(objects=True))
+        self.iface.addPluginToRasterMenu(MENU, self.detect_action)
 
-    def show_dialog(self) -> SegmentDialog:
-        """One dialog, reused: it remembers the last choices during the session."""
+    def show_dialog(self, objects: bool | None = None) -> SegmentDialog:
+        """One dialog, reused: it remembers the last choices during the session. ``objects``: the menu
+        entry used (Detect objects / Segment raster) sets what the run makes; ``None`` keeps the choices."""
         if self.dialog is None:
             self.dialog = SegmentDialog(self.iface, self.iface.mainWindow())
+        if objects is not None:
+            self.dialog.choose_task(objects)
         self.dialog.show()
         self.dialog.raise_()
         return self.dialog
@@ -52,6 +62,10 @@ class GeosegPlugin:
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None
+        if self.detect_action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.detect_action)
+            self.detect_action.deleteLater()
+            self.detect_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

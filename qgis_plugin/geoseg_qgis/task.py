@@ -10,7 +10,7 @@ from qgis.core import Qgis, QgsProject, QgsTask
 
 from . import environment, settings
 from .messages import push
-from .results import add_outputs, summary_lines
+from .results import ClassMapOutputs, ObjectOutputs, summary_lines
 from .worker import WorkerCanceled, WorkerError, WorkerResult, WorkerRun
 
 
@@ -41,12 +41,12 @@ class GeosegTask(QgsTask):
 
     alive: set["GeosegTask"] = set()
 
-    def __init__(self, what: str, worker: WorkerRun, classmap: str | None, polygons: str | None,
+    def __init__(self, what: str, worker: WorkerRun, outputs: ClassMapOutputs | ObjectOutputs,
                  message_bar: Any, project: QgsProject | None = None) -> None:
         super().__init__(f"geoseg: {what}", QgsTask.CanCancel)  # the task manager shows no other title
         self.what = what  # e.g. "segment scene.tif": messages add only the bar's own "geoseg" title
         self.worker = worker
-        self.classmap, self.polygons = classmap, polygons
+        self.outputs = outputs
         self.message_bar = message_bar
         self.project = project or QgsProject.instance()
         self.result: WorkerResult | None = None
@@ -65,14 +65,12 @@ class GeosegTask(QgsTask):
         GeosegTask.alive.discard(self)
         if ok and self.result is not None:
             try:
-                self.layers = add_outputs(self.project, self.classmap, self.polygons)
+                self.layers = self.outputs.add(self.project, self.result.dones)
             except ValueError as exc:
                 self.error = str(exc)
             else:
-                added = " and ".join(name for name, path in (("the class map", self.classmap),
-                                                             ("the polygons", self.polygons)) if path)
                 push(self.message_bar, Qgis.Success,
-                     f"{self.what}: done in {self.result.seconds:.1f} s, added {added}",
+                     f"{self.what}: done in {self.result.seconds:.1f} s, {self.outputs.described(self.result.dones)}",
                      details="\n".join(summary_lines(self.result.dones, self.result.seconds)))
                 return
         if self.error:

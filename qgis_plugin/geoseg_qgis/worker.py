@@ -119,10 +119,10 @@ def info_command(python: str, path: str | None = None, model: str | None = None)
     """``geoseg info [PATH] --json [--model M]``: environment, a model bundle, or a scene's fit to a model."""
     cmd = [python, "-m", "geoseg", "info"]
     if path:
-        cmd.append(path)
+        cmd.append(_abs(path))
     cmd.append("--json")
     if model:
-        cmd += ["--model", model]
+        cmd += ["--model", _abs(model)]
     return cmd
 
 
@@ -138,6 +138,25 @@ class PredictOptions:
     device: str = "auto"
     polygons: str | None = None
     min_area: float | None = None
+
+
+#: The training-free object method of ``geoseg predict --method`` (objects brighter than their surroundings).
+OBJECT_METHOD = "bright-objects"
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """A "detect objects" run: ``model`` an instance bundle (its metadata says ``task: instance``), or
+    ``OBJECT_METHOD`` when ``model`` is ``None``; ``None`` elsewhere means the model's default."""
+
+    scene: str
+    output: str
+    model: str | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    device: str = "auto"
+    score_threshold: float | None = None
+    instances_raster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,11 +184,32 @@ def predict_command(python: str, opts: PredictOptions) -> list[str]:
     cmd = [python, "-m", "geoseg", "predict", _abs(opts.scene), "-o", _abs(opts.output)]
     if opts.model:
         cmd += ["--model", _abs(opts.model)]
-    if opts.tile:
-        cmd += ["--tile", str(opts.tile)]
-    if opts.overlap is not None:
-        cmd += ["--overlap", str(opts.overlap)]
-    return cmd + ["--device", opts.device, "--overwrite", "--progress", "json"]
+    return cmd + _engine_args(opts.tile, opts.overlap, opts.device)
+
+
+def detect_command(python: str, opts: DetectOptions) -> list[str]:
+    """``geoseg predict`` finding objects: with an instance model it writes polygons, not a class map."""
+    cmd = [python, "-m", "geoseg", "predict", _abs(opts.scene), "-o", _abs(opts.output)]
+    cmd += ["--model", _abs(opts.model)] if opts.model else ["--method", OBJECT_METHOD]
+    if opts.score_threshold is not None:
+        cmd += ["--score-threshold", repr(float(opts.score_threshold))]
+    if opts.instances_raster:
+        cmd += ["--instances-raster", _abs(opts.instances_raster)]
+    return cmd + _engine_args(opts.tile, opts.overlap, opts.device)
+
+
+def detect_steps(python: str, opts: DetectOptions) -> list[Step]:
+    """One command; a canceled or failed run removes the polygons and the id raster alike."""
+    outputs = [_abs(p) for p in (opts.output, opts.instances_raster) if p]
+    return [Step(detect_command(python, opts), outputs)]
+
+
+def _engine_args(tile: int | None, overlap: int | None, device: str) -> list[str]:
+    """Tile, overlap (``None``: the model's) and device, then the options every plugin run passes."""
+    cmd = ["--tile", str(tile)] if tile else []
+    if overlap is not None:
+        cmd += ["--overlap", str(overlap)]
+    return cmd + ["--device", device, "--overwrite", "--progress", "json"]
 
 
 def vectorize_command(python: str, opts: VectorizeOptions) -> list[str]:
@@ -452,6 +492,21 @@ def _read_lines(proc: subprocess.Popen, lines: "queue.Queue[str | None]") -> Non
     except (OSError, ValueError):  # the pipe was closed under us: the run is over anyway
         pass
     lines.put(None)
+
+
+def run_info(python: str, path: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """``geoseg info [PATH] --json [--model M]`` to its end: for code off the GUI thread (Processing).
+
+    The dialog asks through ``info_query.InfoQuery`` instead, which does not block.
+    """
+    command = info_command(python, path, model)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              stdin=subprocess.DEVNULL, env=clean_env(), cwd=WORKER_CWD, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WorkerError(f"`{' '.join(command)}` failed ({exc}): check geoseg's interpreter in {WHERE} "
+                          f"(or {ENV_VAR})") from exc
+    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
 
 
 def parse_info(returncode: int, stdout: str, stderr: str, python: str) -> dict[str, Any]:

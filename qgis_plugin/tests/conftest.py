@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "qgis_plugin"))
 
-from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, info_command, parse_info  # noqa: E402
+from geoseg_qgis.worker import WORKER_CWD, WorkerError, clean_env, run_info  # noqa: E402
 
 SAMPLE_TILE = REPO / "sample_tiles" / "zion_landsat8_b2345.tif"
 EVENT_SCHEMA = REPO / "qgis_plugin" / "geoseg_qgis" / "events.schema.json"
@@ -46,11 +46,58 @@ MAKE_BUNDLE = textwrap.dedent("""
 """)
 
 
-def run_info(python: str, path: str | None = None) -> dict[str, Any]:
-    """``geoseg info [PATH] --json`` in the worker environment, the way the plugin's InfoQuery runs it."""
-    proc = subprocess.run(info_command(python, path), capture_output=True, text=True, env=clean_env(),
-                          cwd=WORKER_CWD, timeout=300)
-    return parse_info(proc.returncode, proc.stdout, proc.stderr, python)
+#: A tiny random-weight Mask R-CNN bundle (task: instance) for the 3-band 0.5 m scenes below.
+MAKE_INSTANCE_BUNDLE = textwrap.dedent("""
+    import sys, torch
+    from geoseg.io.legend import ClassInfo, ClassScheme
+    from geoseg.model.bundle import ModelBundle
+    from geoseg.model.meta import BandSpec, BundleMeta, ModelSpec
+    from geoseg.model.networks import build_model
+    torch.manual_seed(0)
+    classes = [ClassInfo(id=1, name="building", color="#d62728"), ClassInfo(id=2, name="pond", color="#1f77b4")]
+    meta = BundleMeta(name="plugin-buildings", task="instance",
+                      model=ModelSpec(architecture="MaskRCNN", encoder="resnet18", decoder_channels=[16]),
+                      bands=[BandSpec(name=n, mean=80.0, std=40.0) for n in ("red", "green", "blue")],
+                      input_dtype="uint8", scheme=ClassScheme(classes=classes), gsd=0.5, tile_size=128, overlap=32)
+    ModelBundle.from_module(meta, build_model(meta)).save(sys.argv[1])
+""")
+#: Bright rectangles (row, column, height, width in px) on a noisy background: each is one object to
+#: bright-objects. At 0.5 m they are 70-135 m², like houses.
+RECTS = [(20, 20, 16, 24), (20, 100, 20, 20), (120, 40, 18, 30), (110, 150, 24, 16), (60, 200, 14, 20)]
+
+
+def write_objects_scene(path: Path, crs: bool = True) -> Path:
+    """A 3-band uint8 GeoTIFF (UTM 33N, 0.5 m pixels) with ``RECTS``, through QGIS's GDAL; ``crs=False``
+    leaves out the CRS (and with it the pixel size in metres)."""
+    import numpy as np
+    from osgeo import gdal, osr
+
+    data = (60 + np.random.default_rng(0).normal(0, 6, (3, 200, 240))).clip(0, 255)
+    for y, x, h, w in RECTS:
+        data[:, y:y + h, x:x + w] = 200
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 240, 200, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((500000.0, 0.5, 0.0, 4500000.0, 0.0, -0.5))
+    if crs:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(32633)
+        ds.SetProjection(srs.ExportToWkt())
+    ds.WriteArray(data.astype(np.uint8))
+    ds = None
+    return path
+
+
+@pytest.fixture(scope="session")
+def objects_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_objects_scene(tmp_path_factory.mktemp("objects") / "houses.tif")
+
+
+@pytest.fixture(scope="session")
+def instance_model(geoseg_python: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The path of a tiny instance bundle (a real Mask R-CNN, random weights; ~45 MB, seconds to build)."""
+    path = tmp_path_factory.mktemp("instance") / "buildings.safetensors"
+    subprocess.run([geoseg_python, "-c", MAKE_INSTANCE_BUNDLE, str(path)], check=True, env=clean_env(),
+                   cwd=WORKER_CWD)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,16 @@ import pytest
 pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_qgis.sh, then "
                     "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
 
+from osgeo import gdal  # noqa: E402
 from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer,  # noqa: E402
                        QgsMultiBandColorRenderer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer,
-                       QgsVectorLayer)
+                       QgsSingleBandPseudoColorRenderer, QgsVectorLayer)
 from qgis.PyQt.QtCore import QtDebugMsg, QtInfoMsg, QtMsgType, Qt, qInstallMessageHandler  # noqa: E402
 
+from conftest import RECTS, write_objects_scene  # noqa: E402
+from geoseg_qgis.dialog import DEFAULT_MODEL, METHOD  # noqa: E402
 from geoseg_qgis.messages import HEADLINE_CHARS, pushed  # noqa: E402
+from geoseg_qgis.results import ClassMapOutputs  # noqa: E402
 from geoseg_qgis.task import GeosegTask  # noqa: E402
 from geoseg_qgis.worker import resolve_interpreter, WorkerError  # noqa: E402
 from rendering import render_result  # noqa: E402
@@ -57,8 +61,10 @@ def test_plugin_loads_and_unloads_cleanly(qgis_iface: Any, qgis_new_project: Any
     plugin.initGui()
     provider = registry.providerById("geoseg")
     assert provider is not None
-    assert sorted(a.id() for a in provider.algorithms()) == ["geoseg:segment", "geoseg:vectorize"]
+    assert sorted(a.id() for a in provider.algorithms()) == ["geoseg:detect", "geoseg:segment", "geoseg:vectorize"]
     assert all(a.shortHelpString() for a in provider.algorithms())
+    menu = [call.args for call in qgis_iface.addPluginToRasterMenu.call_args_list]
+    assert ("geoseg", plugin.action) in menu and ("geoseg", plugin.detect_action) in menu
     dialog = plugin.show_dialog()
     assert dialog.isVisible() and dialog.queries  # asking geoseg about the default model
     plugin.unload()
@@ -240,7 +246,7 @@ def test_failed_run_shows_a_headline_and_the_whole_message(qgis_iface: Any, tmp_
 
     crash = [sys.executable, "-c", "import sys; sys.stderr.write('No module named geoseg\\n'); sys.exit(1)"]
     worker = WorkerRun([Step(crash, [str(tmp_path / "c.tif")])], tmp_path / "run.log")
-    task = GeosegTask("segment scene.tif", worker, str(tmp_path / "c.tif"), None, qgis_iface.messageBar())
+    task = GeosegTask("segment scene.tif", worker, ClassMapOutputs(str(tmp_path / "c.tif")), qgis_iface.messageBar())
     qgis_iface.messageBar().clearWidgets()
     QgsApplication.taskManager().addTask(task)
     wait_until(lambda: task not in GeosegTask.alive, timeout=60)
@@ -339,3 +345,118 @@ def test_new_environment_sets_the_interpreter(plugin: Any, qgis_iface: Any, tmp_
     assert text == f"new environment ready: geoseg runs with {venv_python(folder)}" and "-m venv" in details
     assert dialog.create_environment(str(folder)) is None  # never into a folder that holds anything
     assert "already exists and is not empty" in dialog.status.text()
+
+
+# ------------------------------------------------------------------------------------------ detect objects
+@pytest.mark.slow
+def test_detect_objects_adds_styled_objects_and_their_ids(plugin: Any, qgis_iface: Any, objects_scene: Path,
+                                                          worker_env: str, tmp_path: Path, wait_until: Any,
+                                                          checked_events: list[dict]) -> None:
+    scene = QgsRasterLayer(str(objects_scene), "houses", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    plugin.detect_action.trigger()  # Raster > geoseg > Detect objects…
+    dialog = plugin.dialog
+    dialog.layer.setLayer(scene)
+    assert dialog.model_choice.currentIndex() == METHOD and "bright-objects" in dialog.model_info.text()
+    assert (dialog.windowTitle(), dialog.segment_button.text()) == ("geoseg: detect objects", "Detect objects")
+    assert all(w.isHidden() for w in (dialog.output, dialog.polygons, dialog.polygons_on, dialog.min_area))
+    assert not any(w.isHidden() for w in (dialog.objects, dialog.ids, dialog.ids_on, dialog.score))
+    assert not dialog.device.isEnabled()  # no model to put on a GPU
+    assert dialog.objects.filePath() == str(objects_scene.with_name("houses_objects.gpkg"))
+    dialog.objects.setFilePath(str(tmp_path / "houses.gpkg"))
+    dialog.ids_on.setChecked(True)
+    dialog.ids.setFilePath(str(tmp_path / "houses.tif"))
+    wait_until(dialog.segment_button.isEnabled, timeout=180)
+    _assert_text_not_cut(dialog)
+
+    qgis_iface.messageBar().clearWidgets()
+    task = dialog.segment()
+    assert task is not None and task.description() == "geoseg: detect objects in houses.tif"
+    wait_until(lambda: task not in GeosegTask.alive, timeout=300)
+    assert task.error is None
+    [done] = [e for e in checked_events if e["event"] == "done"]  # checked against events.schema.json
+    assert done["task"] == "detect" and done["n_objects"] == len(RECTS)
+    objects, ids = task.layers
+    assert (objects.name(), ids.name()) == ("houses (objects)", "houses (object ids)")  # same stem
+    assert set(QgsProject.instance().mapLayers().values()) >= {objects, ids}
+
+    assert isinstance(objects, QgsVectorLayer) and objects.featureCount() == len(RECTS)
+    assert objects.crs() == scene.crs()
+    assert {"instance_id", "class_id", "class_name", "score", "area_m2"} <= set(objects.fields().names())
+    areas = sorted(f["area_m2"] for f in objects.getFeatures())
+    assert areas == pytest.approx(sorted(h * w * 0.25 for _, _, h, w in RECTS), rel=0.05)
+    renderer = objects.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_name"
+    [category] = renderer.categories()
+    assert (category.value(), category.label()) == ("object", "object")
+    outline = category.symbol().symbolLayer(0)
+    assert outline.strokeColor().name() == done["color_per_class"]["object"]  # geoseg's colour for the class
+    assert outline.fillColor().alpha() < 128 and outline.strokeWidth() >= 0.5  # imagery shows through
+
+    assert isinstance(ids, QgsRasterLayer) and isinstance(ids.renderer(), QgsSingleBandPseudoColorRenderer)
+    assert ids.crs() == scene.crs() and ids.extent() == scene.extent()
+    values = gdal.Open(str(tmp_path / "houses.tif")).ReadAsArray()
+    assert sorted(set(values.ravel().tolist())) == list(range(len(RECTS) + 1))  # 0: no object
+
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Success)
+    assert text.startswith("detect objects in houses.tif: done in ") and len(text) <= HEADLINE_CHARS
+    assert text.endswith(f"found {len(RECTS)} objects, added them and their ids")
+    assert f"{len(RECTS)} objects: object {len(RECTS)}" in details
+    assert f"wrote objects {tmp_path / 'houses.gpkg'}" in details
+    assert f"wrote object ids {tmp_path / 'houses.tif'}" in details
+
+    plugin.action.trigger()  # Raster > geoseg > Segment raster…: back to the class-map options
+    assert dialog.model_choice.currentIndex() == DEFAULT_MODEL
+    assert dialog.objects.isHidden() and not dialog.output.isHidden()
+
+
+@pytest.mark.slow
+def test_detect_refusal_shows_geoseg_line(plugin: Any, qgis_iface: Any, worker_env: str, tmp_path: Path,
+                                          wait_until: Any) -> None:
+    """A scene without a CRS has no pixel size in metres: geoseg refuses it in one line, and nothing is left."""
+    scene_path = write_objects_scene(tmp_path / "no_crs.tif", crs=False)
+    scene = QgsRasterLayer(str(scene_path), "no crs", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog(objects=True)
+    dialog.layer.setLayer(scene)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog.objects.setFilePath(str(out / "objects.gpkg"))
+    wait_until(dialog.segment_button.isEnabled, timeout=180)
+    qgis_iface.messageBar().clearWidgets()
+    task = dialog.segment()
+    wait_until(lambda: task not in GeosegTask.alive, timeout=300)
+    [(text, details)] = pushed(qgis_iface.messageBar(), Qgis.Critical)
+    refusal = (f"{scene_path}: bright-objects needs the scene's pixel size in metres (a projected CRS) to size "
+               "objects; reproject the scene")
+    assert details == task.error and details.startswith(refusal + " (worker log: ")
+    assert "\n" not in details and "Traceback" not in details
+    assert text.startswith("detect objects in no_crs.tif failed: ")
+    assert task.layers == [] and list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_an_instance_model_switches_the_dialog_to_objects(plugin: Any, objects_scene: Path, instance_model: str,
+                                                          worker_env: str, wait_until: Any) -> None:
+    """What a run makes comes from the bundle: ``task: instance`` in its metadata means objects."""
+    scene = QgsRasterLayer(str(objects_scene), "houses", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog(objects=False)
+    dialog.layer.setLayer(scene)
+    dialog.model_choice.setCurrentIndex(1)
+    dialog.model_file.setFilePath(instance_model)
+    wait_until(lambda: dialog.finds_objects is not None and dialog.fit is not None, timeout=180)
+    assert dialog.finds_objects and dialog.fit["fits"]["ok"], dialog.fit
+    assert dialog.segment_button.isEnabled() and dialog.segment_button.text() == "Detect objects"
+    assert dialog.output.isHidden() and not dialog.objects.isHidden() and dialog.device.isEnabled()
+    assert dialog.model_info.text().startswith("<b>Objects:</b>") and "building" in dialog.model_info.text()
+    dialog.score.setValue(0.3)
+    [step] = dialog.make_task().worker.steps
+    assert step.command[5:9] == ["-o", dialog.objects.filePath(), "--model", instance_model]
+    assert "--method" not in step.command and step.command[9:11] == ["--score-threshold", "0.3"]
+    plugin.show_dialog(objects=True)  # Detect objects… keeps a model that finds objects
+    assert dialog.model_choice.currentIndex() == 1
+    plugin.show_dialog(objects=False)  # Segment raster… does not: the default model labels pixels
+    assert dialog.model_choice.currentIndex() == DEFAULT_MODEL
+    assert dialog.finds_objects is False and not dialog.output.isHidden() and dialog.objects.isHidden()
+    assert dialog.segment_button.text() == "Segment"

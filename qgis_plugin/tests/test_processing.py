@@ -11,10 +11,14 @@ pytest.importorskip("qgis.core", reason="QGIS is not installed: run .ci/install_
                     "QT_QPA_PLATFORM=offscreen .venv-qgis/bin/python -m pytest qgis_plugin/tests")
 
 import processing  # noqa: E402
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer  # noqa: E402
+from osgeo import gdal  # noqa: E402
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsProcessingException, QgsProcessingFeedback,  # noqa: E402
+                       QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer)
 
+from conftest import RECTS, write_objects_scene  # noqa: E402
 from geoseg_qgis import ICON  # noqa: E402
 from geoseg_qgis.processing.algorithms import CANCELED  # noqa: E402
+from geoseg_qgis.task import GeosegTask  # noqa: E402
 
 pytestmark = pytest.mark.qgis
 
@@ -90,3 +94,60 @@ def test_cancel_is_reported_in_the_log(provider: Any, sample_tile: Path, model: 
     assert result == {}, result
     assert feedback.warnings == [CANCELED]
     assert list(tmp_path.iterdir()) == []
+
+
+def _objects(path: Path) -> list[tuple]:
+    """Each object's class, score, area and outline: what two runs on one scene must agree on."""
+    layer = QgsVectorLayer(str(path), "objects", "ogr")
+    assert layer.isValid(), path
+    return sorted((f["class_name"], f["score"], f["area_m2"], f.geometry().asWkt(3)) for f in layer.getFeatures())
+
+
+def _loaded(path: Path) -> Any:
+    [layer] = [la for la in QgsProject.instance().mapLayers().values() if la.source().split("|")[0] == str(path)]
+    return layer
+
+
+@pytest.mark.slow
+def test_detect_objects_gives_what_the_dialog_gives(provider: Any, plugin: Any, objects_scene: Path,
+                                                    worker_env: str, tmp_path: Path, wait_until: Any) -> None:
+    objects, ids = tmp_path / "alg.gpkg", tmp_path / "alg_ids.tif"
+    result = processing.runAndLoadResults("geoseg:detect", {"INPUT": str(objects_scene), "OUTPUT": str(objects),
+                                                            "INSTANCES": str(ids)})
+    assert result["N_OBJECTS"] == len(RECTS)
+    layer = _loaded(objects)  # loaded and styled as the dialog styles it
+    assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
+    assert [c.value() for c in layer.renderer().categories()] == ["object"]
+    assert isinstance(_loaded(ids).renderer(), QgsSingleBandPseudoColorRenderer)
+
+    scene = QgsRasterLayer(str(objects_scene), "houses", "gdal")
+    QgsProject.instance().addMapLayer(scene)
+    dialog = plugin.show_dialog(objects=True)
+    dialog.layer.setLayer(scene)
+    dialog.objects.setFilePath(str(tmp_path / "dialog.gpkg"))
+    dialog.ids_on.setChecked(True)
+    dialog.ids.setFilePath(str(tmp_path / "dialog_ids.tif"))
+    wait_until(dialog.segment_button.isEnabled, timeout=180)
+    task = dialog.segment()
+    wait_until(lambda: task not in GeosegTask.alive, timeout=300)
+    assert task.error is None
+    assert len(_objects(objects)) == len(RECTS) and _objects(objects) == _objects(tmp_path / "dialog.gpkg")
+    same = gdal.Open(str(ids)).ReadAsArray() == gdal.Open(str(tmp_path / "dialog_ids.tif")).ReadAsArray()
+    assert same.all()
+
+
+@pytest.mark.slow
+def test_detect_objects_refusals_are_one_line(provider: Any, installation: dict, worker_env: str,
+                                              tmp_path: Path) -> None:
+    no_crs = write_objects_scene(tmp_path / "no_crs.tif", crs=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(QgsProcessingException) as refused:
+        processing.run("geoseg:detect", {"INPUT": str(no_crs), "OUTPUT": str(out / "objects.gpkg")})
+    assert str(refused.value).startswith(f"{no_crs}: bright-objects needs the scene's pixel size in metres")
+    assert "\n" not in str(refused.value) and list(out.iterdir()) == []
+
+    semantic = installation["default_model"]["path"]  # the shipped model labels pixels: named so before any run
+    with pytest.raises(QgsProcessingException, match=r"is not an instance model \(its task is semantic"):
+        processing.run("geoseg:detect", {"INPUT": str(no_crs), "MODEL": semantic, "OUTPUT": str(out / "objects.gpkg")})
+    assert list(out.iterdir()) == []

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from geoseg_qgis.worker import (PredictOptions, Step, VectorizeOptions, WorkerCanceled,  # noqa: E402
-                                WorkerError, WorkerRun, clean_env, disk_warning, parse_event,
-                                predict_command, progress_percent, resolve_interpreter, segment_steps,
-                                vectorize_command)
+from geoseg_qgis.worker import (DetectOptions, PredictOptions, Step, VectorizeOptions,  # noqa: E402
+                                WorkerCanceled, WorkerError, WorkerRun, clean_env, detect_steps, disk_warning,
+                                info_command, parse_event, predict_command, progress_percent,
+                                resolve_interpreter, segment_steps, vectorize_command)
 
 
 def script(body: str) -> list[str]:
@@ -68,6 +68,8 @@ def test_relative_paths_are_made_absolute(tmp_path: Path, monkeypatch: pytest.Mo
                                      str(tmp_path / "m.safetensors"), "--device"]
     assert vectorize.command[4:7] == [str(tmp_path / "o.tif"), "-o", str(tmp_path / "p.gpkg")]
     assert vectorize.outputs == [str(tmp_path / "p.gpkg")]
+    assert info_command("py", "s.tif", "m.safetensors")[4:] == [str(tmp_path / "s.tif"), "--json", "--model",
+                                                              str(tmp_path / "m.safetensors")]
 
 
 def test_polygons_add_a_vectorize_step_on_the_class_map() -> None:
@@ -75,6 +77,20 @@ def test_polygons_add_a_vectorize_step_on_the_class_map() -> None:
     predict, vectorize = segment_steps("py", PredictOptions("/s.tif", "/o.tif", polygons="/p.gpkg", min_area=900))
     assert predict.outputs == ["/o.tif"] and vectorize.outputs == ["/p.gpkg"]
     assert vectorize.command[3:9] == ["vectorize", "/o.tif", "-o", "/p.gpkg", "--min-area", "900.0"]
+
+
+def test_detect_runs_the_instance_model_or_bright_objects() -> None:
+    [method] = detect_steps("py", DetectOptions("/d/s.tif", "/d/objects.gpkg"))
+    assert method.command == ["py", "-m", "geoseg", "predict", "/d/s.tif", "-o", "/d/objects.gpkg", "--method",
+                              "bright-objects", "--device", "auto", "--overwrite", "--progress", "json"]
+    assert method.outputs == ["/d/objects.gpkg"]
+    [model] = detect_steps("py", DetectOptions("/d/s.tif", "/d/objects.gpkg", model="/m.safetensors", tile=512,
+                                               overlap=128, device="cpu", score_threshold=0.0,
+                                               instances_raster="/d/ids.tif"))
+    assert model.command[7:] == ["--model", "/m.safetensors", "--score-threshold", "0.0", "--instances-raster",
+                                 "/d/ids.tif", "--tile", "512", "--overlap", "128", "--device", "cpu",
+                                 "--overwrite", "--progress", "json"]
+    assert model.outputs == ["/d/objects.gpkg", "/d/ids.tif"]  # a canceled run removes both
 
 
 def test_vectorize_command() -> None:

@@ -33,6 +33,7 @@ def test_every_format_has_the_object_attributes(scene: tuple[Path, np.ndarray], 
     frame = gpd.read_parquet(dst) if suffix == ".parquet" else pyogrio.read_dataframe(dst)
     id_column = "inst_id" if suffix == ".shp" else "instance_id"
     assert summary.n_objects == len(frame) == 3
+    assert summary.color_per_class == {"building": "#d62728", "tree": "#2ca02c"}  # every class, found or not
     assert sorted(frame[id_column]) == [1, 2, 3]
     assert set(frame.columns) >= {id_column, "class_id", "class_name", "score", "area_m2"}
     frame = frame.sort_values("area_m2")

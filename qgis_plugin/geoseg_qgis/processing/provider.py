@@ -6,7 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .. import ICON
-from .algorithms import SegmentRasterAlgorithm, VectorizeClassMapAlgorithm
+from .algorithms import DetectObjectsAlgorithm, SegmentRasterAlgorithm, VectorizeClassMapAlgorithm
 
 
 class GeosegProvider(QgsProcessingProvider):
@@ -25,3 +25,4 @@ class GeosegProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentRasterAlgorithm())
         self.addAlgorithm(VectorizeClassMapAlgorithm())
+        self.addAlgorithm(DetectObjectsAlgorithm())
