@@ -18,6 +18,13 @@ Variants (--variants) switch one part of the recipe off or on, for the ablation 
     weights      class-weighted loss (inverse sqrt frequency, at most 5) on top of the class-balanced windows
     nobalance    windows placed uniformly instead of around a labelled pixel of a class drawn uniformly
     tta          the recipe's model predicted with flip/rotation test-time augmentation
+    photometric  geoseg's default colour and noise augmentation (brightness 0.1, contrast 0.1, noise 0.02)
+    noise        strong per-pixel Gaussian noise (0.3 std) with the default colour jitter: a margin around
+                 every training pixel's spectrum
+    depth1       one context level (1/4 resolution) instead of two
+    cutmix       CutMix: half the windows get a box of another window's image and labels
+    mixup        mixup of window pairs, lam ~ Beta(0.4, 0.4)
+    mixcut       mixup and CutMix together
     selftrain    self-training: half way, the best model's confident predictions (p >= 0.9) become labels
 
     python benchmarks/bench_sparse.py --quick                  # zion, N=10, seeds 0-2, the recipe only
@@ -190,6 +197,18 @@ def geoseg_config(scene: Scene, polygons: Path, folder: Path, seed: int, budget:
         config["indices"] = []
     if variant == "weights":
         config["loss"].update(class_weights="auto", max_class_weight=5)
+    if variant == "photometric":
+        del config["augment"]                      # geoseg's default colour and noise augmentation
+    if variant == "noise":
+        config["augment"] = {"brightness": 0.1, "contrast": 0.1, "noise_std": 0.3}
+    if variant == "depth1":
+        config["model"]["encoder_depth"] = 1
+    if variant == "cutmix":
+        config["augment"]["cutmix"] = 0.5
+    if variant in ("mixup", "mixcut"):
+        config["augment"]["mixup"] = 0.4
+    if variant == "mixcut":
+        config["augment"]["cutmix"] = 0.5
     if variant == "selftrain":
         config["train"]["self_training"] = {"start": 0.5, "confidence": 0.9}
     if variant == "nobalance":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -75,6 +76,52 @@ def jitter(image: torch.Tensor, brightness: float, contrast: float, noise_std: f
     return out
 
 
+def cutmix(image: torch.Tensor, labels: torch.Tensor, probability: float, generator: torch.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix for segmentation: with ``probability``, a window receives a box (a quarter to 60 % of its side)
+    of image and labels from another window of the batch, at the same place, centred on one of the partner's
+    labelled pixels when it has any.
+
+    Why: an analyst draws polygons inside homogeneous areas, so in training a labelled pixel's surroundings
+    are always its own class, and a network with context learns "near water means water": it painted land
+    within 10 px of water as water (78 % of the land within 3 px on a Sentinel-2 chip). Pasted boxes put
+    labelled pixels next to other classes, so the class must come from the pixels themselves.
+    """
+    n, _, h, w = image.shape
+    partners = torch.randperm(n, generator=generator).tolist()
+    image, labels = image.clone(), labels.clone()
+    source_image, source_labels = image.clone(), labels.clone()
+    for i, j in enumerate(partners):
+        if i == j or float(torch.rand((), generator=generator)) >= probability:
+            continue
+        box_h, box_w = (max(1, int(side * (0.25 + 0.35 * float(torch.rand((), generator=generator)))))
+                        for side in (h, w))
+        labelled = torch.nonzero(source_labels[j] != IGNORE_INDEX)
+        if len(labelled):
+            row, col = labelled[int(torch.randint(len(labelled), (), generator=generator))].tolist()
+        else:
+            row, col = int(torch.randint(h, (), generator=generator)), int(torch.randint(w, (), generator=generator))
+        top, left = min(max(row - box_h // 2, 0), h - box_h), min(max(col - box_w // 2, 0), w - box_w)
+        rows, cols = slice(top, top + box_h), slice(left, left + box_w)
+        image[i, :, rows, cols] = source_image[j, :, rows, cols]
+        labels[i, rows, cols] = source_labels[j, rows, cols]
+    return image, labels
+
+
+def mixup(image: torch.Tensor, alpha: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018): the batch blended with a shuffled copy of itself, ``lam·x + (1-lam)·x[perm]``,
+    one ``lam ~ Beta(alpha, alpha)`` per batch. Returns the mixed images, ``perm`` (the partners' labels are
+    ``labels[perm]``) and ``lam``; the loss is then ``lam·L(labels) + (1-lam)·L(labels[perm])``.
+
+    Why: a few polygons drawn inside homogeneous areas are separable in many ways, and a network fits them
+    within a few steps wherever its boundary happens to fall. Training on blends of two classes' pixels with
+    blended targets puts the boundary between them, as a RandomForest's mid-point splits do.
+    """
+    perm = torch.from_numpy(rng.permutation(image.shape[0])).to(image.device)
+    lam = float(rng.beta(alpha, alpha))
+    return lam * image + (1 - lam) * image[perm], perm, lam
+
+
 class Augmenter:
     """Applies an :class:`AugmentSpec` to batches and crops them to ``size``."""
 
@@ -102,6 +149,8 @@ class Augmenter:
             image, labels = _centre_then_jitter_crop(image, labels, self.size, self.generator)
         else:
             image, labels = random_crop(image, labels, self.size, self.generator)
+        if spec.cutmix > 0:
+            image, labels = cutmix(image, labels, spec.cutmix, self.generator)
         if spec.brightness or spec.contrast or spec.noise_std:
             image = jitter(image, spec.brightness, spec.contrast, spec.noise_std, self.generator)
         return image, labels

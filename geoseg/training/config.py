@@ -88,6 +88,10 @@ class AugmentSpec(BaseModel):
     brightness: float = Field(default=0.1, ge=0, description="per-band additive shift, in std units")
     contrast: float = Field(default=0.1, ge=0, lt=1, description="per-band gain in [1-c, 1+c]")
     noise_std: float = Field(default=0.02, ge=0, description="Gaussian noise, in std units")
+    cutmix: float = Field(default=0.0, ge=0, le=1, description="CutMix: chance that a window gets a box of image "
+                          "and labels pasted from another window of the batch (0: off)")
+    mixup: float = Field(default=0.0, ge=0, description="mixup: each batch blended with a shuffled copy of itself "
+                         "by lam ~ Beta(mixup, mixup), targets blended alike (0: off)")
 
 
 class LossSpec(BaseModel):

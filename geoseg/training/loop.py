@@ -26,7 +26,7 @@ from geoseg.evaluation.metrics import IGNORE_INDEX, ConfusionMatrix, Scores
 from geoseg.model.networks import build_model, size_multiple
 from geoseg.progress import NullReporter, Reporter
 from geoseg.summaries import TrainingSummary
-from geoseg.training.augment import Augmenter
+from geoseg.training.augment import Augmenter, mixup
 from geoseg.training.checkpoint import Checkpoint, config_digest, write_logs
 from geoseg.errors import ConfigError, InputError, ModelMismatchError
 from geoseg.io.outputs import atomic_output, check_writable
@@ -221,9 +221,14 @@ class Trainer:
         for _ in range(config.iterations_per_epoch):
             set_learning_rate(self.optimiser, self.config, state["step"], total_steps, time.perf_counter() - t0)
             x, y = self._training_batch()
+            alpha = self.config.augment.mixup
+            if alpha > 0:
+                x, partner, lam = mixup(x, alpha, self.rng)
             with self.plan.autocast():
                 logits = self.module(x)
             loss = self.loss(logits.float(), y)
+            if alpha > 0:
+                loss = lam * loss + (1 - lam) * self.loss(logits.float(), y[partner])
             self.optimiser.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimiser)
@@ -340,9 +345,10 @@ class Trainer:
                     "elapsed_s": round(state["elapsed_s"], 1), "device": str(self.plan.device),
                     "precision": self.plan.precision, "class_pixels": self.counts.tolist(),
                     "best_epoch_val_mean_iou_in_loop": round(state["best_miou"], 6),
-                    "pseudo_labelled_pixels": state.get("pseudo_labelled"),
                     "validation_block": {**{k: round(v, 6) for k, v in validation.summary().items()},
                                          "pixels": validation.pixels}}
+        if state.get("pseudo_labelled") is not None:
+            training["pseudo_labelled_pixels"] = state["pseudo_labelled"]
         forest = None
         if self.forest is not None:
             forest = self.forest.test if kind == "test" else self.forest.validation

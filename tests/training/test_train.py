@@ -23,7 +23,7 @@ from geoseg.errors import ConfigError
 from geoseg.evaluation.labels import LabelSource
 from geoseg.evaluation.metrics import IGNORE_INDEX
 from geoseg.training import TrainConfig, load_config, train
-from geoseg.training.augment import Augmenter, rotate
+from geoseg.training.augment import Augmenter, cutmix, mixup, rotate
 from geoseg.training.config import AugmentSpec, SplitSpec
 from geoseg.training.data import Box, SceneData, WindowSampler, split_boxes
 from geoseg.training.schedule import learning_rate
@@ -111,6 +111,33 @@ def test_photometric_jitter_leaves_labels_alone() -> None:
     x, y = augment(image, labels)
     assert torch.equal(y, labels)
     assert not torch.allclose(x, image)
+
+
+def test_cutmix_pastes_image_and_labels_of_one_box_together() -> None:
+    n, size = 8, 32
+    labels = torch.full((n, size, size), IGNORE_INDEX, dtype=torch.long)
+    for i in range(n):
+        labels[i, 14:18, 14:18] = i                                   # each window: one small polygon
+    image = labels.clamp(max=n).float()[:, None].expand(n, 2, size, size).contiguous()
+    x, y = cutmix(image, labels, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, 0], y.clamp(max=n).float())               # image and labels moved together
+    moved = [i for i in range(n) if not torch.equal(y[i], labels[i])]
+    assert len(moved) >= n // 2
+    for i in moved:
+        foreign = set(y[i][(y[i] != IGNORE_INDEX) & (y[i] != i)].unique().tolist())
+        assert len(foreign) == 1                                       # one partner's polygon, pasted where it was
+    assert torch.equal(cutmix(image, labels, 0.0, torch.Generator().manual_seed(0))[1], labels)
+
+
+def test_mixup_blends_each_window_with_one_partner_by_one_weight() -> None:
+    image = torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1).expand(6, 2, 4, 4).contiguous()
+    mixed, perm, lam = mixup(image, 0.4, np.random.default_rng(3))
+    assert 0 <= lam <= 1 and sorted(perm.tolist()) == list(range(6))
+    torch.testing.assert_close(mixed, lam * image + (1 - lam) * image[perm])
+    again, perm_again, lam_again = mixup(image, 0.4, np.random.default_rng(3))
+    assert lam_again == lam and torch.equal(perm_again, perm)          # the trainer's seeded RNG decides
+    draws = [mixup(image, 0.4, np.random.default_rng(s))[2] for s in range(200)]
+    assert np.mean([d < 0.1 or d > 0.9 for d in draws]) > 0.4          # Beta(0.4, 0.4): mostly near 0 or 1
 
 
 # ------------------------------------------------------------------------------------ split, sampling
@@ -238,13 +265,16 @@ def _on_scene_grid(source: Path, scene: Path, labels: Path, config: TrainConfig)
 def test_train_from_sparse_polygons(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
     scene, labels = zion_crop
     polygons = _polygons_from_labels(labels, tmp_path / "labels.gpkg")
-    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, polygons, train=SHORT_TRAIN))
+    # mixup on: blended windows whose partners' labels are mostly unlabelled pixels still train
+    config = TrainConfig.model_validate(tiny_config(tmp_path, scene, polygons, train=SHORT_TRAIN,
+                                                    augment={"mixup": 0.4}))
     from_polygons, reference = _on_scene_grid(polygons, scene, labels, config)
     labelled = from_polygons != IGNORE_INDEX
     assert 0.1 < labelled.mean() < 0.95                                 # sparse: many pixels unlabelled
     assert (from_polygons[labelled] == reference[labelled]).all()
     result = train(config)
     assert result.bundle.is_file() and result.scores.pixels > 0
+    assert all(np.isfinite(row["train_loss"]) for row in json.loads((tmp_path / "run" / "log.json").read_text()))
 
 
 def test_train_from_label_raster_on_another_crs(tmp_path: Path, zion_crop: tuple[Path, Path]) -> None:
