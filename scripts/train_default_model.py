@@ -11,7 +11,6 @@ on the same pixels in memory. Prints a Markdown table and writes it to runs/zion
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import rasterio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from geoseg.model.bundle import ModelBundle, load_bundle  # noqa: E402
 from geoseg.model.loading import DEFAULT_MODEL_PATH  # noqa: E402
 from geoseg.evaluation.forest import new_forest, pixel_features  # noqa: E402
 from geoseg.evaluation.evaluate import evaluate  # noqa: E402
@@ -97,6 +97,17 @@ def per_class_table(rows: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
+def install(bundle: Path) -> None:
+    """Copy the bundle to the package, its test-block metrics saying which shipped file that block is."""
+    model = load_bundle(bundle)
+    metrics = dict(model.meta.metrics)
+    metrics["evaluated_on"] = [f"{where}, shipped as sample_tiles/zion_landsat8_b2345.tif"
+                               for where in metrics.get("evaluated_on", [])]
+    DEFAULT_MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
+    ModelBundle(model.meta.model_copy(update={"metrics": metrics}), model.state_dict).save(
+        DEFAULT_MODEL_PATH, overwrite=True, half=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=CONFIG)
@@ -138,8 +149,7 @@ def main() -> int:
     (Path(config.output_dir) / "baselines.md").write_text(text)
     print(text)
     if args.install:
-        DEFAULT_MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(bundle, DEFAULT_MODEL_PATH)
+        install(bundle)
         print(f"installed {DEFAULT_MODEL_PATH}")
     return 0
 
