@@ -12,7 +12,10 @@ overall accuracy, mean IoU (classes present in the scored pixels), per-class IoU
 over several seeds (different polygons and training seeds); the table gives the median and the min..max.
 
 Variants (--variants) switch one part of the recipe off or on, for the ablation table:
-    recipe       the defaults geoseg applies to sparse polygon labels (what a user gets)
+    recipe       the benchmark's recipe: geoseg's sparse-label defaults (held-out polygons, indices, windows
+                 around labels) with a small ContextFCN, plain cross-entropy, no colour jitter, lr 0.01
+    minimal      what a minimal config gets: scene, polygons, class column, band names and classes, every
+                 other setting (network, loss, augmentation and the 1 000-step budget) left to geoseg
     rowblock     validation on a block of rows (the old split) instead of held-out whole polygons
     noindices    no derived index channels
     weights      class-weighted loss (inverse sqrt frequency, at most 5) on top of the class-balanced windows
@@ -190,6 +193,10 @@ def geoseg_config(scene: Scene, polygons: Path, folder: Path, seed: int, budget:
                   "window": budget.window, "precise_bn_batches": 16, "seed": seed},
         "output_dir": str(folder / variant), "half": False,
     }
+    if variant == "minimal":     # what a config of scene, polygons, class column, bands and classes gets
+        config = {"name": "sparse", "scenes": config["scenes"], "band_names": scene.band_names,
+                  "input_dtype": scene.input_dtype, "input_nodata": scene.input_nodata, "classes": scene.classes,
+                  "train": {"seed": seed}, "output_dir": str(folder / variant)}
     if variant == "rowblock":
         height = rasterio.open(scene.image).height
         config["validation"] = {"axis": "rows", "start": int(height * 0.8), "buffer": 8}

@@ -127,8 +127,8 @@ def info_command(python: str, path: str | None = None, model: str | None = None)
 
 
 @dataclass(frozen=True)
-class PredictOptions:
-    """What the dialog and the Processing algorithm ask for; ``None`` means the model's default."""
+class RunOptions:
+    """The scene, output, model and engine settings of a run; ``None`` means the model's default."""
 
     scene: str
     output: str
@@ -136,6 +136,12 @@ class PredictOptions:
     tile: int | None = None
     overlap: int | None = None
     device: str = "auto"
+
+
+@dataclass(frozen=True)
+class PredictOptions(RunOptions):
+    """What the dialog and the Processing algorithm ask of a class map (and its polygons)."""
+
     polygons: str | None = None
     min_area: float | None = None
 
@@ -145,16 +151,10 @@ OBJECT_METHOD = "bright-objects"
 
 
 @dataclass(frozen=True)
-class DetectOptions:
+class DetectOptions(RunOptions):
     """A "detect objects" run: ``model`` an instance bundle (its metadata says ``task: instance``), or
-    ``OBJECT_METHOD`` when ``model`` is ``None``; ``None`` elsewhere means the model's default."""
+    ``OBJECT_METHOD`` when ``model`` is ``None``."""
 
-    scene: str
-    output: str
-    model: str | None = None
-    tile: int | None = None
-    overlap: int | None = None
-    device: str = "auto"
     score_threshold: float | None = None
     instances_raster: str | None = None
 
