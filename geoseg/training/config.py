@@ -153,6 +153,11 @@ class TrainSpec(BaseModel):
         return self
 
 
+#: The training budget of a config that sets none (no epochs, steps per epoch nor time limit): the schedule
+#: runs on time and ends annealed within it, whatever the machine (the 1 000 default steps of 128 px
+#: windows took over an hour on one CPU core).
+DEFAULT_TIME_LIMIT_MINUTES = 10.0
+
 #: The network a ``task: instance`` config trains when it names none.
 DEFAULT_INSTANCE_MODEL = {"architecture": "MaskRCNN", "encoder": "resnet18"}
 
@@ -269,11 +274,15 @@ class TrainConfig(BaseModel):
 
     def completed(self) -> "TrainConfig":
         """This config with what it leaves out filled in from its first scene and the labels (a scene, its
-        labels and, for polygons, the class column are all a config needs)."""
-        if all(getattr(self, k) is not None for k in ("name", "validation", "band_names", "input_dtype", "classes")):
-            return self
-        first = self.scenes[0]
+        labels and, for polygons, the class column are all a config needs); a config that sets no budget
+        gets :data:`DEFAULT_TIME_LIMIT_MINUTES`."""
         update: dict = {}
+        if not {"epochs", "iterations_per_epoch", "time_limit_minutes"} & self.train.model_fields_set:
+            update["train"] = TrainSpec.model_validate({**self.train.model_dump(exclude_unset=True),
+                                                        "time_limit_minutes": DEFAULT_TIME_LIMIT_MINUTES})
+        if all(getattr(self, k) is not None for k in ("name", "validation", "band_names", "input_dtype", "classes")):
+            return self._updated(update)
+        first = self.scenes[0]
         with open_raster(first.scene) as dataset:
             count = len(first.bands) if first.bands else dataset.count
             descriptions = [dataset.descriptions[i - 1] for i in (first.bands or range(1, count + 1))]
@@ -291,6 +300,12 @@ class TrainConfig(BaseModel):
                 labelled = labels != IGNORE_INDEX     # sparse polygons: some held out whole; a map: a row block
                 sparse = self.task == "semantic" and is_sparse(labels, np.ones_like(labelled))
                 update["validation"] = PolygonSplitSpec() if sparse else default_validation(labelled, first.labels)
+        return self._updated(update)
+
+    def _updated(self, update: dict) -> "TrainConfig":
+        """A copy with ``update`` applied that keeps the config's source text (its provenance)."""
+        if not update:
+            return self
         done = self.model_copy(update=update)
         done._source = self._source
         return done
@@ -311,9 +326,9 @@ class TrainConfig(BaseModel):
     def with_overrides(self, epochs: int | None = None, device: str | None = None,
                        output_dir: Path | None = None) -> "TrainConfig":
         """The command line's overrides of a loaded config (the source text is kept for provenance)."""
-        train = self.train.model_copy(update={k: v for k, v in (("epochs", epochs), ("device", device))
-                                              if v is not None})
-        update: dict = {"train": TrainSpec.model_validate(train.model_dump())}
+        given = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+        # only what the config and the command line set counts as set (completed() reads it for the budget)
+        update: dict = {"train": TrainSpec.model_validate({**self.train.model_dump(exclude_unset=True), **given})}
         if output_dir is not None:
             update["output_dir"] = output_dir.resolve()
         changed = self.model_copy(update=update)

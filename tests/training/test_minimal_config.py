@@ -16,7 +16,7 @@ from shapely.geometry import shape
 from geoseg.errors import ConfigError
 from geoseg.model.loading import read_meta
 from geoseg.training import baseline, load_config, train
-from geoseg.training.config import default_validation
+from geoseg.training.config import DEFAULT_TIME_LIMIT_MINUTES, default_validation
 from tests.conftest import NLCD, ROOT, ZION, ZION_LABELS
 
 
@@ -63,6 +63,20 @@ def test_the_readme_minimal_config_trains_and_reports_the_random_forest(tmp_path
     comparison = (result.report_dir / "comparison.md").read_text()
     assert "| geoseg model |" in comparison and "| RandomForest |" in comparison
     json.dumps(summary.model_dump())                                  # strict JSON for the done event
+
+
+def test_a_config_without_a_budget_trains_for_the_default_time(tmp_path: Path) -> None:
+    _polygons(tmp_path / "polygons.gpkg")
+    (tmp_path / "scene.tif").symlink_to(ZION)
+    (tmp_path / "my_polygons.yaml").write_text(_readme_config())
+    config = load_config(tmp_path / "my_polygons.yaml", require_data=True)
+    assert config.completed().train.time_limit_minutes == DEFAULT_TIME_LIMIT_MINUTES
+    # a device from the command line is not a budget; epochs are
+    assert config.with_overrides(device="cpu").completed().train.time_limit_minutes == DEFAULT_TIME_LIMIT_MINUTES
+    assert config.with_overrides(epochs=3).completed().train.time_limit_minutes is None
+    (tmp_path / "budget.yaml").write_text(_readme_config() + "train: {iterations_per_epoch: 5, seed: 1}\n")
+    budgeted = load_config(tmp_path / "budget.yaml", require_data=True).completed().train
+    assert budgeted.time_limit_minutes is None and budgeted.seed == 1
 
 
 def test_default_validation_holds_out_a_fifth_of_the_labels_below_the_training_rows() -> None:
