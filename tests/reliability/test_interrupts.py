@@ -31,11 +31,18 @@ def big_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _hangup_by_default() -> None:
+    """In the child, before geoseg starts: SIGHUP as a terminal's shell leaves it. A test run started under
+    nohup (or by a runner that ignores SIGHUP) passes SIG_IGN down, and geoseg rightly keeps ignoring it."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _interrupt(args: list[str], signum: int, folder: Path) -> tuple[int, str, float]:
     """Start ``geoseg ARGS --progress json``, send ``signum`` after the first progress event."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args, "--progress", "json"], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_hangup_by_default)
     assert proc.stdout is not None
     for line in proc.stdout:
         if json.loads(line).get("event") == "progress":
@@ -168,7 +175,7 @@ def _signal_at_random(args: list[str], seed: int, out: Path) -> None:
     rng = np.random.default_rng(seed)
     signum = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP][seed % 3]
     proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args, "--progress", "none"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_hangup_by_default)
     time.sleep(float(rng.uniform(0.0, 3.0)))
     workers = _children(proc.pid)
     proc.send_signal(signum)
