@@ -332,9 +332,7 @@ class TrainConfig(BaseModel):
         update: dict = {"train": TrainSpec.model_validate({**self.train.model_dump(exclude_unset=True), **given})}
         if output_dir is not None:
             update["output_dir"] = output_dir.resolve()
-        changed = self.model_copy(update=update)
-        changed._source = self._source
-        return changed
+        return self._updated(update)
 
     def resolved(self, base: Path) -> "TrainConfig":
         """Paths made absolute against ``base`` (the YAML file's folder)."""

@@ -210,18 +210,20 @@ class SegmentDialog(QDialog):
 
     def options(self) -> PredictOptions:
         return PredictOptions(
-            scene=self.scene_path() or "", output=self.output.filePath(), model=self.model_path(),
-            tile=self.tile.value() or None, overlap=None if self.overlap.value() < 0 else self.overlap.value(),
-            device=self.device.currentText(),
+            output=self.output.filePath(),
             polygons=self.polygons.filePath() if self.polygons_on.isChecked() else None,
-            min_area=self.min_area.value() or None)
+            min_area=self.min_area.value() or None, **self._run_fields())
 
     def detect_options(self) -> DetectOptions:
         return DetectOptions(
-            scene=self.scene_path() or "", output=self.objects.filePath(), model=self.model_path(),
-            tile=self.tile.value() or None, overlap=None if self.overlap.value() < 0 else self.overlap.value(),
-            device=self.device.currentText(), score_threshold=None if self.score.value() < 0 else self.score.value(),
-            instances_raster=self.ids.filePath() if self.ids_on.isChecked() else None)
+            output=self.objects.filePath(), score_threshold=None if self.score.value() < 0 else self.score.value(),
+            instances_raster=self.ids.filePath() if self.ids_on.isChecked() else None, **self._run_fields())
+
+    def _run_fields(self) -> dict[str, Any]:
+        """Scene, model and engine choices, as ``RunOptions`` fields (``None``: the model's)."""
+        return {"scene": self.scene_path() or "", "model": self.model_path(), "tile": self.tile.value() or None,
+                "overlap": None if self.overlap.value() < 0 else self.overlap.value(),
+                "device": self.device.currentText()}
 
     def choose_task(self, objects: bool) -> None:
         """Make the dialog do what the menu entry said: detect objects, or segment.
